@@ -23,3 +23,21 @@ def review_command():
     from .review import run_review
 
     sys.exit(run_review())
+
+
+@click.group()
+def tool_commands():
+    """The lesson tools (run from the repository root with `pipenv run ...`)."""
+
+
+tool_commands.add_command(status_command)
+tool_commands.add_command(review_command)
+
+
+@tool_commands.command("walkthrough")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def walkthrough_command(args):
+    """Do the whole lesson in a scratch copy, as the README tells a student."""
+    from .walkthrough import main
+
+    sys.exit(main(list(args)))

@@ -1,0 +1,64 @@
+"""Shared fixtures of the project's own test suite.
+
+Tests that take the `backend` fixture run once on SQLite and once on
+PostgreSQL. PostgreSQL is required when CI=true or LESSON_REQUIRE_POSTGRES=1
+(a missing server then fails the run); elsewhere its tests are skipped with a
+clear reason and the summary says PostgreSQL was not tested.
+"""
+import os
+from collections import Counter
+
+import pytest
+
+from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def postgres_required():
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("LESSON_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_problem():
+    """None when PostgreSQL can be used, else why not."""
+    return postgres_unreachable_reason()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, postgres_problem):
+    if request.param == "postgresql" and postgres_problem:
+        message = f"PostgreSQL at {postgres_server_url()} cannot be reached ({postgres_problem})"
+        if postgres_required():
+            pytest.fail(message + "; it is required when CI=true or LESSON_REQUIRE_POSTGRES=1")
+        pytest.skip("PostgreSQL not tested: " + message)
+    return request.param
+
+
+_outcomes = Counter()  # (backend, outcome) -> number of tests
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    report.lesson_backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+
+
+def pytest_runtest_logreport(report):
+    backend = getattr(report, "lesson_backend", None)
+    # One count per test: its call, or the setup when that failed or skipped.
+    if backend and (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+        _outcomes[(backend, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _outcomes:
+        return
+    terminalreporter.section("per backend")
+    for backend in BACKENDS:
+        counts = {outcome: _outcomes[(backend, outcome)] for outcome in ("passed", "failed", "skipped")}
+        terminalreporter.write_line(
+            f"{backend}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        )
+    if _outcomes[("postgresql", "passed")] == 0 and _outcomes[("postgresql", "failed")] == 0:
+        terminalreporter.write_line("PostgreSQL was NOT tested: only SQLite results above.", yellow=True, bold=True)

@@ -1,0 +1,18 @@
+"""Command line for the lesson tools, usable without the Flask app.
+
+    pipenv run status        # same as `flask lesson status` in server/
+    pipenv run review        # same as `flask lesson review` in server/
+    pipenv run walkthrough   # the reference solution, step by step (maintainers)
+
+Unlike `flask lesson ...`, this works even when app.py is broken.
+"""
+import sys
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the student's folders
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server/
+
+from testing.lesson.cli import tool_commands  # noqa: E402
+
+if __name__ == "__main__":
+    tool_commands(prog_name="pipenv run")
