@@ -1,0 +1,152 @@
+"""Reads the code blocks of README.md that the reference walkthrough performs.
+
+A block takes part when an HTML comment (invisible on GitHub) stands just
+before its opening fence, inside a `## Step N` section:
+
+    <!-- walkthrough: run -->                  console: `$ flask ...` commands, each
+                                               followed by (part of) its real output
+    <!-- walkthrough: shell -->                `$ flask shell` then `>>>` statements
+                                               and the exact output they print
+    <!-- walkthrough: models.py -->            the whole of server/models.py
+    <!-- walkthrough: models.py class NAME --> one class: replaces the class of that
+                                               name in models.py, or is appended
+    <!-- walkthrough: expect models.py -->     models.py must now read exactly so
+    <!-- walkthrough: generated "MESSAGE" -->  what `flask db migrate -m "MESSAGE"`
+                                               wrote (upgrade/downgrade, ids)
+    <!-- walkthrough: migration "MESSAGE" -->  the edited functions that replace the
+                                               generated ones in that revision
+"""
+import re
+import shlex
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+MARKER = re.compile(r"^\s*<!--\s*walkthrough:\s*(.*?)\s*-->\s*$")
+STEP_HEADING = re.compile(r"^##\s+Step\s+(\d+)\b")
+SECTION_HEADING = re.compile(r"^##\s")
+FENCE = re.compile(r"^(`{3,}|~{3,})")
+
+# The block kinds and how many arguments each takes after its name.
+KINDS = {
+    "run": 0,
+    "shell": 0,
+    "models.py": 0,
+    "models.py class": 1,
+    "expect models.py": 0,
+    "generated": 1,
+    "migration": 1,
+}
+
+
+class ReadmeError(Exception):
+    """README.md does not follow the walkthrough's block convention."""
+
+
+@dataclass(frozen=True)
+class Block:
+    step: int
+    kind: str  # one of KINDS
+    argument: Optional[str]  # class name or revision message, else None
+    text: str  # the block's content, without the fences
+    line: int  # README line number of the marker (1-based)
+
+    def where(self):
+        return f"README.md line {self.line} (step {self.step}, `{self.kind}` block)"
+
+
+def _kind_of(marker, line_number):
+    try:
+        words = shlex.split(marker)
+    except ValueError as error:
+        raise ReadmeError(f"README.md line {line_number}: cannot read marker {marker!r}: {error}")
+    for kind, arguments in sorted(KINDS.items(), key=lambda item: -len(item[0])):
+        name = kind.split()
+        if words[: len(name)] == name and len(words) == len(name) + arguments:
+            return kind, (words[-1] if arguments else None)
+    raise ReadmeError(
+        f"README.md line {line_number}: unknown walkthrough marker {marker!r}; expected one of: "
+        + ", ".join(kind + (" ARG" if arguments else "") for kind, arguments in KINDS.items())
+    )
+
+
+def parse_readme(text) -> List[Block]:
+    """All walkthrough blocks of the README, in order."""
+    lines = text.splitlines()
+    blocks = []
+    step = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if FENCE.match(line):  # skip fenced code so its contents are never headings
+            index = _closing_fence(lines, index) + 1
+            continue
+        if SECTION_HEADING.match(line):
+            heading = STEP_HEADING.match(line)
+            step = int(heading.group(1)) if heading else None
+        marker = MARKER.match(line)
+        if marker:
+            kind, argument = _kind_of(marker.group(1), index + 1)
+            if step is None:
+                raise ReadmeError(f"README.md line {index + 1}: walkthrough marker outside a `## Step N` section")
+            start = index + 1
+            while start < len(lines) and not lines[start].strip():
+                start += 1
+            if start >= len(lines) or not FENCE.match(lines[start]):
+                raise ReadmeError(f"README.md line {index + 1}: walkthrough marker not followed by a code block")
+            end = _closing_fence(lines, start)
+            content = "\n".join(lines[start + 1 : end]) + "\n"
+            blocks.append(Block(step, kind, argument, content, index + 1))
+            index = end + 1
+            continue
+        index += 1
+    return blocks
+
+
+def _closing_fence(lines, opening):
+    fence = FENCE.match(lines[opening]).group(1)
+    for index in range(opening + 1, len(lines)):
+        if lines[index].strip() == fence:
+            return index
+    raise ReadmeError(f"README.md line {opening + 1}: code block is never closed")
+
+
+def step_titles(text):
+    """{step number: heading text} of the README's `## Step N: ...` headings."""
+    titles = {}
+    for line in text.splitlines():
+        heading = STEP_HEADING.match(line)
+        if heading:
+            titles[int(heading.group(1))] = line.lstrip("#").strip().split(":", 1)[-1].strip()
+    return titles
+
+
+def console_commands(block) -> List[Tuple[str, List[str]]]:
+    """[(command, shown output lines)] of a `run` block; `...` lines are elisions."""
+    commands = []
+    for line in block.text.splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:].strip(), []))
+        elif not commands:
+            if line.strip():
+                raise ReadmeError(f"{block.where()}: output before the first `$ ` command: {line!r}")
+        elif line.strip() and line.strip() != "...":
+            commands[-1][1].append(line.rstrip())
+    if not commands:
+        raise ReadmeError(f"{block.where()}: no `$ ` command in the block")
+    return commands
+
+
+def shell_session(block) -> Tuple[List[str], List[str]]:
+    """(statements to type, output lines shown) of a `shell` block."""
+    lines = block.text.splitlines()
+    if not lines or lines[0].strip() != "$ flask shell":
+        raise ReadmeError(f"{block.where()}: a shell block starts with `$ flask shell`")
+    statements, shown = [], []
+    for line in lines[1:]:
+        if line.startswith(">>> ") or line.rstrip() == ">>>":
+            statements.append(line[4:])
+        elif line.startswith("... ") or line.rstrip() == "...":
+            statements.append(line[4:])  # a bare `...` ends an indented statement
+        elif line.strip():
+            shown.append(line.rstrip())
+    return statements, shown

@@ -1,0 +1,490 @@
+"""The reference walkthrough: the whole lesson, done exactly as README.md says.
+
+Every edit and every command comes from the README's marked code blocks (see
+readme.py for the convention), so the README cannot drift from what is
+tested: the commands really run (`python -m flask ...` in <checkout>/server),
+the output the README shows must appear in the real output, and the shown
+models.py and generated migrations must match the real files.
+
+    pipenv run walkthrough [--backend sqlite|postgresql] [--stop-after N] [--dest DIR] [--keep]
+"""
+import argparse
+import ast
+import difflib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from . import readme
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+LAST_STEP = 5
+COMMAND_TIMEOUT = 180  # seconds; a hung flask command must not hang the suite
+
+# A revision id: 12 hex digits, also when followed by `_slug.py` in a file name.
+REVISION_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12}(?![0-9A-Za-z])")
+GENERATED_FILE = re.compile(r"Generating .*?([0-9a-f]{12})_(\w+)\.py\b")
+
+
+class WalkthroughError(Exception):
+    """A step of the README could not be performed as written."""
+
+
+@dataclass
+class CommandRun:
+    step: int
+    command: str  # as written in the README
+    args: List[str]  # as run (revision ids of the README replaced by the real ones)
+    returncode: int
+    output: str  # stdout and stderr as a student would see them in a terminal
+
+
+@dataclass
+class WalkthroughResult:
+    checkout: Path
+    database_url: str  # the database the app used
+    backend: str  # "sqlite" or "postgresql"
+    revisions: List[str] = field(default_factory=list)  # real ids, in the order generated
+    readme_ids: Dict[str, str] = field(default_factory=dict)  # README example id -> real id
+    steps: Dict[int, List[CommandRun]] = field(default_factory=dict)
+    completed_step: int = 0
+
+    @property
+    def server(self):
+        return self.checkout / "server"
+
+    def output(self, step):
+        """Everything the commands of one step printed."""
+        return "\n".join(run.output for run in self.steps.get(step, []))
+
+
+# --- the starter ------------------------------------------------------------
+
+# Never part of what a student starts from: local state and generated files.
+SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml"}
+SKIPPED_IN_SERVER = {"instance", "migrations", ".env"}
+
+
+def copy_starter(dest, source=None):
+    """Copy the lesson's starter (what a student forks) into dest; return dest."""
+    source = Path(source or REPO_ROOT).resolve()
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise WalkthroughError(f"{dest} is not empty; the starter needs an empty or new folder")
+
+    def ignore(folder, names):
+        skipped = {name for name in names if name in SKIPPED_EVERYWHERE or name.endswith(".pyc")}
+        if Path(folder).resolve() == source / "server":
+            skipped |= SKIPPED_IN_SERVER & set(names)
+        return skipped
+
+    shutil.copytree(source, dest, ignore=ignore, dirs_exist_ok=True)
+    return dest
+
+
+# --- running the README -----------------------------------------------------
+
+
+def run_walkthrough(
+    checkout,
+    *,
+    stop_after=LAST_STEP,
+    database_url=None,
+    readme_text=None,
+    report=print,
+    after_step: Optional[Callable[[int, WalkthroughResult], None]] = None,
+    check_outputs=True,
+):
+    """Do steps 1..stop_after of the README in checkout (a copy of the starter).
+
+    database_url None uses the app's default SQLite file, instance/app.db of
+    the checkout; otherwise it is passed as DATABASE_URL to every flask
+    command. after_step(step, result) is called after each step, so callers
+    can inspect every intermediate state. check_outputs=False skips comparing
+    shown with real output (tests use it to prove other checks on their own).
+    """
+    checkout = Path(checkout).resolve()
+    if readme_text is None:
+        readme_text = (checkout / "README.md").read_text(encoding="utf-8")
+    blocks = readme.parse_readme(readme_text)
+    titles = readme.step_titles(readme_text)
+    walk = _Walk(checkout, database_url, report, check_outputs)
+    for step in range(1, stop_after + 1):
+        step_blocks = [block for block in blocks if block.step == step]
+        if not step_blocks:
+            raise WalkthroughError(f"README.md has no walkthrough blocks in `## Step {step}`")
+        report(f"Step {step}: {titles.get(step, '')}".rstrip(": "))
+        walk.result.steps[step] = []
+        for block in step_blocks:
+            walk.perform(block)
+        walk.result.completed_step = step
+        if after_step is not None:
+            after_step(step, walk.result)
+    return walk.result
+
+
+class _Walk:
+    def __init__(self, checkout, database_url, report, check_outputs):
+        from .database import backend_of
+
+        self.server = checkout / "server"
+        if not (self.server / "app.py").is_file():
+            raise WalkthroughError(f"{checkout} is not a copy of the lesson: server/app.py is missing")
+        self.report = report
+        self.check_outputs = check_outputs
+        url = database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
+        self.result = WalkthroughResult(checkout, url, backend_of(url))
+        # The flask commands see the caller's environment minus anything that
+        # would change what the README describes (server/.flaskenv sets FLASK_*).
+        self.env = {
+            name: value
+            for name, value in os.environ.items()
+            if name != "DATABASE_URL" and not name.startswith("FLASK_")
+        }
+        self.env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
+
+    def perform(self, block):
+        action = {
+            "run": self.run_block,
+            "shell": self.shell_block,
+            "models.py": self.write_models,
+            "models.py class": self.replace_model_class,
+            "expect models.py": self.expect_models,
+            "generated": self.check_generated,
+            "migration": self.edit_migration,
+        }[block.kind]
+        action(block)
+
+    # -- commands
+
+    def flask(self, block, command, args, stdin=None, note=""):
+        self.report(f"  $ {command}{note}")
+        try:
+            finished = subprocess.run(
+                [sys.executable, "-m", "flask"] + args,
+                cwd=self.server,
+                env=self.env,
+                input=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if stdin is not None else subprocess.STDOUT,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise WalkthroughError(f"{block.where()}: `{command}` did not finish in {COMMAND_TIMEOUT} s")
+        output = finished.stdout if stdin is None else finished.stdout + finished.stderr
+        run = CommandRun(block.step, command, args, finished.returncode, output)
+        self.result.steps[block.step].append(run)
+        if finished.returncode != 0:
+            raise WalkthroughError(
+                f"{block.where()}: `{command}` failed with exit code {finished.returncode}:\n{_indent(output)}"
+            )
+        return finished
+
+    def run_block(self, block):
+        for command, shown in readme.console_commands(block):
+            words = shlex.split(command)
+            if not words or words[0] != "flask":
+                raise WalkthroughError(f"{block.where()}: only `flask ...` commands can be run, not `{command}`")
+            args = [self.real_ids(word, block) for word in words[1:]]
+            note = "" if args == words[1:] else "   (with your ids: flask " + " ".join(args) + ")"
+            output = self.flask(block, command, args, note=note).stdout
+            self.learn_ids(block, shown, output)
+            if self.check_outputs:
+                self.expect_lines(block, command, shown, self.normalized(output))
+
+    def shell_block(self, block):
+        statements, shown = readme.shell_session(block)
+        finished = self.flask(block, "flask shell", ["shell"], stdin="\n".join(statements) + "\n")
+        if "Traceback (most recent call last)" in finished.stderr:
+            raise WalkthroughError(f"{block.where()}: a statement in `flask shell` failed:\n{_indent(finished.stderr)}")
+        printed = []
+        for line in finished.stdout.splitlines():
+            while line.startswith((">>> ", "... ")):
+                line = line[4:]
+            if line.strip() and line.strip() not in (">>>", "..."):
+                printed.append(line.rstrip())
+        expected = [self.shown_with_real_ids(line) for line in shown]
+        if self.check_outputs and printed != expected:
+            raise WalkthroughError(
+                f"{block.where()}: `flask shell` printed something else than the README shows.\n"
+                + _diff(expected, printed, "README", "flask shell")
+            )
+
+    # -- revision ids: the README shows example ids, the real ones differ
+
+    def learn_ids(self, block, shown, output):
+        real = {match.group(2): match.group(1) for match in GENERATED_FILE.finditer(output)}
+        for match in GENERATED_FILE.finditer(output):
+            if match.group(1) not in self.result.revisions:
+                self.result.revisions.append(match.group(1))
+        for line in shown:
+            match = GENERATED_FILE.search(line)
+            if match is None:
+                continue
+            readme_id, slug = match.groups()
+            if slug not in real:
+                raise WalkthroughError(
+                    f"{block.where()}: the README shows `{line.strip()}` but flask generated no "
+                    f"{slug}.py file:\n{_indent(output)}"
+                )
+            self.result.readme_ids[readme_id] = real[slug]
+
+    def real_ids(self, text, block):
+        def replace(match):
+            if match.group(0) not in self.result.readme_ids:
+                raise WalkthroughError(
+                    f"{block.where()}: revision id {match.group(0)} does not appear in any earlier "
+                    "`Generating ...` line the README shows, so it cannot be mapped to a real revision"
+                )
+            return self.result.readme_ids[match.group(0)]
+
+        return REVISION_ID.sub(replace, text)
+
+    def shown_with_real_ids(self, line):
+        return REVISION_ID.sub(lambda match: self.result.readme_ids.get(match.group(0), match.group(0)), line)
+
+    # -- output
+
+    def normalized(self, output):
+        """Real output with the checkout's absolute path shown as `...`."""
+        for path in {str(self.result.checkout), os.path.realpath(self.result.checkout)}:
+            output = output.replace(path, "...")
+        return [line.rstrip() for line in output.splitlines()]
+
+    def expect_lines(self, block, command, shown, real_lines):
+        """Each shown line must appear in the real output, in the same order."""
+        position = 0
+        for line in shown:
+            wanted = self.shown_with_real_ids(line)
+            while position < len(real_lines) and real_lines[position] != wanted:
+                position += 1
+            if position == len(real_lines):
+                raise WalkthroughError(
+                    f"{block.where()}: `{command}` did not print the line the README shows:\n"
+                    f"    {wanted}\nIt printed:\n" + _indent("\n".join(real_lines))
+                )
+            position += 1
+
+    # -- files
+
+    def models_path(self):
+        return self.server / "models.py"
+
+    def write_models(self, block):
+        self.report("  (edit models.py)")
+        _parse(block.text, block.where())
+        self.models_path().write_text(block.text, encoding="utf-8")
+
+    def replace_model_class(self, block):
+        self.report(f"  (edit class {block.argument} in models.py)")
+        tree = _parse(block.text, block.where())
+        classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+        if [node.name for node in classes] != [block.argument]:
+            raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
+        source = self.models_path().read_text(encoding="utf-8")
+        updated = _replace_definitions(source, block.text, "models.py")
+        self.models_path().write_text(updated, encoding="utf-8")
+
+    def expect_models(self, block):
+        actual = self.models_path().read_text(encoding="utf-8")
+        if _lines(actual) != _lines(block.text):
+            raise WalkthroughError(
+                f"{block.where()}: server/models.py is not what the README shows.\n"
+                + _diff(_lines(block.text), _lines(actual), "README", "models.py")
+            )
+
+    def revision_file(self, block):
+        """The revision whose message is the block's argument."""
+        found = []
+        for path in sorted((self.server / "migrations" / "versions").glob("*.py")):
+            tree = _parse(path.read_text(encoding="utf-8"), str(path))
+            doc = (ast.get_docstring(tree) or "").strip().splitlines()
+            if doc and doc[0].strip() == block.argument:
+                found.append(path)
+        if len(found) != 1:
+            raise WalkthroughError(
+                f"{block.where()}: expected one revision with the message {block.argument!r}, "
+                f"found {len(found)} in migrations/versions"
+            )
+        return found[0]
+
+    def check_generated(self, block):
+        """What autogenerate wrote must be what the README shows.
+
+        The README shows SQLite's output; other databases reflect types
+        differently (e.g. autoincrement=True on PostgreSQL), so the comparison
+        only runs on SQLite.
+        """
+        path = self.revision_file(block)
+        if self.result.backend != "sqlite" or not self.check_outputs:
+            return
+        shown = _parse(self.shown_with_real_ids(block.text), block.where())
+        real = _parse(path.read_text(encoding="utf-8"), str(path))
+        real_nodes = {_node_name(node): node for node in real.body if _node_name(node)}
+        for node in shown.body:
+            name = _node_name(node)
+            if name is None:
+                continue
+            if name not in real_nodes:
+                raise WalkthroughError(f"{block.where()}: {path.name} has no `{name}`")
+            if ast.dump(node) != ast.dump(real_nodes[name]):
+                raise WalkthroughError(
+                    f"{block.where()}: `{name}` in {path.name} is not what the README shows.\n"
+                    + _diff(ast.unparse(node).splitlines(), ast.unparse(real_nodes[name]).splitlines(),
+                            "README", path.name)
+                )
+
+    def edit_migration(self, block):
+        path = self.revision_file(block)
+        self.report(f"  (edit {path.relative_to(self.server)})")
+        tree = _parse(block.text, block.where())
+        if not any(isinstance(node, ast.FunctionDef) for node in tree.body):
+            raise WalkthroughError(f"{block.where()}: the block defines no function to put in {path.name}")
+        source = path.read_text(encoding="utf-8")
+        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8")
+
+
+# --- editing Python source by top-level definitions --------------------------
+
+
+def _parse(text, where):
+    try:
+        return ast.parse(text)
+    except SyntaxError as error:
+        raise WalkthroughError(f"{where}: not valid Python ({error.msg}, line {error.lineno})")
+
+
+def _node_name(node):
+    """Name of a top-level def/class, or of `revision`/`down_revision` assignments."""
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if node.targets[0].id in ("revision", "down_revision"):
+            return node.targets[0].id
+    return None
+
+
+def _spans(tree, line_count):
+    """{name: (first line, end line)} of top-level defs, 0-based, end exclusive.
+
+    A definition runs until the next top-level statement, so the comments
+    after its last statement (Alembic's `# ### end Alembic commands ###`)
+    belong to it; trailing blank lines do not.
+    """
+    body = tree.body
+    spans = {}
+    for index, node in enumerate(body):
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        start = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list]) - 1
+        following = body[index + 1] if index + 1 < len(body) else None
+        end = line_count if following is None else min(
+            [following.lineno] + [d.lineno for d in getattr(following, "decorator_list", [])]) - 1
+        spans[node.name] = (start, end)
+    return spans
+
+
+def _replace_definitions(source, replacement, filename):
+    """Source with each top-level def/class of replacement put in place of the
+    one of the same name (or appended when source has none)."""
+    lines = source.splitlines()
+    new_lines = replacement.splitlines()
+    new_spans = _spans(ast.parse(replacement), len(new_lines))
+    old_spans = _spans(_parse(source, filename), len(lines))
+    # Replace bottom-up, so the line numbers of earlier definitions stay valid.
+    for name, (old_start, old_end) in sorted(old_spans.items(), key=lambda item: -item[1][0]):
+        if name in new_spans:
+            start, end = new_spans[name]
+            blank_after = len(lines[old_start:old_end]) - len(_trim(lines[old_start:old_end]))
+            lines[old_start:old_end] = _trim(new_lines[start:end]) + [""] * blank_after
+    for name, (start, end) in sorted(new_spans.items(), key=lambda item: item[1][0]):
+        if name not in old_spans:
+            lines = _trim(lines) + ["", ""] + _trim(new_lines[start:end])
+    return "\n".join(lines) + "\n"
+
+
+def _trim(lines):
+    lines = list(lines)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _lines(text):
+    return [line.rstrip() for line in _trim(text.splitlines())]
+
+
+def _diff(expected, actual, expected_name, actual_name):
+    return "\n".join(difflib.unified_diff(expected, actual, expected_name, actual_name, lineterm="", n=2))
+
+
+def _indent(text):
+    return "\n".join("    " + line for line in text.rstrip().splitlines())
+
+
+# --- command line -----------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="pipenv run walkthrough",
+        description="Do the lesson in a scratch copy of the starter, exactly as README.md says.",
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
+    parser.add_argument("--stop-after", type=int, choices=range(1, LAST_STEP + 1), default=LAST_STEP,
+                        metavar="N", help="stop after step N (1-5)")
+    parser.add_argument("--dest", type=Path, help="build the copy here (kept afterwards) instead of a temporary folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy to look at afterwards")
+    options = parser.parse_args(argv)
+
+    dest = options.dest or Path(tempfile.mkdtemp(prefix="lesson-walkthrough-"))
+    keep = options.keep or options.dest is not None
+    try:
+        copy_starter(dest)
+        print(f"Scratch copy of the starter: {dest}")
+        if options.backend == "postgresql":
+            return _on_postgresql(dest, options.stop_after)
+        return _finish(run_walkthrough(dest, stop_after=options.stop_after))
+    except (WalkthroughError, readme.ReadmeError) as error:
+        print(f"\nWALKTHROUGH FAILED: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if keep:
+            print(f"Files kept in {dest}")
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+def _on_postgresql(dest, stop_after):
+    from .database import postgres_server_url, postgres_unreachable_reason, throwaway_database
+
+    problem = postgres_unreachable_reason()
+    if problem:
+        print(f"PostgreSQL at {postgres_server_url()} cannot be reached ({problem}).\n"
+              "Start it, or point LESSON_POSTGRES_URL at a server where you may create databases.",
+              file=sys.stderr)
+        return 2
+    with throwaway_database("postgresql") as url:
+        print("Throw-away PostgreSQL database (dropped at the end)")
+        return _finish(run_walkthrough(dest, stop_after=stop_after, database_url=url))
+
+
+def _finish(result):
+    chain = " -> ".join(result.revisions) or "none"
+    print(f"\nDone: steps 1-{result.completed_step} on {result.backend}; revisions {chain}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
