@@ -1,0 +1,908 @@
+"""The grader's engine: one function every front end calls.
+
+    from testing.lesson.checks import grade
+    report = grade("/path/to/checkout")                 # SQLite replay
+    report = grade(root, server_url="postgresql://...")  # replay on PostgreSQL
+
+`grade(root, backend="sqlite", server_url=None) -> Report` reads the checkout
+(never writes to it, never imports its app.py), replays its revisions on a
+throw-away database with the lesson's rows (replay.py), and judges every
+checkpoint of checkpoints.CHECKPOINTS.
+
+Report
+    .results        {checkpoint id: Result}, in CHECKPOINTS order
+    report[id]      the Result of one checkpoint; iterating gives the Results
+    .score / .max_score / .full_marks / .failed (list of Results)
+    .findings       problems of app.py and env.py (also part of `init`)
+    .history        submission.History (revision files, chain, problems)
+    .replay         replay.Replay (every step recorded)
+    .backend, .root, .seconds
+
+Result
+    .id, .title, .points (max), .earned
+    .status         PASSED, FAILED or NOT_APPLICABLE ("passed", "failed",
+                    "not_applicable"); .passed is True unless FAILED
+    .blocked_by     the checkpoint id that must be fixed first, or None
+    .summary        the first line of the message
+    .message        the whole message (feedback.Feedback.render())
+
+Message formats (summary line; sections as in feedback.py):
+    passed           "<what was checked>: passed" style sentence, e.g.
+                     "Revision 1 (server/migrations/versions/x.py) creates `employees`."
+    not applicable   "not applicable: <why>"
+    blocked          "blocked by <id>: fix that first" + section "Why"
+    missing          "No revision <n> yet ..." + sections "Expected", "Fix"
+    failed revision  "Revision <n> (<file>) <what is wrong>" + sections
+                     "What it does (upgrade|downgrade)", "Error" or "Found",
+                     "Why" (a data-loss risk, when recognised), "Expected", "Fix"
+    history          "The history is not one line of the four lesson revisions ..."
+                     + "Problems", "Revisions found", "Expected", "Fix"
+    models_match     "models.py does not match the schema at revision 3 ..."
+                     + "Differences", "What `flask db migrate` would generate", "Fix"
+    local_database   "server/instance/app.db ..." + "Found", "Fix"
+Revisions are named by position in the chain (1-4) and by file path relative
+to the repository; never by message or id.
+"""
+import sqlite3
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+from urllib.parse import quote
+
+from .checkpoints import BY_ID, CHECKPOINTS, STEPS
+from .feedback import Feedback, bullet_list, code_block, one_line, plural
+from .replay import DEPARTMENTS, EMPLOYEES, MODELS_REVISION, Replay, inspect_schema, replay
+from .submission import (
+    REQUIRED_MIGRATION_FILES, History, Layout, check_app_py, check_env_py, load_history, load_models,
+)
+
+PASSED = "passed"
+FAILED = "failed"
+NOT_APPLICABLE = "not_applicable"
+
+LESSON_REVISIONS = 4
+REVISION_CHECKPOINTS = {1: "create_employees", 2: "create_department", 3: "rename_table", 4: "rename_column"}
+REVISION_STEP = {position: BY_ID[checkpoint].step for position, checkpoint in REVISION_CHECKPOINTS.items()}
+
+
+@dataclass
+class Result:
+    checkpoint: object  # checkpoints.Checkpoint
+    status: str
+    feedback: Feedback
+    blocked_by: Optional[str] = None
+
+    @property
+    def id(self):
+        return self.checkpoint.id
+
+    @property
+    def title(self):
+        return self.checkpoint.title
+
+    @property
+    def points(self):
+        return self.checkpoint.points
+
+    @property
+    def passed(self):
+        return self.status != FAILED
+
+    @property
+    def earned(self):
+        return self.points if self.passed else 0
+
+    @property
+    def summary(self):
+        return self.feedback.summary
+
+    @property
+    def message(self):
+        return self.feedback.render()
+
+
+@dataclass
+class Report:
+    root: Path
+    backend: str
+    results: Dict[str, Result] = field(default_factory=dict)
+    findings: List[str] = field(default_factory=list)
+    history: Optional[History] = None
+    replay: Optional[Replay] = None
+    seconds: float = 0.0
+
+    def __getitem__(self, checkpoint_id):
+        return self.results[checkpoint_id]
+
+    def __iter__(self):
+        return iter(self.results.values())
+
+    @property
+    def score(self):
+        return sum(result.earned for result in self)
+
+    @property
+    def max_score(self):
+        return sum(result.points for result in self)
+
+    @property
+    def failed(self):
+        return [result for result in self if not result.passed]
+
+    @property
+    def full_marks(self):
+        return not self.failed
+
+
+def grade(root, backend="sqlite", server_url=None):
+    """Grade the checkout at `root`; see the module docstring."""
+    from .database import backend_of
+
+    started = time.perf_counter()
+    sys.dont_write_bytecode = True  # nothing of the student's gets a __pycache__
+    if server_url:
+        backend = backend_of(server_url)
+    layout = Layout.of(root)
+    grading = _Grading(layout, backend, server_url)
+    grading.run()
+    report = Report(
+        root=layout.root, backend=backend, results=grading.results, findings=grading.findings,
+        history=grading.history, replay=grading.replay,
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- the lesson's expectations --------------------------------------------------
+
+@dataclass(frozen=True)
+class Spec:
+    kind: Optional[str]  # "integer", "string"; None: any
+    nullable: Optional[bool]  # None: either is fine
+    primary_key: Optional[bool] = False  # None: either is fine
+
+
+EMPLOYEES_TABLE = {
+    "id": Spec("integer", None, True),
+    "name": Spec("string", False),
+    "salary": Spec("integer", True),
+}
+DEPARTMENT_TABLE = {
+    "id": Spec("integer", None, True),
+    "name": Spec("string", False),
+    "address": Spec("string", None),  # the lesson leaves it nullable; either is accepted
+}
+FREE_NULLABILITY = ("address", "location")  # renames may change it; models_match has the last word
+
+EXPECTED_WORK = {
+    1: "creates table `employees`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), salary (INTEGER, nullable)",
+    2: "creates table `department`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), address (VARCHAR); "
+       "`employees` and its rows stay as they are",
+    3: "renames table `department` to `departments`, keeping its columns and every row",
+    4: "renames column `address` of `departments` to `location`, keeping every value",
+}
+
+UPGRADE_FIX = {
+    1: [
+        "op.create_table('employees',",
+        "    sa.Column('id', sa.Integer(), nullable=False),",
+        "    sa.Column('name', sa.String(), nullable=False),",
+        "    sa.Column('salary', sa.Integer(), nullable=True),",
+        "    sa.PrimaryKeyConstraint('id', name=op.f('pk_employees'))",
+        ")",
+    ],
+    2: [
+        "op.create_table('department',",
+        "    sa.Column('id', sa.Integer(), nullable=False),",
+        "    sa.Column('name', sa.String(), nullable=False),",
+        "    sa.Column('address', sa.String(), nullable=True),",
+        "    sa.PrimaryKeyConstraint('id', name=op.f('pk_department'))",
+        ")",
+    ],
+    3: ["op.rename_table('department', 'departments')"],
+    4: ["op.alter_column('departments', 'address', new_column_name='location')"],
+}
+DOWNGRADE_FIX = {
+    1: ["op.drop_table('employees')"],
+    2: ["op.drop_table('department')"],
+    3: ["op.rename_table('departments', 'department')"],
+    4: ["op.alter_column('departments', 'location', new_column_name='address')"],
+}
+BATCH_FIX = {
+    ("upgrade", 4): [
+        "with op.batch_alter_table('departments', schema=None) as batch_op:",
+        "    batch_op.alter_column('address', new_column_name='location')",
+    ],
+    ("downgrade", 4): [
+        "with op.batch_alter_table('departments', schema=None) as batch_op:",
+        "    batch_op.alter_column('location', new_column_name='address')",
+    ],
+}
+
+SHORT_WORK = {
+    1: "creates `employees`",
+    2: "creates `department`",
+    3: "renames `department` to `departments`",
+    4: "renames `address` to `location`",
+}
+
+NEXT_STEP = {
+    1: ("In server/:\n    flask db migrate -m \"Initial migration.\"\n    flask db upgrade head"),
+    2: ("Add the Department model to models.py (table `department`: id, name NOT NULL, address), then in server/:\n"
+        "    flask db migrate -m \"add Department\"\n    flask db upgrade head"),
+    3: ("Set `__tablename__ = \"departments\"` in models.py, run `flask db migrate -m \"rename department\"`, "
+        "change the new script's upgrade() to `op.rename_table('department', 'departments')` and its "
+        "downgrade() to `op.rename_table('departments', 'department')`, then `flask db upgrade head`."),
+    4: ("Rename `address` to `location` in models.py, run `flask db migrate -m \"rename address\"`, change the "
+        "new script to `op.alter_column('departments', 'address', new_column_name='location')` (and back in "
+        "downgrade()), then `flask db upgrade head`."),
+}
+
+FINAL_DEPARTMENT_MODEL = [
+    "class Department(db.Model):",
+    "    __tablename__ = \"departments\"",
+    "",
+    "    id = db.Column(db.Integer, primary_key=True)",
+    "    name = db.Column(db.String, nullable=False)",
+    "    address = db.Column(db.String)",
+]
+
+
+def fix_lines(position, direction, revision=None):
+    """The lesson's code for one revision's upgrade() or downgrade()."""
+    if revision is not None and revision.uses_batch and (direction, position) in BATCH_FIX:
+        return BATCH_FIX[(direction, position)]
+    return (UPGRADE_FIX if direction == "upgrade" else DOWNGRADE_FIX)[position]
+
+
+def fix_functions(position, revision=None):
+    lines = ["def upgrade():"] + ["    " + line for line in fix_lines(position, "upgrade", revision)]
+    lines += ["", "", "def downgrade():"] + ["    " + line for line in fix_lines(position, "downgrade", revision)]
+    return code_block(lines)
+
+
+# --- schema comparison -----------------------------------------------------------------
+
+def spec_of(column, free_nullability=False):
+    return Spec(column.kind, None if free_nullability else column.nullable, column.primary_key)
+
+
+def specs_of(schema, free=()):
+    return {
+        table: {name: spec_of(column, name in free) for name, column in columns.items()}
+        for table, columns in schema.items()
+    }
+
+
+def schema_problems(actual, expected):
+    """What differs between a database's schema and the expected one, one line each."""
+    problems = []
+    for table in expected:
+        if table not in actual:
+            problems.append(f"there is no table `{table}`")
+    for table in actual:
+        if table not in expected:
+            problems.append(f"there is an extra table `{table}` ({', '.join(actual[table])})")
+    for table, columns in expected.items():
+        if table not in actual:
+            continue
+        found = actual[table]
+        for name, spec in columns.items():
+            column = found.get(name)
+            if column is None:
+                problems.append(f"`{table}` has no column `{name}` (it has {', '.join(found) or 'none'})")
+                continue
+            where = f"`{table}.{name}`"
+            if spec.kind and column.kind != spec.kind:
+                problems.append(f"{where} holds {column.kind} values; expected {spec.kind}")
+            if spec.primary_key and not column.primary_key:
+                problems.append(f"{where} is not the primary key")
+            if spec.primary_key is False and column.primary_key:
+                problems.append(f"{where} is part of the primary key; it should not be")
+            if spec.nullable is False and column.nullable and not column.primary_key:
+                problems.append(f"{where} allows empty values (NULL); it should be NOT NULL (nullable=False)")
+            if spec.nullable is True and not column.nullable:
+                problems.append(f"{where} is NOT NULL; it should allow empty values (nullable=True)")
+        for name in found:
+            if name not in columns:
+                problems.append(f"`{table}` has an extra column `{name}`")
+    return problems
+
+
+def loss_lines(step):
+    lines = []
+    for loss in step.losses:
+        if loss.missing_rows:
+            kept = loss.rows_before - loss.missing_rows
+            if loss.table_before != loss.table_after:
+                lines.append(
+                    f"the {plural(loss.rows_before, 'row')} of `{loss.table_before}` are lost: after the "
+                    f"{step.direction}, `{loss.table_after}` has {kept} of them"
+                )
+            else:
+                lines.append(f"{loss.missing_rows} of the {plural(loss.rows_before, 'row')} of `{loss.table_before}` are lost")
+        if loss.changed_values:
+            source = f"`{loss.table_before}.{loss.column_before}`"
+            target = f"`{loss.table_after}.{loss.column_after}`"
+            lines.append(
+                f"the values of {source} are lost: after the {step.direction}, {target} no longer holds them "
+                f"in {loss.changed_values} of {plural(loss.rows_before, 'row')}"
+            )
+    return lines
+
+
+def loss_summary(loss):
+    if loss.missing_rows:
+        return f"the {plural(loss.missing_rows, 'row')} of `{loss.table_before}`"
+    return f"the values of `{loss.table_before}.{loss.column_before}` in {plural(loss.changed_values, 'row')}"
+
+
+def lost_rows(step):
+    return sum(loss.missing_rows or loss.changed_values for loss in step.losses)
+
+
+def describe_schema_change(step):
+    """A short phrase for what an upgrade changed, judged by its effect."""
+    if step is None:
+        return "not run: an earlier revision failed"
+    if not step.ran:
+        return "fails: " + one_line(step.error, 120)
+    before, after = step.before, step.after
+    created = [t for t in after if t not in before]
+    dropped = [t for t in before if t not in after]
+    parts = []
+    renamed = set()
+    for old in dropped:
+        for new in created:
+            if new not in renamed and set(before[old]) == set(after[new]):
+                parts.append(f"replaces table `{old}` with a new `{new}`" if step.losses
+                             else f"renames table `{old}` to `{new}`")
+                renamed.update((old, new))
+                break
+    parts += [f"creates table `{t}` ({', '.join(after[t])})" for t in created if t not in renamed]
+    parts += [f"drops table `{t}`" for t in dropped if t not in renamed]
+    for table in after:
+        if table not in before:
+            continue
+        added = [c for c in after[table] if c not in before[table]]
+        removed = [c for c in before[table] if c not in after[table]]
+        if len(added) == 1 and len(removed) == 1 and not step.losses:
+            parts.append(f"renames column `{removed[0]}` of `{table}` to `{added[0]}`")
+            continue
+        parts += [f"adds column `{c}` to `{table}`" for c in added]
+        parts += [f"drops column `{c}` from `{table}`" for c in removed]
+    if step.losses:
+        parts.append("loses rows")
+    return ", ".join(parts) or "changes no tables"
+
+
+# --- operations of a script (shared with the data-loss review) --------------------------
+
+def _operations():
+    """The data-loss review's operation analysis (operations.py), or None.
+
+    Integration point: what a script does and which risk it runs are read
+    from Alembic operation objects recorded by operations.py. Without it the
+    grader still works and describes revisions by the SQL they ran.
+    """
+    try:
+        from . import operations
+    except ImportError:
+        return None
+    return operations
+
+
+def what_it_does(revision, direction, step=None):
+    """Lines saying which operations `direction`() of a revision runs."""
+    operations = _operations()
+    if operations is not None:
+        try:
+            recorded = operations.record_script_operations(revision.path, direction=direction)
+            lines = operations.describe(recorded.operations)
+            if recorded.error is not None:
+                lines.append(f"then fails: {recorded.problem}")
+            return "\n".join(lines) or "nothing (the function runs no operations)"
+        except Exception:  # the description is a help, never a reason to fail
+            pass
+    if step is not None and step.statements:
+        return "\n".join(step.statements)
+    return ""
+
+
+def risks_of(revision, direction, step):
+    """operations.Risk objects for one step, judged with the rows it met."""
+    operations = _operations()
+    if operations is None or step is None:
+        return []
+    try:
+        recorded = operations.record_script_operations(revision.path, direction=direction)
+        columns = {table: {name: c.type for name, c in cols.items()} for table, cols in step.before.items()}
+        return operations.find_risks(
+            recorded.operations, row_counts=step.row_counts_before, columns=columns,
+        )
+    except Exception:
+        return []
+
+
+# --- the checks ------------------------------------------------------------------------
+
+class _Grading:
+    def __init__(self, layout, backend, server_url):
+        self.layout = layout
+        self.backend = backend
+        self.server_url = server_url
+        self.results = {}
+        self.findings = []
+        self.history = History()
+        self.replay = Replay()
+        self.models = None
+
+    # helpers
+    def result(self, checkpoint_id, status, feedback, blocked_by=None):
+        self.results[checkpoint_id] = Result(BY_ID[checkpoint_id], status, feedback, blocked_by)
+
+    def passed(self, checkpoint_id, summary):
+        self.result(checkpoint_id, PASSED, Feedback(summary))
+
+    def failed(self, checkpoint_id, feedback):
+        self.result(checkpoint_id, FAILED, feedback)
+
+    def blocked(self, checkpoint_id, by, why):
+        self.result(checkpoint_id, FAILED, Feedback(f"blocked by {by}: fix that first").add("Why", why), by)
+
+    def revision_name(self, position):
+        return f"revision {position} ({self.history.chain[position - 1].rel})"
+
+    @property
+    def chain(self):
+        return self.history.chain
+
+    @property
+    def migrations_usable(self):
+        return self.layout.versions.is_dir()
+
+    def run(self):
+        layout = self.layout
+        if layout.server.is_dir():
+            self.findings += check_app_py(layout)
+        if layout.migrations.is_dir():
+            self.findings += check_env_py(layout)
+        if self.migrations_usable:
+            self.history = load_history(layout)
+        self.models = load_models(layout)
+        if self.history.chain:
+            self.replay = replay(
+                self.history, self.models.metadata, backend=self.backend,
+                server_url=self.server_url, root=layout.root,
+            )
+        self.check_init()
+        self.check_history()
+        for position in REVISION_CHECKPOINTS:
+            self.check_revision(position)
+        self.check_downgrades()
+        self.check_models()
+        self.check_local_database()
+        self.results = {c.id: self.results[c.id] for c in CHECKPOINTS}
+
+    # init -------------------------------------------------------------------------------
+    def check_init(self):
+        layout = self.layout
+        migrations = layout.rel(layout.migrations)
+        if not layout.server.is_dir():
+            return self.failed("init", Feedback(
+                f"There is no server/ folder in {layout.root}."
+            ).add("Fix", "Grade the repository root: the folder that contains server/."))
+        if not layout.migrations.is_dir():
+            stray = layout.root / "migrations"
+            if stray.is_dir():
+                return self.failed("init", Feedback(
+                    "The migrations folder is at the repository root, not in server/: "
+                    "`flask db init` ran in the wrong folder."
+                ).add("Found", f"{layout.rel(stray)}/").add("Expected", f"{migrations}/").add(
+                    "Fix", "From the repository root, move it (history and all):\n"
+                    "    git mv migrations server/migrations\n"
+                    "(or `mv migrations server/` if git does not track it yet), and run every "
+                    "`flask db` command inside server/."))
+            return self.failed("init", Feedback(
+                f"There is no {migrations}/ folder yet."
+            ).add("Expected", f"{migrations}/ with alembic.ini, env.py, script.py.mako and versions/").add(
+                "Fix", "Step 1: run `flask db init` inside server/:\n    cd server\n    flask db init"))
+        missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
+        if not layout.versions.is_dir():
+            missing.append("versions/")
+        problems = [f"{migrations}/{name} is missing" for name in missing] + self.findings
+        if not problems:
+            return self.passed("init", f"{migrations}/ has alembic.ini, env.py, script.py.mako and versions/.")
+        fixes = []
+        if "versions/" in missing:
+            fixes.append(f"Create the empty folder: mkdir {migrations}/versions")
+        if any(name != "versions/" for name in missing) or any("env.py" in p for p in self.findings):
+            fixes.append(
+                "Get fresh copies of Flask-Migrate's files: in server/ run\n"
+                "    flask db init --directory /tmp/fresh-migrations\n"
+                "and copy the missing or broken files (alembic.ini, env.py, script.py.mako) from "
+                f"/tmp/fresh-migrations into {migrations}/. Keep your versions/ folder."
+            )
+        if any(p.startswith(layout.rel(layout.app_py)) for p in self.findings):
+            fixes.append("Fix server/app.py as described above; `flask db ...` needs it to load.")
+        feedback = Feedback(
+            f"{migrations}/ is not set up as `flask db init` makes it: {plural(len(problems), 'problem')}."
+        ).add("Problems", bullet_list(problems)).add("Fix", "\n".join(fixes))
+        self.failed("init", feedback)
+
+    # history ----------------------------------------------------------------------------
+    def check_history(self):
+        if not self.migrations_usable:
+            return self.blocked("history", "init", "There is no migrations/versions folder to read revisions from.")
+        history = self.history
+        problems = list(history.problems)
+        count = len(history.files)
+        if not history.files:
+            return self.failed("history", Feedback(
+                f"No revisions yet: {self.layout.rel(self.layout.versions)}/ is empty."
+            ).add("Expected", "Four revisions in one line (steps 1-4).").add("Fix", "Step 1: " + NEXT_STEP[1]))
+        if not problems and count < LESSON_REVISIONS:
+            return self.failed("history", Feedback(
+                f"Found {count} of the lesson's four revisions."
+            ).add("Revisions found", self.revisions_found()).add(
+                "Fix", f"Step {count + 1}: " + NEXT_STEP[count + 1]))
+        extra_fix = ""
+        if not problems and count > LESSON_REVISIONS:
+            extras = [self.chain[i] for i in range(LESSON_REVISIONS, len(self.chain))]
+            problems.append(
+                f"There are {count} revisions; the lesson has exactly four. "
+                f"Extra: {', '.join(r.rel for r in extras)}."
+            )
+            extra_fix = (
+                "Remove the extra revisions: if your database already ran them, first go back with\n"
+                f"    flask db downgrade {self.chain[LESSON_REVISIONS - 1].revision}\n"
+                "then delete the extra files."
+            )
+        if not problems:
+            return self.passed("history", "One linear history of four revisions: one base, one head, no branches.")
+        feedback = Feedback(
+            f"The history is not one line of the four lesson revisions: {plural(len(problems), 'problem')}."
+        ).add("Problems", bullet_list(problems)).add("Revisions found", self.revisions_found()).add(
+            "Expected",
+            "Four revision files in one line, each naming the one before it in down_revision:\n"
+            + "\n".join(f"{n}. {EXPECTED_WORK[n]}" for n in range(1, 5))
+            + "\n`flask db heads` shows one head; `flask db history` shows the four in order.",
+        ).add("Fix", extra_fix or "Follow the advice under Problems, then check with `flask db heads` and `flask db history`.")
+        self.failed("history", feedback)
+
+    def revisions_found(self):
+        lines = []
+        in_chain = {id(r): n for n, r in enumerate(self.chain, start=1)}
+        ordered = list(self.chain) + [r for r in self.history.files if id(r) not in in_chain]
+        for revision in ordered:
+            position = in_chain.get(id(revision))
+            ids = f"revision {revision.revision!r}" if revision.revision else "no revision id"
+            if revision.down_revision:
+                ids += f", follows {revision.down_revision!r}"
+            head = f"{position}. " if position else "-  "
+            work = describe_schema_change(self.replay.upgrade(position)) if position else "not in the line from the first revision"
+            if revision.load_error:
+                work = "cannot be loaded"
+            lines.append(f"{head}{revision.rel} ({ids}): {work}")
+        return "\n".join(lines)
+
+    # revisions 1-4 ------------------------------------------------------------------------
+    def blocker_before(self, position):
+        """(checkpoint, why) that stops revision `position` from being judged, or None."""
+        if not self.migrations_usable:
+            return "init", "There is no migrations/versions folder."
+        history = self.history
+        if len(self.chain) < position and history.ambiguous_after is not None and history.ambiguous_after < position:
+            return "history", (
+                f"The history cannot be followed to revision {position}: "
+                + one_line(history.problems[0] if history.problems else "it splits or breaks before it.")
+            )
+        for earlier in range(1, min(position, len(self.chain) + 1)):
+            step = self.replay.upgrade(earlier)
+            if step is not None and not step.ran:
+                return REVISION_CHECKPOINTS.get(earlier, "history"), (
+                    f"Revision {earlier} fails on upgrade, so revision {position} cannot run."
+                )
+        return None
+
+    def check_revision(self, position):
+        checkpoint_id = REVISION_CHECKPOINTS[position]
+        blocker = self.blocker_before(position)
+        if blocker:
+            return self.blocked(checkpoint_id, *blocker)
+        if len(self.chain) < position:
+            summary = f"No revision {position} yet: nothing {SHORT_WORK[position]}."
+            return self.failed(checkpoint_id, Feedback(summary).add(
+                "Found", f"{plural(len(self.chain), 'revision')} in {self.layout.rel(self.layout.versions)}/."
+            ).add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.").add(
+                "Fix", f"Step {REVISION_STEP[position]}: {NEXT_STEP[position]}"))
+        if self.replay.error:
+            return self.failed(checkpoint_id, Feedback(self.replay.error).add(
+                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."))
+        revision = self.chain[position - 1]
+        step = self.replay.upgrade(position)
+        name = self.revision_name(position)
+        if step is None:
+            return self.blocked(checkpoint_id, "history", f"{name} was not run.")
+        if not step.ran:
+            feedback = Feedback(f"{name[0].upper()}{name[1:]} fails on upgrade.")
+            feedback.add("Error", step.error)
+            return self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step))
+
+        expected = self.expected_after_upgrade(position, step.before)
+        if expected is None:
+            previous = REVISION_CHECKPOINTS[position - 1]
+            return self.blocked(checkpoint_id, previous,
+                                f"Revision {position - 1} does not leave the tables revision {position} works on.")
+        problems = schema_problems(step.after, expected) + loss_lines(step)
+        if not problems:
+            keeps = " and keeps every row" if position > 2 else ""
+            return self.passed(checkpoint_id, f"{name[0].upper()}{name[1:]} {SHORT_WORK[position]}{keeps}.")
+        if step.losses:
+            summary = f"{name[0].upper()}{name[1:]} loses data: {loss_summary(step.losses[0])}."
+        else:
+            summary = f"{name[0].upper()}{name[1:]} does not do what step {REVISION_STEP[position]} asks."
+        feedback = Feedback(summary).add("Found", bullet_list(problems))
+        self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step))
+
+    def expected_after_upgrade(self, position, before):
+        """The schema a correct revision leaves, from the one it started with (None: cannot tell)."""
+        if position == 1:
+            return {"employees": EMPLOYEES_TABLE}
+        current = specs_of(before)
+        if position == 2:
+            current["department"] = DEPARTMENT_TABLE
+            return current
+        if position == 3:
+            if "department" not in before or "departments" in before:
+                return None
+            current["departments"] = current.pop("department")
+            return current
+        if position == 4:
+            if "address" not in before.get("departments", {}) or "location" in before["departments"]:
+                return None
+            columns = current["departments"]
+            renamed = {}
+            for name, spec in columns.items():
+                if name == "address":
+                    renamed["location"] = Spec(spec.kind, None, spec.primary_key)
+                else:
+                    renamed[name] = spec
+            current["departments"] = renamed
+            return current
+        return current
+
+    def revision_advice(self, feedback, position, direction, step):
+        """Add what the revision does, the risk found, what was expected and the fix."""
+        revision = self.chain[position - 1]
+        feedback.add(f"What it does ({direction})", what_it_does(revision, direction, step))
+        risks = risks_of(revision, direction, step) if step is not None and step.before is not None else []
+        if risks:
+            feedback.add("Why", "\n".join(risk.message for risk in risks))
+        if direction == "upgrade":
+            feedback.add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.")
+        else:
+            feedback.add("Expected", f"The downgrade of revision {position} undoes exactly what its upgrade does, keeping every row.")
+        fix = f"In {revision.rel}, make the functions read:\n\n{fix_functions(position, revision)}"
+        if step is not None and lost_rows(step) and direction == "upgrade":
+            fix += (
+                "\n\nIf `flask db upgrade` already ran the old version on your own database, the rows are gone "
+                "there too: after fixing the file, add them again with `flask shell` (steps 1 and 2 show how)."
+            )
+        feedback.add("Fix", fix)
+        return feedback
+
+    # downgrades -----------------------------------------------------------------------------
+    def check_downgrades(self):
+        for position in range(1, LESSON_REVISIONS + 1):
+            result = self.results.get(REVISION_CHECKPOINTS[position])
+            if len(self.chain) < position or (result and result.blocked_by):
+                blocker = result.blocked_by if result and result.blocked_by else REVISION_CHECKPOINTS[position]
+                return self.blocked("downgrades", blocker,
+                                    "The downgrades are checked once all four revisions run, from revision 4 down.")
+        if not self.replay.all_upgrades_ran:
+            failing = next(s for s in self.replay.upgrades if not s.ran)
+            return self.blocked("downgrades", REVISION_CHECKPOINTS.get(failing.position, "history"),
+                                f"Revision {failing.position} fails on upgrade, so nothing can be downgraded.")
+        sections = []
+        failing_revisions = []
+        for step in self.replay.downgrades:
+            position = step.position
+            name = self.revision_name(position)
+            upgrade = self.replay.upgrade(position)
+            if not step.ran:
+                problems = ["it fails: " + step.error]
+            else:
+                free = FREE_NULLABILITY
+                problems = schema_problems(step.after, specs_of(upgrade.before, free)) + loss_lines(step)
+                if not problems:
+                    continue
+            failing_revisions.append(name)
+            text = bullet_list(problems)
+            revision = self.chain[position - 1]
+            does = what_it_does(revision, "downgrade", step)
+            if does:
+                text += "\n\nWhat it does (downgrade):\n" + code_block(does.splitlines(), 1)
+            risks = risks_of(revision, "downgrade", step)
+            if risks:
+                text += "\n\nWhy:\n" + code_block([risk.message for risk in risks], 1)
+            if position <= LESSON_REVISIONS:
+                text += "\n\nFix: in " + revision.rel + ", make downgrade() read:\n" + code_block(
+                    ["def downgrade():"] + ["    " + line for line in fix_lines(position, "downgrade", revision)], 1)
+            sections.append((f"{name[0].upper()}{name[1:]}, downgrade", text))
+            if not step.ran:
+                break
+        if not sections:
+            return self.passed(
+                "downgrades",
+                "Every downgrade reverses its upgrade and keeps the rows, down to an empty database.",
+            )
+        feedback = Feedback(
+            f"{plural(len(failing_revisions), 'downgrade')} do not reverse their upgrade: {', '.join(failing_revisions)}."
+            if len(failing_revisions) > 1 else
+            f"The downgrade of {failing_revisions[0]} does not reverse its upgrade."
+        )
+        for title, text in sections:
+            feedback.add(title, text)
+        feedback.add("Expected", "Each downgrade() undoes its upgrade(): from revision 4 down to an empty database "
+                                 "(only alembic_version left), every table and column comes back with its rows.")
+        self.failed("downgrades", feedback)
+
+    # models_match -----------------------------------------------------------------------
+    def check_models(self):
+        models_rel = self.layout.rel(self.layout.models_py)
+        if self.models.error:
+            return self.failed("models_match", Feedback(
+                f"{models_rel} cannot be loaded, so it cannot be compared with your migrations."
+            ).add("Error", self.models.error).add("Fix", f"Fix the line shown in {models_rel}."))
+        blocker = self.blocker_before(MODELS_REVISION + 1) if len(self.chain) >= MODELS_REVISION else None
+        if len(self.chain) < MODELS_REVISION:
+            blocker = self.blocker_before(MODELS_REVISION) or (
+                REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
+        if blocker:
+            return self.blocked("models_match", *blocker)
+        if self.replay.error:
+            return self.failed("models_match", Feedback(self.replay.error))
+        if self.replay.models_error:
+            return self.failed("models_match", Feedback(
+                f"{models_rel} cannot be compared with the database at revision 3."
+            ).add("Error", self.replay.models_error).add("Fix", code_block(FINAL_DEPARTMENT_MODEL)))
+        diff = self.replay.models_diff or []
+        if not diff:
+            return self.passed("models_match", f"{models_rel} matches the schema at revision 3 "
+                                               "(`flask db migrate` would find nothing to do).")
+        lines = [describe_difference(item) for item in diff]
+        feedback = Feedback(
+            f"{models_rel} does not match the schema at revision 3: {plural(len(lines), 'difference')}."
+        ).add("Differences (models.py vs. the database at revision 3)", bullet_list(lines))
+        feedback.add("What `flask db migrate` would generate", textwrap.dedent(self.replay.models_code))
+        feedback.add("Expected", "The database stays at revision 3 (step 5), so models.py describes revision 3: "
+                                 "Employee as in the starter, and Department with table `departments` and "
+                                 "the column `address` (not `location`).")
+        feedback.add("Fix", f"Change {models_rel} (not the migrations); the Department model should read:\n\n"
+                    + code_block(FINAL_DEPARTMENT_MODEL)
+                    + "\n\n(update __repr__ to use self.address too). Then `flask db migrate` "
+                      "would find nothing to do.")
+        self.failed("models_match", feedback)
+
+    # local_database -----------------------------------------------------------------------
+    def check_local_database(self):
+        path = self.layout.local_database
+        rel = self.layout.rel(path)
+        if not path.is_file():
+            return self.result("local_database", NOT_APPLICABLE, Feedback(
+                f"not applicable: there is no {rel} in this checkout (databases are not committed, so "
+                "this is normal on CodeGrade and GitHub); your migrations were checked on a scratch database."
+            ))
+        try:
+            found = read_local_database(path)
+        except Exception as error:
+            return self.failed("local_database", Feedback(f"{rel} cannot be read: {error}").add(
+                "Fix", "Make sure it is a SQLite database made by `flask db upgrade` and that no program is "
+                       "writing to it, then grade again."))
+        rev3 = self.chain[2] if len(self.chain) >= 3 else None
+        fix_upgrade = f"flask db upgrade {rev3.revision}" if rev3 else "finish steps 1-4 first"
+        if found["versions"] is None:
+            return self.failed("local_database", Feedback(
+                f"{rel} has no alembic_version table: its tables were not made by `flask db upgrade`."
+            ).add("Found", f"tables: {', '.join(found['schema']) or 'none'}").add(
+                "Fix", "If models.py or app.py calls db.create_all(), remove that. Then move this database aside "
+                       f"(mv {rel} {rel}.old) and rebuild it in server/ with `flask db upgrade`, adding your rows "
+                       "again with `flask shell`."))
+        versions = found["versions"]
+        if len(versions) != 1:
+            return self.failed("local_database", Feedback(
+                f"{rel} records {len(versions)} current revisions ({', '.join(versions) or 'none'}); "
+                "it should be at revision 3."
+            ).add("Fix", f"In server/: flask db stamp {rev3.revision if rev3 else '<revision 3 id>'} --purge"))
+        current = versions[0]
+        position = self.history.position_of(current)
+        if position != MODELS_REVISION:
+            if position is None:
+                where = f"at revision {current!r}, which no file in {self.layout.rel(self.layout.versions)}/ has"
+            else:
+                where = f"at revision {position} ({self.chain[position - 1].rel})"
+            if position and position > MODELS_REVISION and rev3:
+                fix = f"Step 5: in server/ run\n    flask db downgrade {rev3.revision}"
+            else:
+                fix = f"In server/ run\n    {fix_upgrade}"
+            return self.failed("local_database", Feedback(
+                f"{rel} is {where}; at the end of the lesson it is at revision 3."
+            ).add("Fix", fix))
+        problems = schema_problems(found["schema"], {
+            "employees": {name: Spec(None, None, None) for name in EMPLOYEES_TABLE},
+            "departments": {name: Spec(None, None, None) for name in DEPARTMENT_TABLE},
+        })
+        counts = found["counts"]
+        for data_set, table in ((EMPLOYEES, "employees"), (DEPARTMENTS, "departments")):
+            if table in found["schema"] and not problems and counts.get(table, 0) == 0:
+                problems.append(f"`{table}` has no rows: the rows you added in step {1 if table == 'employees' else 2} are gone")
+        if not problems and found["empty_addresses"]:
+            problems.append(f"`departments.address` is empty (NULL) in {plural(found['empty_addresses'], 'row')}: "
+                            "the values were lost on the way (a column dropped and added instead of renamed)")
+        if not problems:
+            return self.passed("local_database", f"{rel} is at revision 3 with your rows "
+                                                 f"({counts.get('employees')} employees, {counts.get('departments')} departments).")
+        self.failed("local_database", Feedback(
+            f"{rel} is at revision 3 but its tables or rows are not right."
+        ).add("Found", bullet_list(problems)).add(
+            "Fix", "Add the missing rows again with `flask shell` in server/, for example:\n"
+                   "    from models import db, Employee, Department\n"
+                   "    db.session.add(Employee(name=\"Kai Uri\", salary=89000))\n"
+                   "    db.session.add(Department(name=\"Payroll\", address=\"Building A, 4th Floor\"))\n"
+                   "    db.session.commit()"))
+
+
+def read_local_database(path):
+    """Read the student's SQLite database without changing it (read-only mode)."""
+    import sqlalchemy as sa
+
+    uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
+    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    try:
+        with engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            versions = None
+            if "alembic_version" in tables:
+                versions = [row[0] for row in connection.execute(sa.text("SELECT version_num FROM alembic_version"))]
+            schema = inspect_schema(connection)
+            counts = {
+                table: connection.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
+                for table in schema
+            }
+            empty_addresses = 0
+            if "address" in schema.get("departments", {}):
+                empty_addresses = connection.execute(sa.text(
+                    "SELECT COUNT(*) FROM departments WHERE address IS NULL"
+                )).scalar_one()
+    finally:
+        engine.dispose()
+    return {"versions": versions, "schema": schema, "counts": counts, "empty_addresses": empty_addresses}
+
+
+def describe_difference(item):
+    """One line for an entry of Alembic's compare_metadata() result."""
+    if isinstance(item, list):  # column modifications come wrapped in a list
+        return "; ".join(describe_difference(inner) for inner in item)
+    kind = item[0]
+    if kind == "add_table":
+        return f"models.py defines table `{item[1].name}`, which the database at revision 3 does not have"
+    if kind == "remove_table":
+        return f"the database at revision 3 has table `{item[1].name}`, which models.py does not define"
+    if kind == "add_column":
+        return f"models.py gives `{item[2]}` a column `{item[3].name}`, which the database at revision 3 does not have"
+    if kind == "remove_column":
+        return f"the database at revision 3 has column `{item[2]}.{item[3].name}`, which models.py does not define"
+    if kind == "modify_nullable":
+        _, _, table, column, _, existing, new = item
+        return (f"`{table}.{column}`: models.py says nullable={new}, the database at revision 3 "
+                f"says nullable={existing}")
+    if kind == "modify_type":
+        _, _, table, column, _, existing, new = item
+        return f"`{table}.{column}`: models.py says {new!r}, the database at revision 3 has {existing!r}"
+    if kind == "modify_default":
+        return f"`{item[2]}.{item[3]}`: the server default differs"
+    return f"{kind.replace('_', ' ')}: {item[1:]}"

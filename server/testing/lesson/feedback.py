@@ -1,0 +1,156 @@
+"""Messages a beginner can act on, in the shape of pytest-alembic's errors.
+
+Every message is a one-line summary followed by titled sections:
+
+    Revision 3 loses the 2 rows of `department`.
+
+    Revision file:
+        server/migrations/versions/da467de46bf9_rename_department.py
+
+    What it does (upgrade):
+        op.create_table('departments', ...)
+        op.drop_table('department')
+
+    Expected:
+        ...
+
+    Fix:
+        ...
+
+`Feedback.render()` produces that text; the grader's tests, the status
+command and the project's own tests all use it, so the wording lives here and
+in checks.py only.
+"""
+import linecache
+import textwrap
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+INDENT = "    "
+
+
+@dataclass
+class Feedback:
+    """A one-line summary and titled sections, each a block of text."""
+
+    summary: str
+    sections: List[Tuple[str, str]] = field(default_factory=list)
+
+    def add(self, title, text):
+        if text:
+            self.sections.append((title, text.rstrip("\n")))
+        return self
+
+    def render(self):
+        lines = [self.summary]
+        for title, text in self.sections:
+            lines.extend(["", f"{title}:", textwrap.indent(text, INDENT)])
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.render()
+
+
+def bullet_list(items):
+    return "\n".join(f"- {item}" for item in items)
+
+
+def code_block(lines, indent=0):
+    """Lines of code as one block, indented by `indent` levels."""
+    return textwrap.indent("\n".join(lines), INDENT * indent)
+
+
+def relative(path, root):
+    """A path as the student sees it: relative to the repository, with slashes."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def describe_exception(error, root, files=(), known_file=None):
+    """What went wrong in the student's code, without a traceback.
+
+    Names the student's file and line (the innermost frame inside `root`, or
+    the file of a SyntaxError) and shows that line of code. The file name is
+    left out when it is `known_file` (the message already names it).
+    """
+    kind = type(error).__name__
+    message = str(error).strip() or "(no message)"
+    if getattr(error, "orig", None) is not None and hasattr(error, "statement"):
+        # A database error: the driver's message and the SQL, not SQLAlchemy's wrapping.
+        kind = type(error.orig).__name__
+        message = str(error.orig).strip()
+        if error.statement:
+            message += "\n" + INDENT + "while running: " + " ".join(str(error.statement).split())
+    if isinstance(error, SyntaxError) and error.filename:
+        location = _where(error.filename, error.lineno, root, known_file)
+        code = (error.text or "").rstrip("\n")
+        text = f"{location}: {kind}: {error.msg}"
+        if code.strip():
+            caret = ""
+            if error.offset and error.offset > 0:
+                stripped = len(code) - len(code.lstrip())
+                caret = "\n" + " " * (max(error.offset - 1 - stripped, 0) + len(INDENT)) + "^"
+            text += "\n" + INDENT + code.strip() + caret
+        return text
+    frame = _innermost_student_frame(error, root, files)
+    if frame is None:
+        return f"{kind}: {message}"
+    code = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
+    text = f"{_where(frame.filename, frame.lineno, root, known_file)}, in {frame.name}: {kind}: {message}"
+    if code:
+        text += "\n" + INDENT + code
+    return text
+
+
+def _where(filename, lineno, root, known_file):
+    if known_file is not None and Path(filename).resolve() == Path(known_file).resolve():
+        return f"line {lineno}"
+    return f"{relative(filename, root)}, line {lineno}"
+
+
+def _innermost_student_frame(error, root, files):
+    root = Path(root).resolve()
+    wanted = {str(Path(f).resolve()) for f in files}
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename)
+        try:
+            resolved = path.resolve()
+        except OSError:
+            continue
+        if str(resolved) in wanted or _inside(resolved, root):
+            found = frame
+    return found
+
+
+def _inside(path, root):
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return "testing" not in path.relative_to(root).parts[:2]  # the grader itself
+
+
+def one_line(text, limit=200):
+    """The first line of a message, shortened for a summary."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def plural(count, word, many=None):
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def quoted(names):
+    names = [f"`{name}`" for name in names]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def optional(value: Optional[str], default=""):
+    return value if value else default

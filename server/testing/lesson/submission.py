@@ -1,0 +1,529 @@
+"""Reading a student's checkout without running it or changing it.
+
+- `Layout.of(root)`: where the lesson's files are (server/, server/migrations/).
+- `load_history(layout)`: every revision file in migrations/versions/, loaded
+  one by one (a broken file never hides the others), and the graph they form:
+  `History.chain` is the linear run of revisions from the base, as far as it
+  is unambiguous; `History.problems` says what is wrong with the rest.
+  Alembic's own `ScriptDirectory` confirms a history that looks sound.
+- `load_models(layout)`: the metadata of server/models.py, imported by path in
+  isolation (app.py is never imported: it may create tables in the student's
+  database).
+- `check_app_py(layout)` / `check_env_py(layout)`: static checks (the files are
+  parsed, never run).
+
+Nothing here writes: modules are loaded with `sys.dont_write_bytecode` so no
+__pycache__ appears in the student's folders.
+"""
+import ast
+import importlib.util
+import itertools
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from .feedback import describe_exception, relative
+
+REQUIRED_MIGRATION_FILES = ("alembic.ini", "env.py", "script.py.mako")
+# The files Alembic itself loads from versions/ (see alembic.script.base).
+_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+_REVISION_LINE = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN_REVISION_LINE = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(.+)$", re.M)
+_module_numbers = itertools.count(1)
+
+
+@dataclass
+class Layout:
+    """Where a checkout keeps the lesson's files."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, root):
+        return cls(Path(root).resolve())
+
+    @property
+    def server(self):
+        return self.root / "server"
+
+    @property
+    def migrations(self):
+        return self.server / "migrations"
+
+    @property
+    def versions(self):
+        return self.migrations / "versions"
+
+    @property
+    def app_py(self):
+        return self.server / "app.py"
+
+    @property
+    def models_py(self):
+        return self.server / "models.py"
+
+    @property
+    def env_py(self):
+        return self.migrations / "env.py"
+
+    @property
+    def local_database(self):
+        return self.server / "instance" / "app.db"
+
+    def rel(self, path):
+        return relative(path, self.root)
+
+
+@dataclass
+class RevisionFile:
+    """One file in migrations/versions/ and what it declares."""
+
+    path: Path
+    rel: str  # relative to the repository root
+    source: str = ""
+    module: object = None
+    revision: Optional[str] = None
+    down_revision: object = None  # None, a string, or a tuple for a merge
+    load_error: Optional[str] = None  # why the file cannot be loaded
+
+    @property
+    def name(self):
+        return self.path.name
+
+    @property
+    def down_revisions(self):
+        if self.down_revision is None:
+            return ()
+        if isinstance(self.down_revision, (tuple, list)):
+            return tuple(self.down_revision)
+        return (self.down_revision,)
+
+    @property
+    def uses_batch(self):
+        return "batch_alter_table" in self.source
+
+
+@dataclass
+class History:
+    """The revision files and the history they form."""
+
+    files: List[RevisionFile] = field(default_factory=list)
+    chain: List[RevisionFile] = field(default_factory=list)  # linear, from the base
+    problems: List[str] = field(default_factory=list)
+    ambiguous_after: Optional[int] = None  # the chain cannot be followed past this length
+
+    @property
+    def sound(self):
+        return not self.problems
+
+    def position_of(self, revision_id):
+        for number, revision in enumerate(self.chain, start=1):
+            if revision.revision == revision_id:
+                return number
+        return None
+
+
+def load_module(path, name_hint="lesson_file", extra_path=None, block=()):
+    """Run a Python file as a fresh module and return it.
+
+    The module is not registered in sys.modules and writes no bytecode.
+    `extra_path` is put first on sys.path while it runs (for its own imports);
+    every module name in `block` raises ImportError if the file imports it.
+    """
+    sys.dont_write_bytecode = True
+    name = f"_lesson_{name_hint}_{next(_module_numbers)}"
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    saved_path = list(sys.path)
+    saved_modules = set(sys.modules)
+    blocked = {blocked: sys.modules.get(blocked, _MISSING) for blocked in block}
+    if extra_path:
+        sys.path.insert(0, str(extra_path))
+    for blocked_name in block:
+        sys.modules[blocked_name] = None  # "import app" now raises ImportError
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved_path
+        for blocked_name, previous in blocked.items():
+            if previous is _MISSING:
+                sys.modules.pop(blocked_name, None)
+            else:
+                sys.modules[blocked_name] = previous
+        if extra_path:
+            _forget_modules_from(extra_path, saved_modules)
+    return module
+
+
+_MISSING = object()
+
+
+def _forget_modules_from(folder, keep):
+    """Drop modules a student file imported from its own folder, so the next
+    grade (or another checkout) imports them afresh."""
+    folder = str(Path(folder).resolve())
+    for name in list(sys.modules):
+        if name in keep:
+            continue
+        module_file = getattr(sys.modules.get(name), "__file__", None) or ""
+        if module_file.startswith(folder):
+            del sys.modules[name]
+
+
+def _declared_ids(source):
+    """revision/down_revision read from the text, for files that do not load."""
+    revision = _REVISION_LINE.search(source)
+    down = _DOWN_REVISION_LINE.search(source)
+    down_revision = None
+    if down:
+        try:
+            down_revision = ast.literal_eval(down.group(1).split("#")[0].strip())
+        except (ValueError, SyntaxError):
+            down_revision = None
+    return (revision.group(1) if revision else None), down_revision
+
+
+def load_revision_file(path, layout):
+    revision_file = RevisionFile(path=path, rel=layout.rel(path))
+    try:
+        revision_file.source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        revision_file.load_error = f"{revision_file.rel} cannot be read: {error}"
+        return revision_file
+    try:
+        module = load_module(path, "revision")
+    except BaseException as error:  # student code: anything can happen
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        revision_file.load_error = f"{revision_file.rel} cannot be loaded: " + describe_exception(
+            error, layout.root, [path], known_file=path
+        )
+        revision_file.revision, revision_file.down_revision = _declared_ids(revision_file.source)
+        return revision_file
+    revision_file.module = module
+    revision = getattr(module, "revision", None)
+    revision_file.revision = revision if isinstance(revision, str) and revision else None
+    revision_file.down_revision = getattr(module, "down_revision", None) or None
+    if isinstance(revision_file.down_revision, list):
+        revision_file.down_revision = tuple(revision_file.down_revision)
+    for function in ("upgrade", "downgrade"):
+        if not callable(getattr(module, function, None)):
+            revision_file.load_error = (
+                f"{revision_file.rel} has no {function}() function; every revision needs "
+                "both upgrade() and downgrade()."
+            )
+    return revision_file
+
+
+def load_history(layout):
+    """Load every revision file and work out the history they form."""
+    history = History()
+    if not layout.versions.is_dir():
+        return history
+    names = sorted(
+        entry.name for entry in layout.versions.iterdir()
+        if entry.is_file() and _REVISION_FILE.match(entry.name)
+    )
+    history.files = [load_revision_file(layout.versions / name, layout) for name in names]
+    _analyse_graph(history, layout)
+    if history.sound and history.files:
+        _confirm_with_alembic(history, layout)
+    return history
+
+
+def _analyse_graph(history, layout):
+    problems = history.problems
+    for revision_file in history.files:
+        if revision_file.load_error:
+            problems.append(f"{revision_file.load_error}")
+    usable = []
+    for revision_file in history.files:
+        if revision_file.revision is None and not revision_file.load_error:
+            problems.append(
+                f"{revision_file.rel} has no `revision = '...'` line, so Alembic cannot use it "
+                "(every `flask db` command fails). Delete the file if it is not a revision; "
+                "otherwise give it its revision id and down_revision again."
+            )
+        elif revision_file.revision is not None:
+            usable.append(revision_file)
+
+    by_id = {}
+    for revision_file in usable:
+        by_id.setdefault(revision_file.revision, []).append(revision_file)
+    for revision_id, same in by_id.items():
+        if len(same) > 1:
+            problems.append(
+                f"{_names(same)} all say revision = '{revision_id}'. Every revision needs its "
+                "own id: if one file is a copy of another, delete the copy."
+            )
+    duplicated = {revision_id for revision_id, same in by_id.items() if len(same) > 1}
+
+    children = {}
+    bases = []
+    for revision_file in usable:
+        parents = revision_file.down_revisions
+        if not parents:
+            bases.append(revision_file)
+        if len(parents) > 1:
+            problems.append(
+                f"{revision_file.rel} merges {len(parents)} revisions "
+                f"(down_revision = {revision_file.down_revision!r}); the lesson's history is one "
+                "straight line with no merges."
+            )
+        for parent in parents:
+            children.setdefault(parent, []).append(revision_file)
+            if parent not in by_id:
+                problems.append(
+                    f"{revision_file.rel} says down_revision = '{parent}', but no file in "
+                    f"{layout.rel(layout.versions)} has that revision id. "
+                    "Set down_revision to the id of the revision this one follows."
+                )
+
+    if len(bases) > 1:
+        problems.append(
+            f"{_names(bases)} all start the history (down_revision = None); "
+            "only the first revision may. Delete the extra file, or set its down_revision "
+            "to the revision it follows."
+        )
+    for parent, followers in children.items():
+        if len(followers) > 1 and parent in by_id:
+            problems.append(
+                f"{_names(followers)} all follow revision '{parent}', so the history splits "
+                f"into {len(followers)} branches (`flask db heads` lists more than one head). "
+                "Keep one line: delete a file you do not need, or set its down_revision to the "
+                "revision it should follow."
+            )
+    heads = [f for f in usable if f.revision not in children]
+    if len(heads) > 1 and not problems:
+        problems.append(f"The history has {len(heads)} heads: {_names(heads)}.")
+
+    # Follow the one unambiguous line from the single base.
+    chain = []
+    if len(bases) == 1 and bases[0].revision not in duplicated:
+        current = bases[0]
+        while True:
+            chain.append(current)
+            followers = children.get(current.revision, [])
+            if len(followers) != 1 or len(followers[0].down_revisions) != 1:
+                if followers:
+                    history.ambiguous_after = len(chain)
+                break
+            current = followers[0]
+            if current.revision in duplicated or current in chain:
+                history.ambiguous_after = len(chain)
+                break
+    elif usable:
+        history.ambiguous_after = 0
+    history.chain = chain
+    if not history.problems and len(chain) != len(usable):
+        problems.append(
+            f"Only {len(chain)} of the {len(usable)} revisions form a line from the first one."
+        )
+
+
+def _confirm_with_alembic(history, layout):
+    """Ask Alembic's own ScriptDirectory for the same history."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            script_directory = ScriptDirectory(str(layout.migrations))
+            heads = script_directory.get_heads()
+            order = [script.revision for script in script_directory.walk_revisions()]
+    except Exception as error:  # Alembic refuses the history
+        history.problems.append(f"Alembic cannot read the history: {error}")
+        return
+    for warning in caught:
+        history.problems.append(f"Alembic warns: {warning.message}")
+    if len(heads) != 1:
+        history.problems.append(f"Alembic finds {len(heads)} heads: {', '.join(heads)}.")
+    elif list(reversed(order)) != [revision.revision for revision in history.chain]:
+        history.problems.append("Alembic reads the revisions in a different order than their down_revision lines say.")
+
+
+def _names(revision_files):
+    names = [f.rel for f in revision_files]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+# -- models.py ------------------------------------------------------------
+
+@dataclass
+class Models:
+    metadata: object = None
+    error: Optional[str] = None
+
+
+def load_models(layout):
+    """server/models.py's MetaData, without importing app.py."""
+    path = layout.models_py
+    rel = layout.rel(path)
+    if not path.is_file():
+        return Models(error=f"{rel} does not exist.")
+    try:
+        module = load_module(path, "models", extra_path=layout.server, block=("app",))
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        if isinstance(error, ImportError) and "app" in str(error) and "halted" in str(error):
+            return Models(error=(
+                f"{rel} imports app.py. models.py must not import the app (app.py imports "
+                "models.py, so this is a circular import); remove that import."
+            ))
+        return Models(error=f"{rel} cannot be imported: " + describe_exception(
+            error, layout.root, [path], known_file=path
+        ))
+    from sqlalchemy import MetaData
+
+    db = getattr(module, "db", None)
+    metadata = getattr(db, "metadata", None)
+    if not isinstance(metadata, MetaData):
+        found = [value for value in vars(module).values() if isinstance(value, MetaData)]
+        metadata = max(found, key=lambda m: len(m.tables)) if found else None
+    if metadata is None:
+        return Models(error=f"{rel} defines no `db = SQLAlchemy(...)` (no MetaData found).")
+    return Models(metadata=metadata)
+
+
+# -- static checks of app.py and env.py -----------------------------------------
+
+def _parse(path, layout):
+    """(tree, None) or (None, problem) for a Python file."""
+    rel = layout.rel(path)
+    if not path.is_file():
+        return None, f"{rel} does not exist."
+    try:
+        source = path.read_text(encoding="utf-8")
+        return ast.parse(source, filename=str(path)), None
+    except SyntaxError as error:
+        return None, describe_exception(error, layout.root)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return None, f"{rel} cannot be read: {error}"
+
+
+def _module_level_statements(tree):
+    """Statements that run on import (not inside functions or classes, and
+    not under `if __name__ == "__main__":`)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
+            continue
+        yield node
+        for child in ("body", "orelse", "finalbody", "handlers"):
+            pending.extend(getattr(node, child, []) or [])
+
+
+def _calls(nodes):
+    for node in nodes:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Call):
+                yield inner
+
+
+def _call_name(call):
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _defined_names(tree):
+    names = set()
+    for node in _module_level_statements(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+def _import_problems(tree, path, layout, local_folder):
+    """Imports at module level that would fail, found without running them."""
+    problems = []
+    rel = layout.rel(path)
+    for node in _module_level_statements(tree):
+        if isinstance(node, ast.Import):
+            modules = [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [(node.module, [alias.name for alias in node.names])]
+        else:
+            continue
+        for module_name, imported in modules:
+            top = module_name.split(".")[0]
+            local = local_folder / f"{top}.py"
+            if local.is_file() or (local_folder / top / "__init__.py").is_file():
+                if top == "models" and module_name == "models" and imported:
+                    models_tree, _ = _parse(local, layout)
+                    if models_tree is not None:
+                        missing = [n for n in imported if n != "*" and n not in _defined_names(models_tree)]
+                        for name in missing:
+                            problems.append(
+                                f"{rel}, line {node.lineno}: imports `{name}` from models, "
+                                f"but {layout.rel(local)} defines no `{name}`."
+                            )
+                continue
+            if top in sys.builtin_module_names:
+                continue
+            try:
+                found = importlib.util.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                problems.append(
+                    f"{rel}, line {node.lineno}: `{ast.unparse(node) if hasattr(ast, 'unparse') else module_name}` "
+                    f"fails: there is no module named '{top}'."
+                )
+    return problems
+
+
+def check_app_py(layout):
+    """Problems that stop `flask db ...` from working, found by reading app.py."""
+    tree, problem = _parse(layout.app_py, layout)
+    if problem:
+        return [problem]
+    rel = layout.rel(layout.app_py)
+    problems = _import_problems(tree, layout.app_py, layout, layout.server)
+    names = {_call_name(call) for call in _calls([tree])}
+    if "Migrate" not in names:
+        problems.append(
+            f"{rel} never creates `Migrate(app, db)`, so `flask db` has no commands. "
+            "Add `migrate = Migrate(app, db)` after creating the app."
+        )
+    for call in _calls(list(_module_level_statements(tree))):
+        if _call_name(call) in ("create_all", "drop_all"):
+            problems.append(
+                f"{rel}, line {call.lineno}: `{ast.unparse(call) if hasattr(ast, 'unparse') else 'db.create_all()'}` "
+                "runs every time the app loads and changes tables behind Alembic's back. "
+                "Remove it: in this lesson only migrations create tables (`flask db upgrade`)."
+            )
+    return problems
+
+
+def check_env_py(layout):
+    """Problems in migrations/env.py, found by reading it."""
+    tree, problem = _parse(layout.env_py, layout)
+    if problem:
+        return [problem]
+    rel = layout.rel(layout.env_py)
+    problems = _import_problems(tree, layout.env_py, layout, layout.migrations)
+    names = {_call_name(call) for call in _calls([tree])}
+    if "run_migrations" not in names:
+        problems.append(
+            f"{rel} never calls `context.run_migrations()`, so `flask db upgrade` does nothing. "
+            "Restore the file Flask-Migrate wrote (see the fix below)."
+        )
+    return problems
