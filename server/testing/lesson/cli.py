@@ -10,11 +10,12 @@ def lesson_commands():
 
 
 @lesson_commands.command("status")
-def status_command():
+@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Another checkout to look at.")
+def status_command(root):
     """Show the five steps as a checklist and the one next thing to do."""
     from .status import run_status
 
-    sys.exit(run_status())
+    sys.exit(run_status(root))
 
 
 @lesson_commands.command("review")
