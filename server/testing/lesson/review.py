@@ -31,6 +31,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
+from .database import normalize_url
 
 logger = logging.getLogger("alembic.env")
 
@@ -185,15 +186,16 @@ def _review(server_dir, url):
         from .app_support import database_url  # DATABASE_URL from the environment or server/.env
 
         url = database_url()
+    url = normalize_url(url)
     scripts = _script_directory(server_dir / "migrations")
-    engine, where = _read_only_engine(url, server_dir)
     row_counts, columns, current = {}, {}, ()
+    engine, where = _read_only_engine(url, server_dir)
     if engine is not None:
         try:
             with engine.connect() as connection:
                 current = MigrationContext.configure(connection).get_current_heads()
                 row_counts, columns = analysis.database_facts(connection)
-        except sa.exc.SQLAlchemyError as error:
+        except Exception as error:  # unreachable server, missing driver, not a database, ...
             raise _CannotReview(f"the database {where} cannot be read: {_first_line(error)}")
         finally:
             engine.dispose()
