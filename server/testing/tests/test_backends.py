@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from testing.lesson.database import throwaway_database
-
-SERVER_DIR = Path(__file__).resolve().parents[2]
+from testing.lesson.walkthrough import copy_starter
 
 EMPLOYEES = [(1, "Kai Uri", 89000), (2, "Alena Lee", 125000)]
 
@@ -57,15 +56,6 @@ NULLABLE_NAME = {
         "    batch_op.alter_column('name', existing_type=sa.String(), nullable=False)",
     ),
 }
-
-
-def copy_starter(dest):
-    """The lesson's starter: server/ without local state (databases, migrations, .env)."""
-    shutil.copytree(
-        SERVER_DIR,
-        Path(dest) / "server",
-        ignore=shutil.ignore_patterns("instance", "migrations", ".env", "__pycache__", "*.db"),
-    )
 
 
 def indent(code):

@@ -1,7 +1,6 @@
 """Database URLs: the forms providers hand out, DATABASE_URL and server/.env,
 and the throw-away databases every other test relies on."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +18,7 @@ from testing.lesson.database import (
     postgres_server_url,
     throwaway_database,
 )
-
-SERVER_DIR = Path(__file__).resolve().parents[2]
+from testing.lesson.walkthrough import copy_starter
 
 # Runs inside the app's folder: which database did the app really use?
 PROBE = """
@@ -146,12 +144,8 @@ def test_sslmode_in_the_url_reaches_the_server(backend):
 
 
 def copy_server(dest):
-    """The app's folder without local state (databases, migrations, .env)."""
-    target = Path(dest) / "server"
-    shutil.copytree(
-        SERVER_DIR, target, ignore=shutil.ignore_patterns("instance", "migrations", ".env", "__pycache__", "*.db")
-    )
-    return target
+    """A scratch copy of the starter; returns its server/ folder."""
+    return copy_starter(Path(dest) / "checkout") / "server"
 
 
 def run_probe(server, **env_changes):
