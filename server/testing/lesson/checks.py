@@ -583,9 +583,14 @@ class _Grading:
             if revision.down_revision:
                 ids += f", follows {revision.down_revision!r}"
             head = f"{position}. " if position else "-  "
-            work = describe_schema_change(self.replay.upgrade(position)) if position else "not in the line from the first revision"
             if revision.load_error:
                 work = "cannot be loaded"
+            elif revision.revision is None:
+                work = "not a revision"
+            elif position:
+                work = describe_schema_change(self.replay.upgrade(position))
+            else:
+                work = "not on the line from the first revision"
             lines.append(f"{head}{revision.rel} ({ids}): {work}")
         return "\n".join(lines)
 
@@ -758,10 +763,14 @@ class _Grading:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be loaded, so it cannot be compared with your migrations."
             ).add("Error", self.models.error).add("Fix", f"Fix the line shown in {models_rel}."))
-        blocker = self.blocker_before(MODELS_REVISION + 1) if len(self.chain) >= MODELS_REVISION else None
-        if len(self.chain) < MODELS_REVISION:
-            blocker = self.blocker_before(MODELS_REVISION) or (
-                REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
+        blocker = self.blocker_before(MODELS_REVISION)
+        if blocker is None and len(self.chain) < MODELS_REVISION:
+            blocker = (REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
+        elif blocker is None:
+            step = self.replay.upgrade(MODELS_REVISION)
+            if step is None or not step.ran:
+                blocker = (REVISION_CHECKPOINTS[MODELS_REVISION], "Revision 3 fails on upgrade, so there is no "
+                                                                  "database at revision 3 to compare with.")
         if blocker:
             return self.blocked("models_match", *blocker)
         if self.replay.error:

@@ -209,12 +209,12 @@ def load_revision_file(path, layout):
     revision_file.down_revision = getattr(module, "down_revision", None) or None
     if isinstance(revision_file.down_revision, list):
         revision_file.down_revision = tuple(revision_file.down_revision)
-    for function in ("upgrade", "downgrade"):
-        if not callable(getattr(module, function, None)):
-            revision_file.load_error = (
-                f"{revision_file.rel} has no {function}() function; every revision needs "
-                "both upgrade() and downgrade()."
-            )
+    missing = [name + "()" for name in ("upgrade", "downgrade") if not callable(getattr(module, name, None))]
+    if missing and revision_file.revision:
+        revision_file.load_error = (
+            f"{revision_file.rel} has no {' and no '.join(missing)} function; every revision needs "
+            "both upgrade() and downgrade()."
+        )
     return revision_file
 
 
@@ -318,6 +318,8 @@ def _analyse_graph(history, layout):
     elif usable:
         history.ambiguous_after = 0
     history.chain = chain
+    if len(chain) < len(usable) and history.ambiguous_after is None:
+        history.ambiguous_after = len(chain)  # some revisions are not on the line
     if not history.problems and len(chain) != len(usable):
         problems.append(
             f"Only {len(chain)} of the {len(usable)} revisions form a line from the first one."

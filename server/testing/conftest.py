@@ -1,0 +1,140 @@
+"""Options and reports of the lesson's grader (codegrade_test.py).
+
+    pytest                                  # grade this checkout
+    pytest --lesson-root PATH               # grade another checkout (or LESSON_ROOT=PATH)
+    pytest --lesson-database URL            # replay on that PostgreSQL server, in throw-away
+                                            # databases (or LESSON_GRADE_DATABASE_URL=URL)
+    pytest --junitxml=report.xml            # JUnit XML with each checkpoint's points
+
+The grade runs once per session (the `lesson_report` fixture). After the run,
+a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
+set, appended to it as markdown. All of this happens only when the grader's
+tests ran, so the project's own suite (server/testing/tests) is undisturbed.
+"""
+import os
+import sys
+import traceback
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
+
+import pytest  # noqa: E402
+
+GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader lives in
+REPORT = pytest.StashKey()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lesson", "grading the lesson")
+    group.addoption(
+        "--lesson-root", metavar="PATH", default=None,
+        help="grade the checkout at PATH instead of this one (default: $LESSON_ROOT, else this checkout)",
+    )
+    group.addoption(
+        "--lesson-database", metavar="URL", default=None,
+        help="replay the migrations on this PostgreSQL server, in throw-away databases "
+             "(default: $LESSON_GRADE_DATABASE_URL, else a temporary SQLite file)",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
+
+
+def lesson_root(config):
+    chosen = config.getoption("lesson_root") or os.environ.get("LESSON_ROOT")
+    return Path(chosen).expanduser().resolve() if chosen else GRADER_ROOT
+
+
+def lesson_database(config):
+    return config.getoption("lesson_database") or os.environ.get("LESSON_GRADE_DATABASE_URL") or None
+
+
+@pytest.fixture(scope="session")
+def lesson_report(request):
+    """The grade of the checkout, computed once for all checkpoint tests."""
+    from testing.lesson.checks import grade
+
+    config = request.config
+    try:
+        report = grade(lesson_root(config), server_url=lesson_database(config))
+    except Exception as error:  # a fault in the grader, not in the student's work
+        report = _grader_fault(lesson_root(config), error)
+    config.stash[REPORT] = report
+    return report
+
+
+def _grader_fault(root, error):
+    """A report failing every checkpoint with one clear line, instead of a traceback."""
+    from testing.lesson.checkpoints import CHECKPOINTS
+    from testing.lesson.checks import FAILED, Report, Result
+    from testing.lesson.feedback import Feedback
+
+    if os.environ.get("LESSON_GRADER_DEBUG"):
+        traceback.print_exception(type(error), error, error.__traceback__)
+    feedback = Feedback(f"The grader could not grade {root}: {type(error).__name__}: {error}").add(
+        "Fix", "This is a fault in the grader, not in your work: tell your instructor, and include this message "
+               "(LESSON_GRADER_DEBUG=1 shows the details).")
+    results = {c.id: Result(c, FAILED, feedback) for c in CHECKPOINTS}
+    return Report(root=root, backend="?", results=results)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    report = config.stash.get(REPORT, None)
+    if report is None:
+        return
+    terminalreporter.section("lesson checkpoints")
+    for line in summary_table(report):
+        terminalreporter.write_line(line)
+    where = "" if report.root == GRADER_ROOT else f" of {report.root}"
+    terminalreporter.write_line(
+        f"Score{where}: {report.score}/{report.max_score} points "
+        f"(replayed on {report.backend}, {report.seconds:.2f} s)",
+        bold=True, green=report.full_marks, red=not report.full_marks,
+    )
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as summary:
+                summary.write(markdown_summary(report))
+        except OSError as error:
+            terminalreporter.write_line(f"Could not write GITHUB_STEP_SUMMARY ({error})", yellow=True)
+
+
+STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "not_applicable": "n/a"}
+
+
+def summary_table(report):
+    width = max(len(result.id) for result in report)
+    lines = [f"{'checkpoint':<{width}}  {'result':<7}  {'points':>6}  summary"]
+    for result in report:
+        points = f"{result.earned}/{result.points}"
+        lines.append(
+            f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  {_short(result.summary)}"
+        )
+    return lines
+
+
+def _short(text, limit=90):
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def markdown_summary(report):
+    icons = {"passed": "✅ passed", "failed": "❌ failed", "not_applicable": "➖ n/a"}
+    lines = [
+        f"## Lesson grade: {report.score} / {report.max_score} points",
+        "",
+        "| Checkpoint | Result | Points |",
+        "|---|---|---:|",
+    ]
+    for result in report:
+        lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {result.earned} / {result.points} |")
+    for result in report:
+        if result.status != "passed":
+            lines += ["", f"<details><summary><code>{result.id}</code>: {_cell(result.summary)}</summary>",
+                      "", "```text", result.message, "```", "", "</details>"]
+    return "\n".join(lines) + "\n\n"
+
+
+def _cell(text):
+    return text.replace("|", "\\|").replace("\n", " ")
