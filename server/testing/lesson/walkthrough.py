@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from dotenv import dotenv_values
+
 from . import readme
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -101,6 +103,7 @@ def run_walkthrough(
     report=print,
     after_step: Optional[Callable[[int, WalkthroughResult], None]] = None,
     check_outputs=True,
+    resume: Optional[WalkthroughResult] = None,
 ):
     """Do steps 1..stop_after of the README in checkout (a copy of the starter).
 
@@ -109,6 +112,8 @@ def run_walkthrough(
     command. after_step(step, result) is called after each step, so callers
     can inspect every intermediate state. check_outputs=False skips comparing
     shown with real output (tests use it to prove other checks on their own).
+    resume: the result of the steps already done in this checkout (a copy of
+    an earlier build); the walk continues with the step after them.
     """
     checkout = Path(checkout).resolve()
     if readme_text is None:
@@ -116,7 +121,14 @@ def run_walkthrough(
     blocks = readme.parse_readme(readme_text)
     titles = readme.step_titles(readme_text)
     walk = _Walk(checkout, database_url, report, check_outputs)
-    for step in range(1, stop_after + 1):
+    first = 1
+    if resume is not None:
+        first = resume.completed_step + 1
+        walk.result.revisions = list(resume.revisions)
+        walk.result.readme_ids = dict(resume.readme_ids)
+        walk.result.steps = {step: list(runs) for step, runs in resume.steps.items()}
+        walk.result.completed_step = resume.completed_step
+    for step in range(first, stop_after + 1):
         step_blocks = [block for block in blocks if block.step == step]
         if not step_blocks:
             raise WalkthroughError(f"README.md has no walkthrough blocks in `## Step {step}`")
@@ -139,6 +151,9 @@ class _Walk:
             raise WalkthroughError(f"{checkout} is not a copy of the lesson: server/app.py is missing")
         self.report = report
         self.check_outputs = check_outputs
+        if database_url is None and dotenv_values(self.server / ".env").get("DATABASE_URL"):
+            # The app would follow server/.env; say which database is meant.
+            raise WalkthroughError(f"{self.server / '.env'} sets DATABASE_URL: pass database_url= explicitly")
         url = database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
         self.result = WalkthroughResult(checkout, url, backend_of(url))
         # The flask commands see the caller's environment minus anything that

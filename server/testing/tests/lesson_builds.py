@@ -1,0 +1,292 @@
+"""The lesson as the reference walkthrough builds it, for the project's tests.
+
+reference_solution(request, backend) performs the README once per backend
+and test session, checks the database after every step against the lesson's
+expected schema, rows and alembic_version, and keeps a snapshot of the
+checkout (and database) after each step. copy_reference(request, build,
+dest, step=5) gives a test its own copy of any of those states to grade,
+break or continue, so no test has to redo the lesson from the start.
+"""
+import contextlib
+import copy
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from testing.lesson.database import normalize_url, postgres_server_url, throwaway_database
+from testing.lesson.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
+
+# The rows the README adds in steps 1 and 2.
+EMPLOYEES = [
+    {"id": 1, "name": "Kai Uri", "salary": 89000},
+    {"id": 2, "name": "Alena Lee", "salary": 125000},
+]
+DEPARTMENTS = [
+    {"id": 1, "name": "Payroll", "address": "Building A, 4th Floor"},
+    {"id": 2, "name": "Human Resources", "address": "Building C, 1st Floor"},
+]
+
+
+# --- what the database holds after each step ---------------------------------
+
+
+def expected_schema(step):
+    """{table: {column: (type class, nullable)}} after a step, alembic_version aside."""
+    employees = {"id": (sa.Integer, False), "name": (sa.String, False), "salary": (sa.Integer, True)}
+    if step == 1:
+        return {"employees": employees}
+    table = "department" if step == 2 else "departments"
+    place = "location" if step == 4 else "address"
+    return {"employees": employees, table: {"id": (sa.Integer, False), "name": (sa.String, False), place: (sa.String, True)}}
+
+
+def expected_rows(step):
+    """{table: rows as dicts ordered by id} after a step."""
+    rows = {"employees": EMPLOYEES}
+    if step >= 2:
+        table = "department" if step == 2 else "departments"
+        place = "location" if step == 4 else "address"
+        rows[table] = [{"id": row["id"], "name": row["name"], place: row["address"]} for row in DEPARTMENTS]
+    return rows
+
+
+def expected_revision(step, revisions):
+    """The revision the database is at after a step: the newest, except that
+    step 5 goes back to revision 3."""
+    return revisions[2] if step == LAST_STEP else revisions[step - 1]
+
+
+@dataclass
+class DatabaseState:
+    tables: Dict[str, Dict[str, tuple]]  # table -> {column: (SQLAlchemy type, nullable)}
+    versions: List[str]  # the rows of alembic_version
+    rows: Dict[str, List[dict]]  # table -> rows ordered by id (alembic_version aside)
+
+
+def database_state(url):
+    """Read the schema, alembic_version and every row of a database."""
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        inspector = sa.inspect(engine)
+        tables = {
+            table: {column["name"]: (column["type"], column["nullable"]) for column in inspector.get_columns(table)}
+            for table in inspector.get_table_names()
+        }
+        rows = {}
+        versions = []
+        with engine.connect() as connection:
+            for table, columns in tables.items():
+                selectable = sa.table(table, *[sa.column(name) for name in columns])
+                if table == "alembic_version":
+                    versions = sorted(connection.execute(sa.select(selectable.c.version_num)).scalars())
+                    continue
+                order = [selectable.c.id] if "id" in columns else []
+                rows[table] = [dict(row) for row in connection.execute(sa.select(selectable).order_by(*order)).mappings()]
+        return DatabaseState(tables, versions, rows)
+    finally:
+        engine.dispose()
+
+
+class StateMismatch(AssertionError):
+    """The database is not in the state the lesson expects after a step."""
+
+
+def state_problems(state, step, revisions):
+    """Every way the state differs from the lesson's state after the step."""
+    problems = []
+    expected = expected_schema(step)
+    if "alembic_version" not in state.tables:
+        problems.append("no alembic_version table")
+    actual_tables = set(state.tables) - {"alembic_version"}
+    for table in sorted(set(expected) - actual_tables):
+        problems.append(f"table {table} is missing")
+    for table in sorted(actual_tables - set(expected)):
+        problems.append(f"unexpected table {table}")
+    for table in sorted(set(expected) & actual_tables):
+        columns, wanted = state.tables[table], expected[table]
+        for column in sorted(set(wanted) - set(columns)):
+            problems.append(f"{table}.{column} is missing")
+        for column in sorted(set(columns) - set(wanted)):
+            problems.append(f"unexpected column {table}.{column}")
+        for column in sorted(set(wanted) & set(columns)):
+            (type_, nullable), (wanted_type, wanted_nullable) = columns[column], wanted[column]
+            if not isinstance(type_, wanted_type):
+                problems.append(f"{table}.{column} has type {type_!r}, expected a {wanted_type.__name__}")
+            if nullable != wanted_nullable:
+                problems.append(f"{table}.{column} is {'NULL' if nullable else 'NOT NULL'}, expected "
+                                f"{'NULL' if wanted_nullable else 'NOT NULL'}")
+    if len(revisions) < min(step, 4):
+        problems.append(f"only {len(revisions)} revisions were generated by step {step}: {revisions}")
+    elif state.versions != [expected_revision(step, revisions)]:
+        problems.append(f"alembic_version holds {state.versions}, expected [{expected_revision(step, revisions)!r}]")
+    for table, wanted_rows in expected_rows(step).items():
+        found = state.rows.get(table)
+        if found is not None and found != wanted_rows:
+            lost = " (rows lost)" if len(found) < len(wanted_rows) else ""
+            problems.append(f"{table}: found {len(found)} rows {found}, expected {wanted_rows}{lost}")
+    return problems
+
+
+def assert_state(state, step, revisions):
+    problems = state_problems(state, step, revisions)
+    if problems:
+        raise StateMismatch(f"after step {step}: " + "; ".join(problems))
+
+
+def assert_empty(state):
+    """The state after `flask db downgrade base`: alembic_version, empty, only."""
+    problems = []
+    if set(state.tables) != {"alembic_version"}:
+        problems.append(f"tables {sorted(state.tables)}, expected only alembic_version")
+    if state.versions:
+        problems.append(f"alembic_version holds {state.versions}, expected no row")
+    if problems:
+        raise StateMismatch("after downgrade to base: " + "; ".join(problems))
+
+
+# --- the reference build -----------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """A checkout (and, on PostgreSQL, a database) as it was after one step."""
+
+    step: int
+    checkout: Path
+    database_url: Optional[str]  # None: the checkout's own instance/app.db
+    result: WalkthroughResult
+
+
+@dataclass
+class ReferenceBuild:
+    backend: str
+    checkout: Path  # the finished checkout (step 5)
+    database_url: str  # its database
+    result: WalkthroughResult
+    states: Dict[int, DatabaseState] = field(default_factory=dict)  # checked state after each step
+    snapshots: Dict[int, Snapshot] = field(default_factory=dict)
+
+    @property
+    def revisions(self):
+        return self.result.revisions
+
+
+@dataclass
+class LessonCopy:
+    checkout: Path
+    database_url: str  # what the copy's app uses (also in server/.env on PostgreSQL)
+    result: WalkthroughResult  # the walkthrough up to the copied step
+
+    @property
+    def server(self):
+        return self.checkout / "server"
+
+
+_BUILDS = pytest.StashKey[dict]()
+
+
+def reference_solution(request, backend):
+    """The finished reference checkout for a backend, built once per session.
+
+    request is the test's `request` fixture (the build's databases are
+    dropped when the session ends). A failed build fails every test that
+    asks for it, with the same message, without being retried.
+    """
+    builds = request.config.stash.setdefault(_BUILDS, {})
+    if backend not in builds:
+        try:
+            builds[backend] = _build(request, backend)
+        except Exception as error:  # remembered, so one failure is not rebuilt per test
+            builds[backend] = error
+    build = builds[backend]
+    if isinstance(build, Exception):
+        pytest.fail(f"the reference walkthrough on {backend} failed: {type(build).__name__}: {build}", pytrace=False)
+    return build
+
+
+def _build(request, backend):
+    stack = contextlib.ExitStack()
+    request.config.add_cleanup(stack.close)
+    root = request.getfixturevalue("tmp_path_factory").mktemp(f"reference-{backend}")
+    database_url = stack.enter_context(throwaway_database("postgresql")) if backend == "postgresql" else None
+    checkout = copy_starter(root / "checkout")
+    states, snapshots = {}, {}
+
+    def after_step(step, result):
+        states[step] = database_state(result.database_url)
+        assert_state(states[step], step, result.revisions)
+        if step < LAST_STEP:
+            snapshot = root / f"after-step-{step}"
+            shutil.copytree(result.checkout, snapshot)
+            url = _clone_postgres(database_url, stack) if database_url else None
+            snapshots[step] = Snapshot(step, snapshot, url, copy.deepcopy(result))
+
+    result = run_walkthrough(checkout, database_url=database_url, report=lambda line: None, after_step=after_step)
+    final = Snapshot(LAST_STEP, checkout, database_url, result)
+    snapshots[LAST_STEP] = final
+    for snapshot in snapshots.values():
+        if snapshot.database_url:  # the checkout names its database, as a student's would
+            _write_env(snapshot.checkout, snapshot.database_url)
+    return ReferenceBuild(backend, checkout, result.database_url, result, states, snapshots)
+
+
+def copy_reference(request, build, dest, step=LAST_STEP):
+    """A private copy of the reference after `step`: files, and a database of
+    its own (the SQLite file travels with the files; on PostgreSQL a clone,
+    named in the copy's server/.env and dropped when the test ends)."""
+    snapshot = build.snapshots[step]
+    dest = Path(dest)
+    shutil.copytree(snapshot.checkout, dest, dirs_exist_ok=True)
+    if snapshot.database_url:
+        stack = contextlib.ExitStack()
+        request.addfinalizer(stack.close)
+        url = _clone_postgres(snapshot.database_url, stack)
+        _write_env(dest, url)
+    else:
+        url = f"sqlite:///{dest.resolve() / 'server' / 'instance' / 'app.db'}"
+    result = copy.deepcopy(snapshot.result)
+    result.checkout = dest.resolve()
+    result.database_url = url
+    return LessonCopy(dest.resolve(), url, result)
+
+
+def _write_env(checkout, url):
+    (Path(checkout) / "server" / ".env").write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+
+
+def _clone_postgres(source_url, stack):
+    """Copy a PostgreSQL database (CREATE DATABASE ... TEMPLATE); the stack drops it."""
+    source = make_url(normalize_url(source_url))
+    name = f"lesson_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
+    try:
+        for attempt in range(20):
+            try:
+                with admin.connect() as connection:
+                    connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+                break
+            except sa.exc.OperationalError as error:
+                # A flask command that just exited may still be disconnecting.
+                if "being accessed by other users" not in str(error) or attempt == 19:
+                    raise
+                time.sleep(0.1)
+    finally:
+        admin.dispose()
+
+    def drop():
+        engine = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            engine.dispose()
+
+    stack.callback(drop)
+    return source.set(database=name).render_as_string(hide_password=False)

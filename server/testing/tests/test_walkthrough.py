@@ -1,0 +1,241 @@
+"""The README performed end to end, on SQLite and PostgreSQL.
+
+The walkthrough runs once per backend and session (lesson_builds); the tests
+below check the state it left after every step, and use copies of its
+snapshots for what changes a database.
+"""
+import ast
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from testing.lesson import readme
+from testing.lesson.checkpoints import CHECKPOINTS, STEPS
+from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, main, run_walkthrough
+from testing.tests.lesson_builds import (
+    StateMismatch,
+    assert_empty,
+    assert_state,
+    copy_reference,
+    database_state,
+    reference_solution,
+    state_problems,
+)
+
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def flask(lesson_copy, *args):
+    """A real flask command in a copy, on the copy's own database."""
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL" and not name.startswith("FLASK_")}
+    env.update(DATABASE_URL=lesson_copy.database_url, PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "flask"] + list(args),
+        cwd=lesson_copy.server, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180,
+    )
+
+
+def revision_chain(server):
+    """[(revision, down_revision)] of the revision files, read without running them."""
+    chain = []
+    for path in (server / "migrations" / "versions").glob("*.py"):
+        values = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id in ("revision", "down_revision"):
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+        chain.append((values["revision"], values["down_revision"]))
+    return chain
+
+
+# --- the finished lesson ------------------------------------------------------
+
+
+def test_walkthrough_builds_four_revisions_in_one_chain(request, backend):
+    build = reference_solution(request, backend)
+    assert build.result.completed_step == 5
+    revisions = build.revisions
+    assert len(revisions) == 4 and len(set(revisions)) == 4
+    expected_chain = list(zip(revisions, [None] + revisions[:-1]))
+    assert sorted(revision_chain(build.checkout / "server"), key=lambda link: revisions.index(link[0])) == expected_chain
+    # The README's example ids were each mapped to one real id, in order.
+    assert list(build.result.readme_ids.values()) == revisions
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_database_after_step(request, backend, step):
+    """Exactly the expected tables, columns, nullability, alembic_version and rows."""
+    build = reference_solution(request, backend)
+    assert_state(build.states[step], step, build.revisions)
+
+
+def test_rows_survive_the_renames_and_the_downgrade(request, backend):
+    build = reference_solution(request, backend)
+    departments = {3: "departments", 4: "departments", 5: "departments"}
+    for step, table in departments.items():
+        rows = build.states[step].rows
+        assert [row["name"] for row in rows["employees"]] == ["Kai Uri", "Alena Lee"], step
+        assert [row["name"] for row in rows[table]] == ["Payroll", "Human Resources"], step
+    assert [row["location"] for row in build.states[4].rows["departments"]] == [
+        "Building A, 4th Floor", "Building C, 1st Floor"]
+
+
+def test_downgrade_to_base_leaves_only_alembic_version(request, backend, tmp_path):
+    lesson = copy_reference(request, reference_solution(request, backend), tmp_path / "copy")
+    assert_state(database_state(lesson.database_url), 5, lesson.result.revisions)  # the copy starts at step 5
+    finished = flask(lesson, "db", "downgrade", "base")
+    assert finished.returncode == 0, finished.stdout
+    assert "Running downgrade" in finished.stdout
+    assert_empty(database_state(lesson.database_url))
+
+
+def test_copies_are_independent(request, backend, tmp_path):
+    build = reference_solution(request, backend)
+    lesson = copy_reference(request, build, tmp_path / "copy", step=2)
+    assert flask(lesson, "db", "downgrade", "base").returncode == 0
+    assert_empty(database_state(lesson.database_url))
+    # Neither the snapshot nor the finished reference was touched.
+    assert_state(database_state(copy_reference(request, build, tmp_path / "again", step=2).database_url), 2,
+                 build.revisions)
+    assert_state(database_state(build.database_url), 5, build.revisions)
+
+
+# --- a wrong README is caught ------------------------------------------------
+
+
+def readme_block(kind, argument):
+    return next(b for b in readme.parse_readme(README) if b.kind == kind and b.argument == argument)
+
+
+def readme_with_block(kind, argument, new_text):
+    """The README with one marked block's content replaced."""
+    lines = README.splitlines(keepends=True)
+    block = readme_block(kind, argument)
+    start = block.line + 1  # the opening fence follows the marker line
+    end = start + len(block.text.splitlines())
+    assert lines[block.line].startswith("```") and lines[end].startswith("```")
+    return "".join(lines[:start] + [new_text] + lines[end:])
+
+
+def readme_with_generated_step_3_kept():
+    """The README with step 3's edit replaced by what autogenerate wrote
+    (create departments + drop department): the mistake the lesson warns about."""
+    generated = readme_block("generated", "rename department").text
+    assert "op.rename_table" in readme_block("migration", "rename department").text
+    assert "op.create_table('departments'" in generated and "op.drop_table('department')" in generated
+    return readme_with_block("migration", "rename department", generated)
+
+
+def continue_from_step_2(request, backend, tmp_path, readme_text, **options):
+    lesson = copy_reference(request, reference_solution(request, backend), tmp_path / "copy", step=2)
+    return run_walkthrough(
+        lesson.checkout, resume=lesson.result, stop_after=3, readme_text=readme_text,
+        database_url=lesson.database_url, report=lambda line: None, **options,
+    )
+
+
+def test_keeping_create_and_drop_in_step_3_fails_the_state_check(request, backend, tmp_path):
+    states = {}
+
+    def verify(step, result):
+        states[step] = database_state(result.database_url)
+        assert_state(states[step], step, result.revisions)
+
+    with pytest.raises(StateMismatch) as failure:
+        continue_from_step_2(request, backend, tmp_path, readme_with_generated_step_3_kept(),
+                             check_outputs=False, after_step=verify)
+    # The schema looks right; only the rows are gone.
+    message = str(failure.value)
+    assert message.startswith("after step 3: departments: found 0 rows []"), message
+    assert message.endswith("(rows lost)"), message
+    assert states[3].rows["departments"] == [] and set(states[3].tables) == {"alembic_version", "employees", "departments"}
+
+
+def test_keeping_create_and_drop_in_step_3_fails_the_readme_output_check(request, backend, tmp_path):
+    with pytest.raises(WalkthroughError) as failure:
+        continue_from_step_2(request, backend, tmp_path, readme_with_generated_step_3_kept())
+    message = str(failure.value)
+    assert "step 3, `shell` block" in message and "printed something else than the README shows" in message
+    assert "+[]" in message  # the real Department.query.all()
+
+
+def test_readme_output_that_differs_from_the_real_one_fails(request, tmp_path):
+    wrong = README.replace("INFO  [alembic.autogenerate.compare] Detected removed table 'department'\n",
+                           "INFO  [alembic.autogenerate.compare] Detected renamed table 'department'\n", 1)
+    assert wrong != README
+    with pytest.raises(WalkthroughError, match=r"step 3, `run` block\): `flask db migrate -m \"rename department\"` did not print"):
+        continue_from_step_2(request, "sqlite", tmp_path, wrong)
+
+
+def test_readme_generated_script_that_differs_from_the_real_one_fails(request, tmp_path):
+    generated = readme_block("generated", "rename department").text
+    wrong = readme_with_block("generated", "rename department",
+                              generated.replace("op.drop_table('department')", "op.drop_table('employees')", 1))
+    assert wrong != README
+    with pytest.raises(WalkthroughError, match=r"`upgrade` in \w+_rename_department.py is not what the README shows"):
+        continue_from_step_2(request, "sqlite", tmp_path, wrong)
+
+
+# --- the README's structure -------------------------------------------------
+
+
+def test_readme_step_headings_are_the_lesson_steps():
+    assert readme.step_titles(README) == STEPS
+
+
+def test_readme_marks_the_blocks_of_every_step():
+    kinds = {step: [block.kind for block in readme.parse_readme(README) if block.step == step] for step in STEPS}
+    # Step 1 first proves the starter's models.py is the one the README shows.
+    assert kinds[1][0] == "expect models.py" and "run" in kinds[1] and "shell" in kinds[1]
+    # Steps 3 and 4: generate, compare with what is shown, edit, then upgrade.
+    for step in (3, 4):
+        generated, edited = kinds[step].index("generated"), kinds[step].index("migration")
+        assert generated < edited and "run" in kinds[step][edited:], kinds[step]
+    # Step 5 ends by proving the finished models.py is the one the README shows.
+    assert kinds[5][-1] == "expect models.py"
+
+
+def test_readme_quick_start_is_the_two_commands():
+    first_block = re.search(r"```console\n(.*?)```", README, re.S).group(1)
+    assert first_block.splitlines() == [
+        "pipenv install && pipenv run status",
+        "pipenv install --dev && pipenv run selftest",
+    ]
+    assert README.index(first_block) < README.index("## ")
+
+
+def test_readme_checkpoint_table_lists_every_checkpoint():
+    rows = re.findall(r"^\| `(\w+)` \| (\d) \| (.+?) \| (\d+) \|$", README, re.M)
+    assert [(id_, int(step), title, int(points)) for id_, step, title, points in rows] == [
+        (checkpoint.id, checkpoint.step, checkpoint.title, checkpoint.points) for checkpoint in CHECKPOINTS
+    ]
+
+
+def test_readme_data_migration_example_runs_on_sqlalchemy_2():
+    """The troubleshooting backfill uses sa.text() and bound parameters."""
+    example = re.search(r"```python\n(def upgrade\(\):\n    # 1\. Add the column.*?)```", README, re.S).group(1)
+    assert "sa.text(" in example and ":email" in example and "%s" not in example and "f\"" not in example
+    compile(example, "README troubleshooting example", "exec")
+
+
+# --- the command line --------------------------------------------------------
+
+
+def test_main_runs_the_first_step_into_a_kept_folder(tmp_path, capsys):
+    dest = tmp_path / "scratch"
+    assert main(["--stop-after", "1", "--dest", str(dest)]) == 0
+    printed = capsys.readouterr().out
+    assert "Step 1: Initial migration: the employees table" in printed and "Done: steps 1-1 on sqlite" in printed
+    assert len(list((dest / "server" / "migrations" / "versions").glob("*.py"))) == 1
+    assert (dest / "server" / "instance" / "app.db").is_file()
+
+
+def test_main_reports_a_failure_without_a_traceback(tmp_path, capsys):
+    dest = tmp_path / "scratch"
+    dest.mkdir()
+    (dest / "something").write_text("")
+    assert main(["--dest", str(dest)]) == 1
+    assert "is not empty" in capsys.readouterr().err
