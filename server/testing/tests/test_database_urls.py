@@ -22,7 +22,6 @@ from testing.lesson.walkthrough import copy_starter
 
 # Runs inside the app's folder: which database did the app really use?
 PROBE = """
-import sqlalchemy as sa
 from app import app
 from models import db
 with app.app_context():
