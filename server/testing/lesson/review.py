@@ -205,8 +205,10 @@ def _review(server_dir, url):
     if not pending:
         click.echo("Nothing to review: every migration is already applied.")
         return 0
-    noun = "migration" if len(pending) == 1 else "migrations"
-    click.echo(f"{len(pending)} {noun} not applied yet, in the order `flask db upgrade` runs them:")
+    if len(pending) == 1:
+        click.echo("1 migration not applied yet:")
+    else:
+        click.echo(f"{len(pending)} migrations not applied yet, in the order `flask db upgrade` runs them:")
 
     losing = flagged = False
     for script in pending:
@@ -215,7 +217,7 @@ def _review(server_dir, url):
         row_counts, columns = analysis.state_after(recorded.operations, row_counts, columns)
         losing = losing or any(risk.loses_data for risk in risks)
         flagged = flagged or bool(risks) or recorded.error is not None
-        _report_script(server_dir, script, recorded, risks)
+        _report_script(script, recorded, risks)
 
     click.echo("")
     if losing:
@@ -228,9 +230,9 @@ def _review(server_dir, url):
     return 0
 
 
-def _report_script(server_dir, script, recorded, risks):
+def _report_script(script, recorded, risks):
     click.echo("")
-    name = os.path.relpath(script.path, server_dir)
+    name = os.path.relpath(script.path)  # as the terminal's folder sees it
     click.secho(f"{name}  (revision {script.revision}: {script.doc})", bold=True)
     click.echo("  upgrade():")
     for line in analysis.describe(recorded.operations) or ["does nothing"]:
