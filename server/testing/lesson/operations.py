@@ -88,7 +88,7 @@ class RecordedScript:
         return _explain_error(self.error, self.path, self.direction)
 
 
-class _Recorder(Operations):
+class RecordingOperations(Operations):
     """An `op` that writes each operation down instead of running it."""
 
     def __init__(self, migration_context, into):
@@ -122,10 +122,10 @@ class _Recorder(Operations):
         )
         block = ops.ModifyTableOps(table_name, [], schema=schema)
         self.recorded.append(block)
-        yield _BatchRecorder(self.migration_context, impl, block.ops)
+        yield RecordingBatchOperations(self.migration_context, impl, block.ops)
 
 
-class _BatchRecorder(BatchOperations):
+class RecordingBatchOperations(BatchOperations):
     def __init__(self, migration_context, impl, into):
         super().__init__(migration_context, impl=impl)
         self.recorded = into
@@ -179,7 +179,7 @@ def record_script_operations(path, direction="upgrade", dialect="sqlite"):
         raise ValueError("direction is 'upgrade' or 'downgrade'")
     path = Path(path)
     result = RecordedScript(path, direction)
-    recorder = _Recorder(MigrationContext.configure(dialect_name=dialect), result.operations)
+    recorder = RecordingOperations(MigrationContext.configure(dialect_name=dialect), result.operations)
     try:
         module = load_script(path)
         function = getattr(module, direction, None)
@@ -196,29 +196,34 @@ class _MissingFunction(Exception):
     pass
 
 
-# The Operations methods, to suggest the nearest one for a misspelt name.
+# What `op` and `batch_op` offer, to suggest the nearest name for a misspelt one.
 _OP_NAMES = sorted(name for name in dir(Operations) if not name.startswith("_"))
+_BATCH_OP_NAMES = sorted(name for name in dir(BatchOperations) if not name.startswith("_"))
 
 
 def _explain_error(error, path, direction):
-    where = f"{direction}() in {Path(path).name}"
+    file_name = Path(path).name
     if isinstance(error, _MissingFunction):
         return f"{error}: every migration needs upgrade() and downgrade()"
     if isinstance(error, SyntaxError):
-        return f"{Path(path).name} line {error.lineno}: {error.msg}; fix the Python syntax first"
-    text = f"{where} fails: {type(error).__name__}: {error}"
+        return f"{file_name} line {error.lineno}: {error.msg}; fix the Python syntax first"
+    where = f"{direction}() in {file_name}"
+    # Python 3.10+ says which name was missing on which object.
     missing = getattr(error, "name", None) if isinstance(error, AttributeError) else None
+    owner = getattr(error, "obj", None)
+    if not missing or not (owner is op_module or isinstance(owner, (Operations, BatchOperations))):
+        return f"{where} fails: {type(error).__name__}: {error}"
+    in_batch = isinstance(owner, BatchOperations)
+    prefix = "batch_op" if in_batch else "op"
+    text = f"{where} fails: Alembic has no {prefix}.{missing}()"
     if missing == "rename_column":
-        return text + (
-            "; Alembic has no op.rename_column: use "
-            "op.alter_column('<table>', '<old name>', new_column_name='<new name>')"
-        )
-    if missing == "rename_table" or missing is None:
-        return text
-    close = difflib.get_close_matches(missing, _OP_NAMES, n=1)
-    if close:
-        return text + f"; did you mean op.{close[0]}?"
-    return text
+        if in_batch:
+            return text + "; rename a column with batch_op.alter_column('<old name>', new_column_name='<new name>')"
+        return text + "; rename a column with op.alter_column('<table>', '<old name>', new_column_name='<new name>')"
+    if in_batch and missing in _OP_NAMES:
+        return text + f"; call op.{missing}() outside the batch_alter_table block"
+    close = difflib.get_close_matches(missing, _BATCH_OP_NAMES if in_batch else _OP_NAMES, n=1)
+    return text + (f"; did you mean {prefix}.{close[0]}()?" if close else "")
 
 
 # --------------------------------------------------------------- describing

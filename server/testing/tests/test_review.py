@@ -149,7 +149,27 @@ def test_op_rename_column_is_reported_with_the_fix(tmp_path):
     assert isinstance(recorded.error, AttributeError)
     assert analysis.describe(recorded.operations) == ["creates index ix_x on employees (name)"]
     assert path.name in recorded.problem and "rename_column" in recorded.problem
-    assert "op.alter_column('<table>', '<old name>', new_column_name='<new name>')" in recorded.problem
+    if sys.version_info >= (3, 10):  # AttributeError.name and .obj say what was missing
+        assert "Alembic has no op.rename_column()" in recorded.problem
+        assert "op.alter_column('<table>', '<old name>', new_column_name='<new name>')" in recorded.problem
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="AttributeError.name and .obj are Python 3.10+")
+def test_mistakes_inside_a_batch_block_get_batch_fixes(tmp_path):
+    path = write_script(tmp_path, """
+        def upgrade():
+            with op.batch_alter_table('departments') as batch_op:
+                batch_op.rename_column('address', 'location')
+
+        def downgrade():
+            with op.batch_alter_table('departments') as batch_op:
+                batch_op.rename_table('departments', 'department')
+        """)
+    up = analysis.record_script_operations(path).problem
+    assert "Alembic has no batch_op.rename_column()" in up
+    assert "batch_op.alter_column('<old name>', new_column_name='<new name>')" in up
+    down = analysis.record_script_operations(path, "downgrade").problem
+    assert "call op.rename_table() outside the batch_alter_table block" in down
 
 
 def test_a_broken_file_is_an_error_not_a_crash(tmp_path):
