@@ -102,6 +102,11 @@ class RecordingOperations(Operations):
             return operation.to_table(self.migration_context)
         return None
 
+    def get_bind(self):
+        # Statements run on the connection itself are not operations: there
+        # is nothing to record them with, so say so instead of failing later.
+        raise _NeedsDatabase("it calls op.get_bind() to run statements on the database itself")
+
     @contextlib.contextmanager
     def batch_alter_table(
         self,
@@ -196,6 +201,10 @@ class _MissingFunction(Exception):
     pass
 
 
+class _NeedsDatabase(Exception):
+    pass
+
+
 # What `op` and `batch_op` offer, to suggest the nearest name for a misspelt one.
 _OP_NAMES = sorted(name for name in dir(Operations) if not name.startswith("_"))
 _BATCH_OP_NAMES = sorted(name for name in dir(BatchOperations) if not name.startswith("_"))
@@ -208,6 +217,9 @@ def _explain_error(error, path, direction):
     if isinstance(error, SyntaxError):
         return f"{file_name} line {error.lineno}: {error.msg}; fix the Python syntax first"
     where = f"{direction}() in {file_name}"
+    if isinstance(error, _NeedsDatabase):
+        return (f"{where} cannot be fully read without running it: {error}; only the operations before "
+                "that call are known (op.execute(...) statements can be read)")
     # Python 3.10+ says which name was missing on which object.
     missing = getattr(error, "name", None) if isinstance(error, AttributeError) else None
     owner = getattr(error, "obj", None)

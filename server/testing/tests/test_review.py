@@ -172,6 +172,20 @@ def test_mistakes_inside_a_batch_block_get_batch_fixes(tmp_path):
     assert "call op.rename_table() outside the batch_alter_table block" in down
 
 
+def test_a_script_using_the_connection_itself_is_recorded_up_to_that_call(tmp_path):
+    path = write_script(tmp_path, """
+        def upgrade():
+            op.add_column('employees', sa.Column('email', sa.String()))
+            op.get_bind().execute(sa.text("UPDATE employees SET email = ''"))
+
+        def downgrade():
+            op.drop_column('employees', 'email')
+        """)
+    recorded = analysis.record_script_operations(path)
+    assert analysis.describe(recorded.operations) == ["adds column email to employees"]
+    assert "op.get_bind()" in recorded.problem and "cannot be fully read" in recorded.problem
+
+
 def test_a_broken_file_is_an_error_not_a_crash(tmp_path):
     path = write_script(tmp_path, "def upgrade(:\n    pass\n")
     recorded = analysis.record_script_operations(path)
