@@ -106,27 +106,37 @@ def test_copies_are_independent(request, backend, tmp_path):
 # --- a wrong README is caught ------------------------------------------------
 
 
-def readme_block(kind, argument):
-    return next(b for b in readme.parse_readme(README) if b.kind == kind and b.argument == argument)
+def readme_blocks(step, kind, argument=None):
+    return [b for b in readme.parse_readme(README) if b.step == step and b.kind == kind
+            and (argument is None or b.argument == argument)]
 
 
-def readme_with_block(kind, argument, new_text):
-    """The README with one marked block's content replaced."""
-    lines = README.splitlines(keepends=True)
-    block = readme_block(kind, argument)
-    start = block.line + 1  # the opening fence follows the marker line
-    end = start + len(block.text.splitlines())
-    assert lines[block.line].startswith("```") and lines[end].startswith("```")
-    return "".join(lines[:start] + [new_text] + lines[end:])
+def readme_with_blocks(replacements, readme_text=README):
+    """The README with marked blocks' contents replaced ({block: new content})."""
+    lines = readme_text.splitlines(keepends=True)
+    for block, new_text in sorted(replacements.items(), key=lambda item: -item[0].line):
+        start = block.line + 1  # the opening fence follows the marker line
+        end = start + len(block.text.splitlines())
+        assert lines[block.line].startswith("```") and lines[end].startswith("```")
+        lines[start:end] = [new_text]
+    return "".join(lines)
 
 
-def readme_with_generated_step_3_kept():
-    """The README with step 3's edit replaced by what autogenerate wrote
-    (create departments + drop department): the mistake the lesson warns about."""
-    generated = readme_block("generated", "rename department").text
-    assert "op.rename_table" in readme_block("migration", "rename department").text
-    assert "op.create_table('departments'" in generated and "op.drop_table('department')" in generated
-    return readme_with_block("migration", "rename department", generated)
+def wrong_step_3_edit():
+    """Step 3's edit replaced by what autogenerate wrote (create departments +
+    drop department): the mistake the lesson warns about."""
+    [generated] = readme_blocks(3, "generated", "rename department")
+    [edited] = readme_blocks(3, "migration", "rename department")
+    assert "op.rename_table" in edited.text
+    assert "op.create_table('departments'" in generated.text and "op.drop_table('department')" in generated.text
+    return {edited: generated.text}
+
+
+def without_step_3_review():
+    """Step 3's `flask lesson review` replaced by a harmless command, so the
+    other checks must catch the wrong edit on their own."""
+    [review] = [b for b in readme_blocks(3, "run") if "$ flask lesson review" in b.text]
+    return {review: "$ flask db current\n"}
 
 
 def continue_from_step_2(request, backend, tmp_path, readme_text, **options):
@@ -137,7 +147,26 @@ def continue_from_step_2(request, backend, tmp_path, readme_text, **options):
     )
 
 
-def test_keeping_create_and_drop_in_step_3_fails_the_state_check(request, backend, tmp_path):
+def test_wrong_step_3_edit_is_stopped_by_the_review(request, backend, tmp_path):
+    with pytest.raises(WalkthroughError) as failure:
+        continue_from_step_2(request, backend, tmp_path, readme_with_blocks(wrong_step_3_edit()))
+    message = str(failure.value)
+    assert "(step 3, `run` block): `flask lesson review` failed with exit code 1" in message, message
+    assert "drops table department" in message, message
+
+
+def test_wrong_step_3_edit_fails_the_readme_output_check(request, tmp_path):
+    # Comparing output is the same on both backends; once on SQLite is enough.
+    mutant = readme_with_blocks({**wrong_step_3_edit(), **without_step_3_review()})
+    with pytest.raises(WalkthroughError) as failure:
+        continue_from_step_2(request, "sqlite", tmp_path, mutant)
+    message = str(failure.value)
+    assert "step 3, `shell` block" in message and "printed something else than the README shows" in message
+    assert "+[]" in message  # the real Department.query.all()
+
+
+def test_wrong_step_3_edit_fails_the_state_check(request, backend, tmp_path):
+    mutant = readme_with_blocks({**wrong_step_3_edit(), **without_step_3_review()})
     states = {}
 
     def verify(step, result):
@@ -145,21 +174,12 @@ def test_keeping_create_and_drop_in_step_3_fails_the_state_check(request, backen
         assert_state(states[step], step, result.revisions)
 
     with pytest.raises(StateMismatch) as failure:
-        continue_from_step_2(request, backend, tmp_path, readme_with_generated_step_3_kept(),
-                             check_outputs=False, after_step=verify)
+        continue_from_step_2(request, backend, tmp_path, mutant, check_outputs=False, after_step=verify)
     # The schema looks right; only the rows are gone.
     message = str(failure.value)
     assert message.startswith("after step 3: departments: found 0 rows []"), message
-    assert message.endswith("(rows lost)"), message
+    assert message.endswith("(rows lost)") and ";" not in message, message
     assert states[3].rows["departments"] == [] and set(states[3].tables) == {"alembic_version", "employees", "departments"}
-
-
-def test_keeping_create_and_drop_in_step_3_fails_the_readme_output_check(request, backend, tmp_path):
-    with pytest.raises(WalkthroughError) as failure:
-        continue_from_step_2(request, backend, tmp_path, readme_with_generated_step_3_kept())
-    message = str(failure.value)
-    assert "step 3, `shell` block" in message and "printed something else than the README shows" in message
-    assert "+[]" in message  # the real Department.query.all()
 
 
 def test_readme_output_that_differs_from_the_real_one_fails(request, tmp_path):
@@ -171,9 +191,9 @@ def test_readme_output_that_differs_from_the_real_one_fails(request, tmp_path):
 
 
 def test_readme_generated_script_that_differs_from_the_real_one_fails(request, tmp_path):
-    generated = readme_block("generated", "rename department").text
-    wrong = readme_with_block("generated", "rename department",
-                              generated.replace("op.drop_table('department')", "op.drop_table('employees')", 1))
+    [generated] = readme_blocks(3, "generated")
+    wrong = readme_with_blocks({generated: generated.text.replace("op.drop_table('department')",
+                                                                   "op.drop_table('employees')", 1)})
     assert wrong != README
     with pytest.raises(WalkthroughError, match=r"`upgrade` in \w+_rename_department.py is not what the README shows"):
         continue_from_step_2(request, "sqlite", tmp_path, wrong)
