@@ -403,7 +403,7 @@ def what_it_does(revision, direction, step=None):
             recorded = operations.record_script_operations(revision.path, direction=direction)
             lines = operations.describe(recorded.operations)
             if recorded.error is not None:
-                lines.append(f"then fails: {recorded.problem}")
+                lines.append(("then " if lines else "") + recorded.problem)
             return "\n".join(lines) or "nothing (the function runs no operations)"
         except Exception:  # the description is a help, never a reason to fail
             pass
@@ -439,6 +439,7 @@ class _Grading:
         self.history = History()
         self.replay = Replay()
         self.models = None
+        self.wrong_schema = []  # positions of revisions that leave the wrong tables or columns
 
     # helpers
     def result(self, checkpoint_id, status, feedback, blocked_by=None):
@@ -528,15 +529,19 @@ class _Grading:
             )
         if any(p.startswith(layout.rel(layout.app_py)) for p in self.findings):
             fixes.append("Fix server/app.py as described above; `flask db ...` needs it to load.")
-        feedback = Feedback(
-            f"{migrations}/ is not set up as `flask db init` makes it: {plural(len(problems), 'problem')}."
-        ).add("Problems", bullet_list(problems)).add("Fix", "\n".join(fixes))
+        app_rel = layout.rel(layout.app_py)
+        if all(p.startswith(app_rel) for p in problems):
+            summary = f"{app_rel} cannot run `flask db` commands: {plural(len(problems), 'problem')}."
+        else:
+            summary = f"{migrations}/ is not set up as `flask db init` makes it: {plural(len(problems), 'problem')}."
+        feedback = Feedback(summary).add("Problems", bullet_list(problems)).add("Fix", "\n".join(fixes))
         self.failed("init", feedback)
 
     # history ----------------------------------------------------------------------------
     def check_history(self):
         if not self.migrations_usable:
-            return self.blocked("history", "init", "There is no migrations/versions folder to read revisions from.")
+            return self.blocked("history", "init", f"There is no {self.layout.rel(self.layout.versions)}/ folder "
+                                                   "to read revisions from.")
         history = self.history
         problems = list(history.problems)
         count = len(history.files)
@@ -598,7 +603,7 @@ class _Grading:
     def blocker_before(self, position):
         """(checkpoint, why) that stops revision `position` from being judged, or None."""
         if not self.migrations_usable:
-            return "init", "There is no migrations/versions folder."
+            return "init", f"There is no {self.layout.rel(self.layout.versions)}/ folder."
         history = self.history
         if len(self.chain) < position and history.ambiguous_after is not None and history.ambiguous_after < position:
             return "history", (
@@ -642,7 +647,10 @@ class _Grading:
             previous = REVISION_CHECKPOINTS[position - 1]
             return self.blocked(checkpoint_id, previous,
                                 f"Revision {position - 1} does not leave the tables revision {position} works on.")
-        problems = schema_problems(step.after, expected) + loss_lines(step)
+        schema_wrong = schema_problems(step.after, expected)
+        if schema_wrong:
+            self.wrong_schema.append(position)
+        problems = schema_wrong + loss_lines(step)
         if not problems:
             keeps = " and keeps every row" if position > 2 else ""
             return self.passed(checkpoint_id, f"{name[0].upper()}{name[1:]} {SHORT_WORK[position]}{keeps}.")
@@ -718,11 +726,12 @@ class _Grading:
             position = step.position
             name = self.revision_name(position)
             upgrade = self.replay.upgrade(position)
+            schema_wrong = []
             if not step.ran:
                 problems = ["it fails: " + step.error]
             else:
-                free = FREE_NULLABILITY
-                problems = schema_problems(step.after, specs_of(upgrade.before, free)) + loss_lines(step)
+                schema_wrong = schema_problems(step.after, specs_of(upgrade.before, FREE_NULLABILITY))
+                problems = schema_wrong + loss_lines(step)
                 if not problems:
                     continue
             failing_revisions.append(name)
@@ -737,8 +746,12 @@ class _Grading:
             if position <= LESSON_REVISIONS:
                 text += "\n\nFix: in " + revision.rel + ", make downgrade() read:\n" + code_block(
                     ["def downgrade():"] + ["    " + line for line in fix_lines(position, "downgrade", revision)], 1)
+            if (not step.ran or schema_wrong) and position > 1:
+                # The revisions below start from the wrong tables now: judging them would blame them.
+                text += (f"\n\nThe downgrades of revisions {position - 1} to 1 are checked once this one "
+                         "leaves the tables as they were before its upgrade.")
             sections.append((f"{name[0].upper()}{name[1:]}, downgrade", text))
-            if not step.ran:
+            if not step.ran or schema_wrong:
                 break
         if not sections:
             return self.passed(
@@ -768,9 +781,13 @@ class _Grading:
             blocker = (REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
         elif blocker is None:
             step = self.replay.upgrade(MODELS_REVISION)
+            wrong = [n for n in self.wrong_schema if n <= MODELS_REVISION]
             if step is None or not step.ran:
                 blocker = (REVISION_CHECKPOINTS[MODELS_REVISION], "Revision 3 fails on upgrade, so there is no "
                                                                   "database at revision 3 to compare with.")
+            elif wrong:
+                blocker = (REVISION_CHECKPOINTS[wrong[0]], f"Revision {wrong[0]} leaves other tables or columns "
+                           "than the lesson's, so the schema at revision 3 is not the one models.py should match.")
         if blocker:
             return self.blocked("models_match", *blocker)
         if self.replay.error:
@@ -838,6 +855,13 @@ class _Grading:
                 fix = f"Step 5: in server/ run\n    flask db downgrade {rev3.revision}"
             else:
                 fix = f"In server/ run\n    {fix_upgrade}"
+                broken = [
+                    REVISION_CHECKPOINTS[n] for n in range(1, MODELS_REVISION + 1)
+                    if not self.results[REVISION_CHECKPOINTS[n]].passed
+                ]
+                if broken and rev3:
+                    fix = (f"First fix what {', '.join(broken)} reports: `flask db upgrade` runs those revisions on "
+                           f"your own rows. Then, in server/ run\n    {fix_upgrade}")
             return self.failed("local_database", Feedback(
                 f"{rel} is {where}; at the end of the lesson it is at revision 3."
             ).add("Fix", fix))

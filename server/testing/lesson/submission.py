@@ -236,11 +236,10 @@ def load_history(layout):
 
 def _analyse_graph(history, layout):
     problems = history.problems
-    for revision_file in history.files:
-        if revision_file.load_error:
-            problems.append(f"{revision_file.load_error}")
     usable = []
     for revision_file in history.files:
+        if revision_file.load_error:
+            problems.append(revision_file.load_error)
         if revision_file.revision is None and not revision_file.load_error:
             problems.append(
                 f"{revision_file.rel} has no `revision = '...'` line, so Alembic cannot use it "
@@ -250,69 +249,29 @@ def _analyse_graph(history, layout):
         elif revision_file.revision is not None:
             usable.append(revision_file)
 
-    by_id = {}
+    by_id, children, bases = {}, {}, []
     for revision_file in usable:
         by_id.setdefault(revision_file.revision, []).append(revision_file)
-    for revision_id, same in by_id.items():
-        if len(same) > 1:
-            problems.append(
-                f"{_names(same)} all say revision = '{revision_id}'. Every revision needs its "
-                "own id: if one file is a copy of another, delete the copy."
-            )
+        if not revision_file.down_revisions:
+            bases.append(revision_file)
+        for parent in revision_file.down_revisions:
+            children.setdefault(parent, []).append(revision_file)
     duplicated = {revision_id for revision_id, same in by_id.items() if len(same) > 1}
 
-    children = {}
-    bases = []
-    for revision_file in usable:
-        parents = revision_file.down_revisions
-        if not parents:
-            bases.append(revision_file)
-        if len(parents) > 1:
-            problems.append(
-                f"{revision_file.rel} merges {len(parents)} revisions "
-                f"(down_revision = {revision_file.down_revision!r}); the lesson's history is one "
-                "straight line with no merges."
-            )
-        for parent in parents:
-            children.setdefault(parent, []).append(revision_file)
-            if parent not in by_id:
-                problems.append(
-                    f"{revision_file.rel} says down_revision = '{parent}', but no file in "
-                    f"{layout.rel(layout.versions)} has that revision id. "
-                    "Set down_revision to the id of the revision this one follows."
-                )
-
-    if len(bases) > 1:
-        problems.append(
-            f"{_names(bases)} all start the history (down_revision = None); "
-            "only the first revision may. Delete the extra file, or set its down_revision "
-            "to the revision it follows."
-        )
-    for parent, followers in children.items():
-        if len(followers) > 1 and parent in by_id:
-            problems.append(
-                f"{_names(followers)} all follow revision '{parent}', so the history splits "
-                f"into {len(followers)} branches (`flask db heads` lists more than one head). "
-                "Keep one line: delete a file you do not need, or set its down_revision to the "
-                "revision it should follow."
-            )
-    heads = [f for f in usable if f.revision not in children]
-    if len(heads) > 1 and not problems:
-        problems.append(f"The history has {len(heads)} heads: {_names(heads)}.")
-
     # Follow the one unambiguous line from the single base.
-    chain = []
+    chain, on_chain = [], set()
     if len(bases) == 1 and bases[0].revision not in duplicated:
         current = bases[0]
         while True:
             chain.append(current)
+            on_chain.add(id(current))
             followers = children.get(current.revision, [])
             if len(followers) != 1 or len(followers[0].down_revisions) != 1:
                 if followers:
                     history.ambiguous_after = len(chain)
                 break
             current = followers[0]
-            if current.revision in duplicated or current in chain:
+            if current.revision in duplicated or id(current) in on_chain:
                 history.ambiguous_after = len(chain)
                 break
     elif usable:
@@ -320,10 +279,56 @@ def _analyse_graph(history, layout):
     history.chain = chain
     if len(chain) < len(usable) and history.ambiguous_after is None:
         history.ambiguous_after = len(chain)  # some revisions are not on the line
-    if not history.problems and len(chain) != len(usable):
+    last = f" (probably '{chain[-1].revision}', the last revision of the line from the first one)" if chain else ""
+
+    for revision_id, same in by_id.items():
+        if len(same) > 1:
+            problems.append(
+                f"{_names(same)} {_all(same)} say revision = '{revision_id}'. Every revision needs its "
+                "own id: if one file is a copy of another, delete the copy."
+            )
+    for revision_file in usable:
+        parents = revision_file.down_revisions
+        if len(parents) > 1:
+            problems.append(
+                f"{revision_file.rel} merges {len(parents)} revisions "
+                f"(down_revision = {revision_file.down_revision!r}); the lesson's history is one "
+                "straight line with no merges."
+            )
+        for parent in parents:
+            if parent not in by_id:
+                problems.append(
+                    f"{revision_file.rel} says down_revision = '{parent}', but no file in "
+                    f"{layout.rel(layout.versions)}/ has that revision id. "
+                    f"Set down_revision to the id of the revision this one follows{last}."
+                )
+    if len(bases) > 1:
+        problems.append(
+            f"{_names(bases)} {_all(bases)} start the history (down_revision = None); "
+            "only the first revision may. Delete the extra file, or set its down_revision "
+            "to the revision it follows."
+        )
+    elif usable and not bases:
+        problems.append(
+            "No revision starts the history: every file names a down_revision, so the first "
+            "revision (the one that creates `employees`) must say down_revision = None."
+        )
+    for parent, followers in children.items():
+        if len(followers) > 1 and parent in by_id and len({f.revision for f in followers}) > 1:
+            problems.append(
+                f"{_names(followers)} {_all(followers)} follow revision '{parent}', so the history splits "
+                f"into {len(followers)} branches (`flask db heads` lists more than one head). "
+                "Keep one line: delete a file you do not need, or set its down_revision to the "
+                "revision it should follow."
+            )
+    if not problems and len(chain) != len(usable):
         problems.append(
             f"Only {len(chain)} of the {len(usable)} revisions form a line from the first one."
         )
+
+
+def _all(files):
+    return "both" if len(files) == 2 else "all"
 
 
 def _confirm_with_alembic(history, layout):

@@ -341,7 +341,7 @@ def test_two_files_with_the_same_revision_id(checkout, tmp_path):
     graded = grade(checkout, tmp_path)
     assert_fails_cleanly(
         graded, {"history", "rename_column", "downgrades"},
-        f"all say revision = '{IDS[3]}'", "if one file is a copy of another, delete the copy",
+        f"both say revision = '{IDS[3]}'", "if one file is a copy of another, delete the copy",
     )
 
 
