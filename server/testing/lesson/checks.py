@@ -818,6 +818,12 @@ class _Grading:
     def check_local_database(self):
         path = self.layout.local_database
         rel = self.layout.rel(path)
+        elsewhere = configured_database(self.layout)
+        if elsewhere:
+            return self.result("local_database", NOT_APPLICABLE, Feedback(
+                f"not applicable: your app uses another database (DATABASE_URL={elsewhere}); only {rel} is "
+                "checked here. Your migrations were checked on a scratch database."
+            ))
         if not path.is_file():
             return self.result("local_database", NOT_APPLICABLE, Feedback(
                 f"not applicable: there is no {rel} in this checkout (databases are not committed, so "
@@ -887,6 +893,32 @@ class _Grading:
                    "    db.session.add(Employee(name=\"Kai Uri\", salary=89000))\n"
                    "    db.session.add(Department(name=\"Payroll\", address=\"Building A, 4th Floor\"))\n"
                    "    db.session.commit()"))
+
+
+def configured_database(layout):
+    """The database DATABASE_URL names (environment, then server/.env), when it
+    is not the default server/instance/app.db; None otherwise. Never shows a password."""
+    import os
+
+    from dotenv import dotenv_values
+    from sqlalchemy.engine import make_url
+
+    from .database import DEFAULT_APP_URL, normalize_url
+
+    url = os.environ.get("DATABASE_URL")
+    env_file = layout.server / ".env"
+    if not url and env_file.is_file():
+        url = dotenv_values(env_file).get("DATABASE_URL")
+    if not url or normalize_url(url) == DEFAULT_APP_URL:
+        return None
+    try:
+        parsed = make_url(normalize_url(url))
+        if parsed.get_backend_name() == "sqlite" and parsed.database and \
+                Path(parsed.database).resolve() == layout.local_database.resolve():
+            return None
+        return parsed.render_as_string(hide_password=True)
+    except Exception:
+        return "(a URL that cannot be read)"
 
 
 def read_local_database(path):

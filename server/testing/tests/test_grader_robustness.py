@@ -45,7 +45,7 @@ class Graded:
 def grade(root, tmp_path, *options):
     """`pytest --lesson-root=root` from this grader, as a separate process."""
     junit = tmp_path / "grade.xml"
-    env = {k: v for k, v in os.environ.items() if k not in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL", "DATABASE_URL")}
     process = subprocess.run(
         [sys.executable, "-m", "pytest", f"--lesson-root={root}", f"--junitxml={junit}", *options],
         cwd=GRADER_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
@@ -443,3 +443,44 @@ def test_a_rename_by_create_and_drop_names_the_lost_rows_and_the_fix(checkout, t
         "op.rename_table('department', 'departments')",
         "op.rename_table('departments', 'department')",
     )
+
+
+# --- what the grader reports ---------------------------------------------------------
+
+def test_points_reach_junit_the_terminal_and_the_step_summary(checkout, tmp_path):
+    """LESSON_ROOT instead of the option; points from CHECKPOINTS everywhere."""
+    edit(checkout / "server" / "models.py", "address = db.Column(db.String)", "location = db.Column(db.String)")
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("## Earlier step\n", encoding="utf-8")
+    junit = tmp_path / "report.xml"
+    env = {k: v for k, v in os.environ.items() if k not in ("LESSON_GRADE_DATABASE_URL", "DATABASE_URL")}
+    env.update(LESSON_ROOT=str(checkout), GITHUB_STEP_SUMMARY=str(summary))
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--junitxml={junit}"], cwd=GRADER_ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+    )
+    assert process.returncode == 1, process.stdout
+    total = sum(c.points for c in CHECKPOINTS)
+    lost = next(c.points for c in CHECKPOINTS if c.id == "models_match")
+
+    properties = {}
+    for case in ElementTree.parse(junit).iter("testcase"):
+        properties[case.get("name")] = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert set(properties) == {f"test_{c.id}" for c in CHECKPOINTS}
+    for checkpoint in CHECKPOINTS:
+        found = properties[f"test_{checkpoint.id}"]
+        assert found["max_points"] == str(checkpoint.points)
+        assert found["points"] == ("0" if checkpoint.id == "models_match" else str(checkpoint.points))
+    assert properties["test_local_database"]["status"] == "not_applicable"
+    assert properties["test_local_database"]["message"].startswith("not applicable: ")
+
+    assert f"Score of {checkout}: {total - lost}/{total} points" in process.stdout
+    assert f"models_match       FAILED     0/{lost}" in process.stdout
+    assert "local_database     n/a" in process.stdout
+
+    markdown = summary.read_text(encoding="utf-8")
+    assert markdown.startswith("## Earlier step\n")  # appended, never overwritten
+    assert f"## Lesson grade: {total - lost} / {total} points" in markdown
+    title = next(c.title for c in CHECKPOINTS if c.id == "models_match")
+    assert f"| `models_match` {title} | ❌ failed | 0 / {lost} |" in markdown
+    assert "<details><summary><code>models_match</code>" in markdown
