@@ -182,7 +182,14 @@ def diagnose(report, local, chain):
     elif current in ids:
         pending = chain[ids.index(current) + 1:]
         final_state = _at_final_state(report, ids, current)
-        if pending and not final_state:
+        if final_state and local.model_differences:
+            advice.append(Advice(
+                "Revision 4 is not applied to your database, and models.py still has `location`",
+                "If you are in step 4, apply it: `flask db upgrade head`.\n"
+                "If you have just done step 5's downgrade, put `address` back in models.py\n"
+                "(Department: `address = db.Column(db.String)`, and in __repr__) so it matches revision 3.",
+            ))
+        elif pending and not final_state:
             names = "\n".join(f"{revision.revision}  {revision.rel}" for revision in pending)
             review = _pending_risks(pending, local)
             text = (
@@ -221,7 +228,8 @@ def _heads(history):
 
 
 def _at_final_state(report, ids, current):
-    """Steps 1-4 done and the database back at revision 3: the lesson's end."""
+    """Four good revisions and the database at revision 3: the end of the
+    lesson (or step 4 before its upgrade; models.py tells them apart)."""
     return len(ids) == 4 and current == ids[2] and all(
         report[c].status != FAILED for c in ("rename_table", "rename_column")
     )

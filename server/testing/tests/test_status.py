@@ -1,0 +1,96 @@
+"""`pipenv run status` / `flask lesson status` at the points a student meets it.
+
+Each state is a copy of the reference walkthrough after some step, with the
+student's own database; the status runs as a real process and only reads.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from testing.lesson.walkthrough import copy_starter
+
+from .catalogue import Checkout
+from .lesson_builds import copy_reference, reference_solution
+
+REPO = Path(__file__).resolve().parents[3]
+TOOLS = REPO / "server" / "testing" / "tools.py"
+
+
+def status(root):
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    run = subprocess.run(
+        [sys.executable, str(TOOLS), "status", "--root", str(root)],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Traceback" not in output, output
+    return output
+
+
+def checked_steps(output):
+    return [step for step in range(1, 6) if f"[x] Step {step} " in output]
+
+
+def next_section(output):
+    return output.split("\nNext: ", 1)[1]
+
+
+def tree_digest(root):
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_starter_points_to_flask_db_init(tmp_path):
+    checkout = copy_starter(tmp_path / "starter")
+    output = status(checkout)
+    assert checked_steps(output) == []
+    assert "flask db init" in next_section(output)
+
+
+def test_after_step_2_the_next_step_is_the_table_rename(request, backend, tmp_path):
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c", step=2)
+    output = status(copy.checkout)
+    assert checked_steps(output) == [1, 2]
+    assert "Step 3" in next_section(output)
+    assert "employees: 2 rows" in output and "department: 2 rows" in output
+
+
+def test_an_unedited_rename_waiting_to_be_applied_is_flagged(request, backend, tmp_path):
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c", step=2)
+    Checkout(copy.checkout, copy.result.revisions).models(department_table="departments")
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    subprocess.run(
+        [sys.executable, "-m", "flask", "db", "migrate", "-m", "rename department"],
+        cwd=copy.server, env=environment, check=True, capture_output=True, timeout=120,
+    )
+    output = status(copy.checkout)
+    advice = next_section(output)
+    assert "1 revision waiting to be applied" in advice
+    assert "flask lesson review" in advice
+    assert "2 rows" in advice
+
+
+def test_the_finished_lesson_is_all_done_and_untouched(request, backend, tmp_path):
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c")
+    before = tree_digest(copy.checkout)
+    output = status(copy.checkout)
+    assert checked_steps(output) == [1, 2, 3, 4, 5]
+    assert "All five steps are done" in output
+    assert tree_digest(copy.checkout) == before
+
+
+def test_models_not_reverted_after_the_downgrade(request, backend, tmp_path):
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c")
+    Checkout(copy.checkout, copy.result.revisions).models(place="location")
+    output = status(copy.checkout)
+    # The same files and database as step 4 before its upgrade: both readings are offered.
+    assert checked_steps(output) == [1, 2, 3]
+    advice = next_section(output)
+    assert "flask db upgrade head" in advice and "put `address` back in models.py" in advice
