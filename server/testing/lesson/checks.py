@@ -139,11 +139,12 @@ class Report:
 
 def grade(root, backend="sqlite", server_url=None):
     """Grade the checkout at `root`; see the module docstring."""
-    from .database import backend_of
+    from .database import backend_of, normalize_url
 
     started = time.perf_counter()
     sys.dont_write_bytecode = True  # nothing of the student's gets a __pycache__
     if server_url:
+        server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
     grading = _Grading(layout, backend, server_url)
@@ -716,6 +717,9 @@ class _Grading:
                 blocker = result.blocked_by if result and result.blocked_by else REVISION_CHECKPOINTS[position]
                 return self.blocked("downgrades", blocker,
                                     "The downgrades are checked once all four revisions run, from revision 4 down.")
+        if self.replay.error:
+            return self.failed("downgrades", Feedback(self.replay.error).add(
+                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."))
         if not self.replay.all_upgrades_ran:
             failing = next(s for s in self.replay.upgrades if not s.ran)
             return self.blocked("downgrades", REVISION_CHECKPOINTS.get(failing.position, "history"),
@@ -754,6 +758,8 @@ class _Grading:
             if not step.ran or schema_wrong:
                 break
         if not sections:
+            if len(self.replay.downgrades) != len(self.chain):  # never judged: never passed
+                return self.failed("downgrades", Feedback("The downgrades could not all be run."))
             return self.passed(
                 "downgrades",
                 "Every downgrade reverses its upgrade and keeps the rows, down to an empty database.",
@@ -776,6 +782,8 @@ class _Grading:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be loaded, so it cannot be compared with your migrations."
             ).add("Error", self.models.error).add("Fix", f"Fix the line shown in {models_rel}."))
+        if self.replay.error:
+            return self.failed("models_match", Feedback(self.replay.error))
         blocker = self.blocker_before(MODELS_REVISION)
         if blocker is None and len(self.chain) < MODELS_REVISION:
             blocker = (REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
@@ -790,8 +798,6 @@ class _Grading:
                            "than the lesson's, so the schema at revision 3 is not the one models.py should match.")
         if blocker:
             return self.blocked("models_match", *blocker)
-        if self.replay.error:
-            return self.failed("models_match", Feedback(self.replay.error))
         if self.replay.models_error:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be compared with the database at revision 3."

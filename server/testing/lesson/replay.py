@@ -291,8 +291,9 @@ def replay(history, metadata=None, backend="sqlite", server_url=None, root="."):
                     _replay(_Runner(connection, root), chain, metadata, result)
             finally:
                 engine.dispose()
-    except sa.exc.OperationalError as error:
-        result.error = f"The {backend} database for the replay could not be used: {str(error).splitlines()[0]}"
+    except (sa.exc.SQLAlchemyError, ImportError, OSError) as error:  # the server, not the student
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        result.error = f"The {backend} database for the replay could not be used: {first_line}"
     return result
 
 
