@@ -161,6 +161,11 @@ def load_module(path, name_hint="lesson_file", extra_path=None, block=()):
 _MISSING = object()
 
 
+def _imports_app(error):
+    """Did a student file try to import app.py (blocked by load_module)?"""
+    return isinstance(error, ImportError) and getattr(error, "name", None) == "app" and "halted" in str(error)
+
+
 def _forget_modules_from(folder, keep):
     """Drop modules a student file imported from its own folder, so the next
     grade (or another checkout) imports them afresh."""
@@ -194,13 +199,20 @@ def load_revision_file(path, layout):
         revision_file.load_error = f"{revision_file.rel} cannot be read: {error}"
         return revision_file
     try:
-        module = load_module(path, "revision")
+        # As under `flask db`, the script may import the server's own modules (not app.py).
+        module = load_module(path, "revision", extra_path=layout.server, block=("app",))
     except BaseException as error:  # student code: anything can happen
         if isinstance(error, KeyboardInterrupt):
             raise
-        revision_file.load_error = f"{revision_file.rel} cannot be loaded: " + describe_exception(
-            error, layout.root, [path], known_file=path
-        )
+        if _imports_app(error):
+            revision_file.load_error = (
+                f"{revision_file.rel} imports app.py, which the grader never runs (it could change your "
+                "database). A migration needs only `op` and `sa`; import models.py if you need more."
+            )
+        else:
+            revision_file.load_error = f"{revision_file.rel} cannot be loaded: " + describe_exception(
+                error, layout.root, [path], known_file=path
+            )
         revision_file.revision, revision_file.down_revision = _declared_ids(revision_file.source)
         return revision_file
     revision_file.module = module
@@ -376,7 +388,7 @@ def load_models(layout):
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             raise
-        if isinstance(error, ImportError) and "app" in str(error) and "halted" in str(error):
+        if _imports_app(error):
             return Models(error=(
                 f"{rel} imports app.py. models.py must not import the app (app.py imports "
                 "models.py, so this is a circular import); remove that import."
