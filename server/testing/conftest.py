@@ -1,10 +1,16 @@
 """Options and reports of the lesson's grader (codegrade_test.py).
 
     pytest                                  # grade this checkout
-    pytest --lesson-root PATH               # grade another checkout (or LESSON_ROOT=PATH)
-    pytest --lesson-database URL            # replay on that PostgreSQL server, in throw-away
+    pytest --lesson-root=PATH               # grade another checkout (or LESSON_ROOT=PATH)
+    pytest --lesson-database=URL            # replay on that PostgreSQL server, in throw-away
                                             # databases (or LESSON_GRADE_DATABASE_URL=URL)
     pytest --junitxml=report.xml            # JUnit XML with each checkpoint's points
+
+Write `--lesson-root=PATH` with "=": pytest picks its configuration before it
+knows this option, so a separate PATH argument counts as a test path and
+pytest would use the pytest.ini (and the grader copy) inside PATH. Run the
+pristine grader from its own root, e.g.
+    cd /grader && pytest --lesson-root=/submissions/alice --junitxml=alice.xml
 
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
@@ -28,7 +34,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("lesson", "grading the lesson")
     group.addoption(
         "--lesson-root", metavar="PATH", default=None,
-        help="grade the checkout at PATH instead of this one (default: $LESSON_ROOT, else this checkout)",
+        help="grade the checkout at PATH instead of this one (default: $LESSON_ROOT, else this checkout); "
+             "write it with '=' so pytest does not take PATH for a test path",
     )
     group.addoption(
         "--lesson-database", metavar="URL", default=None,
