@@ -26,20 +26,44 @@ Result
     .summary        the first line of the message
     .message        the whole message (feedback.Feedback.render())
 
-Message formats (summary line; sections as in feedback.py):
-    passed           "<what was checked>: passed" style sentence, e.g.
-                     "Revision 1 (server/migrations/versions/x.py) creates `employees`."
-    not applicable   "not applicable: <why>"
-    blocked          "blocked by <id>: fix that first" + section "Why"
-    missing          "No revision <n> yet ..." + sections "Expected", "Fix"
-    failed revision  "Revision <n> (<file>) <what is wrong>" + sections
-                     "What it does (upgrade|downgrade)", "Error" or "Found",
-                     "Why" (a data-loss risk, when recognised), "Expected", "Fix"
-    history          "The history is not one line of the four lesson revisions ..."
-                     + "Problems", "Revisions found", "Expected", "Fix"
-    models_match     "models.py does not match the schema at revision 3 ..."
-                     + "Differences", "What `flask db migrate` would generate", "Fix"
-    local_database   "server/instance/app.db ..." + "Found", "Fix"
+Message formats: a summary line, then titled sections (feedback.py). The
+summaries, with <n> a revision's place in the chain and <file> its path
+relative to the repository:
+    passed            "Revision <n> (<file>) creates `employees`." (or the work of
+                      revision 2-4, "... and keeps every row"); "One linear history
+                      of four revisions: ..."; "Every downgrade reverses its upgrade
+                      and keeps the rows, ..."; "server/models.py matches the schema
+                      at revision 3 ..."; "server/instance/app.db is at revision 3
+                      with your rows (...)"
+    not applicable    "not applicable: <why>"  (local_database only)
+    blocked           "blocked by <checkpoint id>: fix that first" + "Why"
+    missing revision  "No revision <n> yet: nothing <does its work>." + "Found",
+                      "Expected", "Fix" (the README step)
+    revision raises   "Revision <n> (<file>) fails on upgrade." + "Error" (file, line,
+                      exception, the line of code), "What it does (upgrade)",
+                      "Expected", "Fix"
+    revision wrong    "Revision <n> (<file>) loses data: the 2 rows of `department`."
+                      or "... loses data: the values of `departments.address` in 2 rows."
+                      or "... does not do what step <k> asks." + "Found", "What it
+                      does (upgrade)" (operations.describe), "Why" (operations.Risk
+                      messages), "Expected", "Fix" (upgrade() and downgrade() as the
+                      lesson writes them; batch form when the script uses batch)
+    downgrades        "The downgrade of revision <n> (<file>) does not reverse its
+                      upgrade." or "<k> downgrades do not reverse their upgrade: ..."
+                      + one section per revision, "Expected"
+    history           "No revisions yet: ...", "Found <k> of the lesson's four
+                      revisions." or "The history is not one line of the four lesson
+                      revisions: <k> problems." + "Problems", "Revisions found",
+                      "Expected", "Fix"
+    init              "There is no server/migrations/ folder yet.", "The migrations
+                      folder is at the repository root, not in server/: ...",
+                      "server/app.py cannot run `flask db` commands: <k> problems." or
+                      "server/migrations/ is not set up as `flask db init` makes it: ..."
+    models_match      "server/models.py does not match the schema at revision 3: <k>
+                      differences." + "Differences ...", "What `flask db migrate`
+                      would generate", "Expected", "Fix"; or "... cannot be loaded ..."
+    local_database    "server/instance/app.db is at revision <n> (<file>); at the end
+                      of the lesson it is at revision 3." and others + "Found", "Fix"
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
 """
@@ -524,9 +548,10 @@ class _Grading:
         if any(name != "versions/" for name in missing) or any("env.py" in p for p in self.findings):
             fixes.append(
                 "Get fresh copies of Flask-Migrate's files: in server/ run\n"
-                "    flask db init --directory /tmp/fresh-migrations\n"
-                "and copy the missing or broken files (alembic.ini, env.py, script.py.mako) from "
-                f"/tmp/fresh-migrations into {migrations}/. Keep your versions/ folder."
+                "    flask db init --directory fresh-migrations\n"
+                "copy the missing or broken files (alembic.ini, env.py, script.py.mako) from "
+                f"server/fresh-migrations/ into {migrations}/, then delete server/fresh-migrations/. "
+                "Keep your versions/ folder as it is."
             )
         if any(p.startswith(layout.rel(layout.app_py)) for p in self.findings):
             fixes.append("Fix server/app.py as described above; `flask db ...` needs it to load.")

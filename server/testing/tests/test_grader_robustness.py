@@ -322,7 +322,7 @@ def test_a_missing_env_py(checkout, tmp_path):
     (checkout / "server" / "migrations" / "env.py").unlink()
     graded = grade(checkout, tmp_path)
     assert_fails_cleanly(
-        graded, {"init"}, "server/migrations/env.py is missing", "flask db init --directory /tmp/fresh-migrations",
+        graded, {"init"}, "server/migrations/env.py is missing", "flask db init --directory fresh-migrations",
     )
 
 
