@@ -11,8 +11,12 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from testing.lesson import readme
+from testing.lesson.database import normalize_url, throwaway_database
 from testing.lesson.checkpoints import CHECKPOINTS, STEPS
 from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, main, run_walkthrough
 from testing.tests.lesson_builds import (
@@ -234,11 +238,33 @@ def test_readme_checkpoint_table_lists_every_checkpoint():
     ]
 
 
-def test_readme_data_migration_example_runs_on_sqlalchemy_2():
-    """The troubleshooting backfill uses sa.text() and bound parameters."""
+def test_readme_not_null_example_backfills_existing_rows(backend):
+    """The troubleshooting example (add nullable, backfill with sa.text and
+    bound parameters, then NOT NULL) really runs, on a table that has rows."""
     example = re.search(r"```python\n(def upgrade\(\):\n    # 1\. Add the column.*?)```", README, re.S).group(1)
-    assert "sa.text(" in example and ":email" in example and "%s" not in example and "f\"" not in example
-    compile(example, "README troubleshooting example", "exec")
+    assert "sa.text(" in example and ":email" in example and "%s" not in example and 'f"' not in example
+    functions = {}
+    exec(compile(example, "README troubleshooting example", "exec"), functions)
+    with throwaway_database(backend) as url:
+        engine = sa.create_engine(normalize_url(url))
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text("CREATE TABLE employees (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR NOT NULL)"))
+                connection.execute(sa.text("INSERT INTO employees (id, name) VALUES (1, 'Kai Uri'), (2, 'Alena Lee')"))
+                functions["op"] = Operations(MigrationContext.configure(connection))
+                functions["sa"] = sa
+                functions["upgrade"]()
+            columns = {column["name"]: column["nullable"] for column in sa.inspect(engine).get_columns("employees")}
+            assert columns == {"id": False, "name": False, "email": False}
+            with engine.connect() as connection:
+                emails = connection.execute(sa.text("SELECT email FROM employees ORDER BY id")).scalars().all()
+            assert emails == ["kai.uri@example.com", "alena.lee@example.com"]
+            with engine.begin() as connection:
+                functions["op"] = Operations(MigrationContext.configure(connection))
+                functions["downgrade"]()
+            assert [column["name"] for column in sa.inspect(engine).get_columns("employees")] == ["id", "name"]
+        finally:
+            engine.dispose()
 
 
 # --- the command line --------------------------------------------------------
