@@ -35,7 +35,7 @@ tool_commands.add_command(status_command)
 tool_commands.add_command(review_command)
 
 
-@tool_commands.command("walkthrough")
+@tool_commands.command("walkthrough", context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def walkthrough_command(args):
     """Do the whole lesson in a scratch copy, as the README tells a student."""

@@ -116,12 +116,12 @@ def the_step(all_steps, text):
 # --- grade.yml ----------------------------------------------------------------
 
 
-def test_grade_runs_on_push_only_in_forks():
+def test_grade_runs_on_push_only_in_students_copies():
     lines = workflow("grade.yml")
     assert set(keys_of(section(lines, "on"))) == {"push", "workflow_dispatch"}
     assert keys_of(section(lines, "jobs")) == ["grade"]
     # The lesson repository (not a fork) never runs the grader on its failing starter.
-    assert value(lines, "jobs", "grade", "if") == "${{ github.event.repository.fork }}"
+    assert value(lines, "jobs", "grade", "if") == "${{ github.event.repository.fork || vars.LESSON_GRADING == 'on' }}"
 
 
 def test_grade_installs_the_lock_and_grades_like_pipenv_run_grade():
@@ -154,7 +154,7 @@ def test_maintainers_runs_in_the_lesson_repository_on_push_and_pull_request():
     assert set(keys_of(section(lines, "on"))) == {"push", "pull_request"}
     assert keys_of(section(lines, "jobs")) == ["selftest"]
     # Exactly the pushes grade.yml leaves out.
-    assert value(lines, "jobs", "selftest", "if") == "${{ !github.event.repository.fork }}"
+    assert value(lines, "jobs", "selftest", "if") == "${{ !github.event.repository.fork && vars.LESSON_GRADING != 'on' }}"
 
 
 def test_maintainers_matrix_covers_every_supported_python():
