@@ -505,9 +505,9 @@ class _Grading:
                 server_url=self.server_url, root=layout.root,
             )
         self.check_init()
-        self.check_history()
         for position in REVISION_CHECKPOINTS:
             self.check_revision(position)
+        self.check_history()  # after the revisions: its advice depends on what they do
         self.check_downgrades()
         self.check_models()
         self.check_local_database()
@@ -524,18 +524,18 @@ class _Grading:
         if not layout.migrations.is_dir():
             stray = layout.root / "migrations"
             if stray.is_dir():
-                return self.failed("init", Feedback(
+                return self.failed("init", self.with_app_findings(Feedback(
                     "The migrations folder is at the repository root, not in server/: "
                     "`flask db init` ran in the wrong folder."
                 ).add("Found", f"{layout.rel(stray)}/").add("Expected", f"{migrations}/").add(
                     "Fix", "From the repository root, move it (history and all):\n"
                     "    git mv migrations server/migrations\n"
                     "(or `mv migrations server/` if git does not track it yet), and run every "
-                    "`flask db` command inside server/."))
-            return self.failed("init", Feedback(
+                    "`flask db` command inside server/.")))
+            return self.failed("init", self.with_app_findings(Feedback(
                 f"There is no {migrations}/ folder yet."
             ).add("Expected", f"{migrations}/ with alembic.ini, env.py, script.py.mako and versions/").add(
-                "Fix", "Step 1: run `flask db init` inside server/:\n    cd server\n    flask db init"))
+                "Fix", "Step 1: run `flask db init` inside server/:\n    cd server\n    flask db init")))
         missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
         if not layout.versions.is_dir():
             missing.append("versions/")
@@ -563,6 +563,12 @@ class _Grading:
         feedback = Feedback(summary).add("Problems", bullet_list(problems)).add("Fix", "\n".join(fixes))
         self.failed("init", feedback)
 
+    def with_app_findings(self, feedback):
+        """Add what is wrong in app.py, which `flask db init` needs too."""
+        if self.findings:
+            feedback.add("Also", bullet_list(self.findings) + "\nFix these too: `flask db ...` loads app.py.")
+        return feedback
+
     # history ----------------------------------------------------------------------------
     def check_history(self):
         if not self.migrations_usable:
@@ -578,8 +584,7 @@ class _Grading:
         if not problems and count < LESSON_REVISIONS:
             return self.failed("history", Feedback(
                 f"Found {count} of the lesson's four revisions."
-            ).add("Revisions found", self.revisions_found()).add(
-                "Fix", f"Step {count + 1}: " + NEXT_STEP[count + 1]))
+            ).add("Revisions found", self.revisions_found()).add("Fix", self.next_revision_fix(count)))
         extra_fix = ""
         if not problems and count > LESSON_REVISIONS:
             extras = [self.chain[i] for i in range(LESSON_REVISIONS, len(self.chain))]
@@ -603,6 +608,23 @@ class _Grading:
             + "\n`flask db heads` shows one head; `flask db history` shows the four in order.",
         ).add("Fix", extra_fix or "Follow the advice under Problems, then check with `flask db heads` and `flask db history`.")
         self.failed("history", feedback)
+
+    def next_revision_fix(self, count):
+        """What to do when the line is short: the next step, unless a revision does another step's work."""
+        if not self.wrong_schema:
+            return f"Step {count + 1}: " + NEXT_STEP[count + 1]
+        position = self.wrong_schema[0]
+        revision = self.chain[position - 1]
+        if position == 1:
+            return (
+                f"Revision 1 ({revision.rel}) does more than step 1. The lesson makes one revision per step, "
+                "each run on a database that already holds the rows of the steps before, so start over:\n"
+                f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
+                "    put models.py back to the starter (Employee only),\n"
+                "    and do the steps again from step 1 (`flask db migrate -m \"Initial migration.\"`)."
+            )
+        return (f"First fix revision {position} ({revision.rel}): see {REVISION_CHECKPOINTS[position]}. "
+                f"Then step {count + 1}.")
 
     def revisions_found(self):
         lines = []
@@ -827,7 +849,7 @@ class _Grading:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be compared with the database at revision 3."
             ).add("Error", self.replay.models_error).add("Fix", code_block(FINAL_DEPARTMENT_MODEL)))
-        diff = self.replay.models_diff or []
+        diff = [item for item in self.replay.models_diff or [] if not free_nullability_change(item)]
         if not diff:
             return self.passed("models_match", f"{models_rel} matches the schema at revision 3 "
                                                "(`flask db migrate` would find nothing to do).")
@@ -977,6 +999,13 @@ def read_local_database(path):
     finally:
         engine.dispose()
     return {"versions": versions, "schema": schema, "counts": counts, "empty_addresses": empty_addresses}
+
+
+def free_nullability_change(item):
+    """A NULL/NOT NULL difference on address or location: the lesson accepts either."""
+    if isinstance(item, list):
+        return bool(item) and all(free_nullability_change(inner) for inner in item)
+    return item[0] == "modify_nullable" and item[2] in ("department", "departments") and item[3] in FREE_NULLABILITY
 
 
 def describe_difference(item):
