@@ -69,10 +69,11 @@ class Checkout:
         path.write_text(source.replace(old, new, count), encoding="utf-8")
 
     def models(self, department_table="departments", place="address", place_nullable=True):
-        """Write models.py with Department as given."""
+        """Change the Department model of the finished models.py."""
         nullable = "" if place_nullable else ", nullable=False"
-        text = MODELS.format(table=department_table, place=place, nullable=nullable)
-        (self.server / "models.py").write_text(text, encoding="utf-8")
+        self.edit("server/models.py", '__tablename__ = "departments"', f'__tablename__ = "{department_table}"')
+        self.edit("server/models.py", "address = db.Column(db.String)", f"{place} = db.Column(db.String{nullable})")
+        self.edit("server/models.py", "self.address", f"self.{place}")
 
 
 def _body(code):
@@ -111,38 +112,6 @@ def upgrade():
 
 def downgrade():
 {downgrade}
-'''
-
-MODELS = '''from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
-
-metadata = MetaData(
-    naming_convention={{
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }}
-)
-
-db = SQLAlchemy(metadata=metadata)
-
-
-class Employee(db.Model):
-    __tablename__ = "employees"
-
-    id = db.Column(db.Integer, primary_key=True)
-    name = db.Column(db.String, nullable=False)
-    salary = db.Column(db.Integer)
-
-
-class Department(db.Model):
-    __tablename__ = "{table}"
-
-    id = db.Column(db.Integer, primary_key=True)
-    name = db.Column(db.String, nullable=False)
-    {place} = db.Column(db.String{nullable})
 '''
 
 # --- the operations students write -----------------------------------------

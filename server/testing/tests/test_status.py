@@ -64,7 +64,10 @@ def test_after_step_2_the_next_step_is_the_table_rename(request, backend, tmp_pa
 
 def test_an_unedited_rename_waiting_to_be_applied_is_flagged(request, backend, tmp_path):
     copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c", step=2)
-    Checkout(copy.checkout, copy.result.revisions).models(department_table="departments")
+    # Step 3's edit of models.py, then its `flask db migrate`, left unedited.
+    Checkout(copy.checkout, copy.result.revisions).edit(
+        "server/models.py", '__tablename__ = "department"', '__tablename__ = "departments"'
+    )
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     subprocess.run(
         [sys.executable, "-m", "flask", "db", "migrate", "-m", "rename department"],
