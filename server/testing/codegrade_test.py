@@ -25,7 +25,7 @@ def _checkpoint_test(checkpoint):
             ("checkpoint", checkpoint.id),
             ("status", result.status),
             ("points", result.earned),
-            ("max_points", checkpoint.points),
+            ("max_points", result.points),
             ("message", result.summary),
         ])
         if not result.passed:

@@ -115,11 +115,15 @@ def summary_table(report):
     width = max(len(result.id) for result in report)
     lines = [f"{'checkpoint':<{width}}  {'result':<7}  {'points':>6}  summary"]
     for result in report:
-        points = f"{result.earned}/{result.points}"
+        points = "-" if result.status == "not_applicable" else f"{result.earned}/{result.points}"
         lines.append(
             f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  {_short(result.summary)}"
         )
     return lines
+
+
+def _points_cell(result):
+    return "-" if result.status == "not_applicable" else f"{result.earned} / {result.points}"
 
 
 def _short(text, limit=90):
@@ -135,7 +139,7 @@ def markdown_summary(report):
         "|---|---|---:|",
     ]
     for result in report:
-        lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {result.earned} / {result.points} |")
+        lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {_points_cell(result)} |")
     for result in report:
         if result.status != "passed":
             lines += ["", f"<details><summary><code>{result.id}</code>: {_cell(result.summary)}</summary>",

@@ -109,7 +109,9 @@ class Result:
 
     @property
     def points(self):
-        return self.checkpoint.points
+        """What the checkpoint counts for: nothing when it does not apply, so a
+        checkout without a local database can still reach full marks."""
+        return 0 if self.status == NOT_APPLICABLE else self.checkpoint.points
 
     @property
     def passed(self):
@@ -117,7 +119,7 @@ class Result:
 
     @property
     def earned(self):
-        return self.points if self.passed else 0
+        return self.points if self.status == PASSED else 0
 
     @property
     def summary(self):

@@ -310,8 +310,10 @@ WRONG = (
                    c.add_revision("c0ffee000005", c.revisions[3], "rename department back",
                                   CREATE_DEPARTMENT + "op.drop_table('departments')",
                                   CREATE_DEPARTMENTS + "op.drop_table('department')")),
+        # On SQLite revision 5's downgrade loses the rows; on PostgreSQL its upgrade
+        # already fails (the renamed table keeps its pk_department constraint).
         failing=("history", "downgrades", "models_match"),
-        messages={"history": ("department",), "downgrades": ("2 rows",), "models_match": ("departments",)},
+        messages={"history": ("department",), "models_match": ("departments",)},
     ),
     Submission(
         "an extra empty revision",

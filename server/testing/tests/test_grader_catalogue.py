@@ -36,7 +36,7 @@ def make_submission(request, backend, submission, dest):
 
 def run_grader(root, backend, tmp_path):
     junit = tmp_path / "report.xml"
-    command = [sys.executable, "-m", "pytest", str(GRADER), "--lesson-root", str(root), f"--junitxml={junit}"]
+    command = [sys.executable, "-m", "pytest", str(GRADER), f"--lesson-root={root}", f"--junitxml={junit}"]
     if backend == "postgresql":
         command.append(f"--lesson-database={postgres_server_url()}")
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -77,4 +77,6 @@ def test_valid_submission_gets_full_marks(request, backend, submission, tmp_path
     failed = {checkpoint for checkpoint, (passed, _) in outcomes.items() if not passed}
     assert failed == set(), output
     assert code == 0, output
-    assert "100/100 points" in output, output
+    # Full marks: 100, or 95 where there is no local database to check.
+    expected = "100/100" if (checkout.server / "instance" / "app.db").is_file() else "95/95"
+    assert f"{expected} points" in output, output
