@@ -1010,26 +1010,26 @@ def free_nullability_change(item):
     return item[0] == "modify_nullable" and item[2] in ("department", "departments") and item[3] in FREE_NULLABILITY
 
 
-def describe_difference(item):
+def describe_difference(item, database="the database at revision 3"):
     """One line for an entry of Alembic's compare_metadata() result."""
     if isinstance(item, list):  # column modifications come wrapped in a list
-        return "; ".join(describe_difference(inner) for inner in item)
+        return "; ".join(describe_difference(inner, database) for inner in item)
     kind = item[0]
     if kind == "add_table":
-        return f"models.py defines table `{item[1].name}`, which the database at revision 3 does not have"
+        return f"models.py defines table `{item[1].name}`, which {database} does not have"
     if kind == "remove_table":
-        return f"the database at revision 3 has table `{item[1].name}`, which models.py does not define"
+        return f"{database} has table `{item[1].name}`, which models.py does not define"
     if kind == "add_column":
-        return f"models.py gives `{item[2]}` a column `{item[3].name}`, which the database at revision 3 does not have"
+        return f"models.py gives `{item[2]}` a column `{item[3].name}`, which {database} does not have"
     if kind == "remove_column":
-        return f"the database at revision 3 has column `{item[2]}.{item[3].name}`, which models.py does not define"
+        return f"{database} has column `{item[2]}.{item[3].name}`, which models.py does not define"
     if kind == "modify_nullable":
         _, _, table, column, _, existing, new = item
-        return (f"`{table}.{column}`: models.py says nullable={new}, the database at revision 3 "
+        return (f"`{table}.{column}`: models.py says nullable={new}, {database} "
                 f"says nullable={existing}")
     if kind == "modify_type":
         _, _, table, column, _, existing, new = item
-        return f"`{table}.{column}`: models.py says {new!r}, the database at revision 3 has {existing!r}"
+        return f"`{table}.{column}`: models.py says {new!r}, {database} has {existing!r}"
     if kind == "modify_default":
         return f"`{item[2]}.{item[3]}`: the server default differs"
     return f"{kind.replace('_', ' ')}: {item[1:]}"

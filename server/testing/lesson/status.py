@@ -14,7 +14,7 @@ from typing import List, Optional
 import sqlalchemy as sa
 
 from .checkpoints import CHECKPOINTS, STEPS
-from .checks import FAILED, grade
+from .checks import FAILED, describe_difference, grade
 from .database import backend_of
 from .feedback import INDENT, plural
 from .submission import Layout
@@ -202,7 +202,7 @@ def diagnose(report, local, chain):
                 text += "Read the script, then apply it with `flask db upgrade head`."
             advice.append(Advice(f"{plural(len(pending), 'revision')} waiting to be applied", text))
         elif local.model_differences and not final_state and current == ids[-1]:
-            changes = "\n".join(_describe_diff(item) for item in local.model_differences[:6])
+            changes = "\n".join("- " + describe_difference(item, "your database") for item in local.model_differences[:6])
             advice.append(Advice(
                 "models.py has changes that no migration contains yet",
                 f"{changes}\nGenerate the migration with `flask db migrate -m \"<what changed>\"`, read the\n"
@@ -247,21 +247,6 @@ def _pending_risks(pending, local):
             found.append(f"{revision.rel}: {risk.message.splitlines()[0]}")
         rows, columns = state_after(operations, rows, columns)
     return "\n".join(found)
-
-
-def _describe_diff(item):
-    if isinstance(item, list):  # column modifications come grouped
-        item = item[0]
-    kind = item[0]
-    if kind == "add_table":
-        return f"- new table `{item[1].name}`"
-    if kind == "remove_table":
-        return f"- table `{item[1].name}` is gone from models.py"
-    if kind == "add_column":
-        return f"- new column `{item[2]}.{item[3].name}`"
-    if kind == "remove_column":
-        return f"- column `{item[2]}.{item[3].name}` is gone from models.py"
-    return f"- {kind.replace('_', ' ')}: " + ", ".join(str(part) for part in item[1:4] if part)
 
 
 def next_action(report, marks, advice):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
+from .lesson_files import CREATE_DEPARTMENT, CREATE_DEPARTMENTS, CREATE_EMPLOYEES, OLDER_ENV_PY, revision_file
+
 ALL_BUT_INIT = (
     "history", "create_employees", "create_department", "rename_table", "rename_column",
     "downgrades", "models_match",
@@ -53,10 +55,7 @@ class Checkout:
 
     def add_revision(self, revision, down_revision, message, upgrade, downgrade):
         """Write a new revision file as `flask db migrate` lays it out."""
-        text = REVISION_FILE.format(
-            message=message, revision=revision, down_revision=down_revision,
-            upgrade=_body(upgrade), downgrade=_body(downgrade),
-        )
+        text = revision_file(revision, down_revision, upgrade, downgrade, message)
         slug = re.sub(r"\W+", "_", message.lower()).strip("_")
         path = self.versions / f"{revision}_{slug}.py"
         path.write_text(text, encoding="utf-8")
@@ -88,43 +87,8 @@ def _replace_body(source, function, code):
     return pattern.sub(lambda m: f"def {function}():\n{_body(code)}\n\n\n", source, count=1)
 
 
-REVISION_FILE = '''"""{message}
-
-Revision ID: {revision}
-Revises: {down_revision}
-Create Date: 2026-11-23 10:00:00.000000
-
-"""
-from alembic import op
-import sqlalchemy as sa
-
-
-# revision identifiers, used by Alembic.
-revision = {revision!r}
-down_revision = {down_revision!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-{upgrade}
-
-
-def downgrade():
-{downgrade}
-'''
-
 # --- the operations students write -----------------------------------------
 
-CREATE_DEPARTMENTS = """
-op.create_table('departments',
-sa.Column('id', sa.Integer(), nullable=False),
-sa.Column('name', sa.String(), nullable=False),
-sa.Column('address', sa.String(), nullable=True),
-sa.PrimaryKeyConstraint('id', name=op.f('pk_departments'))
-)
-"""
-CREATE_DEPARTMENT = CREATE_DEPARTMENTS.replace("departments", "department")
 TABLE_CREATE_DROP_UP = CREATE_DEPARTMENTS + "op.drop_table('department')\n"
 TABLE_CREATE_DROP_DOWN = CREATE_DEPARTMENT + "op.drop_table('departments')\n"
 COLUMN_ADD_DROP_UP = """
@@ -139,59 +103,6 @@ with op.batch_alter_table('departments', schema=None) as batch_op:
 """
 RENAME_COLUMN_UP = "op.alter_column('departments', 'address', new_column_name='location')"
 RENAME_COLUMN_DOWN = "op.alter_column('departments', 'location', new_column_name='address')"
-
-OLD_ENV_PY = '''from __future__ import with_statement
-
-import logging
-from logging.config import fileConfig
-
-from flask import current_app
-
-from alembic import context
-
-config = context.config
-fileConfig(config.config_file_name)
-logger = logging.getLogger('alembic.env')
-
-config.set_main_option(
-    'sqlalchemy.url',
-    str(current_app.extensions['migrate'].db.get_engine().url).replace('%', '%%'))
-target_metadata = current_app.extensions['migrate'].db.metadata
-
-
-def run_migrations_offline():
-    url = config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def run_migrations_online():
-    def process_revision_directives(context, revision, directives):
-        if getattr(config.cmd_opts, 'autogenerate', False):
-            script = directives[0]
-            if script.upgrade_ops.is_empty():
-                directives[:] = []
-                logger.info('No changes in schema detected.')
-
-    connectable = current_app.extensions['migrate'].db.get_engine()
-    with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            process_revision_directives=process_revision_directives,
-            **current_app.extensions['migrate'].configure_args
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
-'''
-
 
 def _hand_written_ids(c):
     """Revision ids chosen by hand: 0001 ... 0004, files renamed to match."""
@@ -218,14 +129,7 @@ def _readme_ids_copied(c):
 def _regenerated_as_one(c):
     shutil.rmtree(c.versions)
     c.versions.mkdir()
-    c.add_revision("a1b2c3d4e5f6", None, "Initial migration.", """
-op.create_table('employees',
-sa.Column('id', sa.Integer(), nullable=False),
-sa.Column('name', sa.String(), nullable=False),
-sa.Column('salary', sa.Integer(), nullable=True),
-sa.PrimaryKeyConstraint('id', name=op.f('pk_employees'))
-)
-""" + CREATE_DEPARTMENTS, "op.drop_table('departments')\nop.drop_table('employees')")
+    c.add_revision("a1b2c3d4e5f6", None, "Initial migration.", CREATE_EMPLOYEES + CREATE_DEPARTMENTS, "op.drop_table('departments')\nop.drop_table('employees')")
 
 
 def _departments_directly(c):
@@ -394,7 +298,7 @@ VALID = (
     ),
     Submission("hand-written revision ids", _hand_written_ids),
     Submission("the older env.py template (db.get_engine())",
-               lambda c: (c.server / "migrations" / "env.py").write_text(OLD_ENV_PY, encoding="utf-8")),
+               lambda c: (c.server / "migrations" / "env.py").write_text(OLDER_ENV_PY, encoding="utf-8")),
     Submission("address left NOT NULL from the step-4 model", lambda c: c.models(place_nullable=False)),
     Submission(
         "comments, blank lines and other messages",
