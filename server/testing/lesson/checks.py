@@ -448,7 +448,7 @@ def risks_of(revision, direction, step):
         recorded = operations.record_script_operations(revision.path, direction=direction)
         columns = {table: {name: c.type for name, c in cols.items()} for table, cols in step.before.items()}
         return operations.find_risks(
-            recorded.operations, row_counts=step.row_counts_before, columns=columns,
+            recorded.operations, row_counts=step.row_counts_before, columns=columns, direction=direction,
         )
     except Exception:
         return []

@@ -23,7 +23,7 @@ describe(operations) -> list of str
     One short line per operation: "creates table departments (id, name,
     address)", "renames table department to departments", ...
 
-find_risks(operations, row_counts=None, columns=None, batch=None) -> list of Risk
+find_risks(operations, row_counts=None, columns=None, batch=None, direction="upgrade") -> list of Risk
     operations  a list of MigrateOperation or an UpgradeOps/DowngradeOps
     row_counts  {table: number of rows} in the database before they run
     columns     {table: {column: SQLAlchemy type}} before they run; needed to
@@ -434,8 +434,11 @@ def _rows_phrase(rows):
     return "1 row" if rows == 1 else f"{rows} rows"
 
 
-def find_risks(operations, row_counts=None, columns=None, batch=None):
-    """What the operations would do to the data, as a list of Risk."""
+def find_risks(operations, row_counts=None, columns=None, batch=None, direction="upgrade"):
+    """What the operations would do to the data, as a list of Risk.
+
+    direction names the function the operations come from in the messages.
+    """
     tables = _Tables(row_counts, columns)
     dropped_tables, created_tables, dropped_columns, added_columns = [], [], [], []
     for o, in_batch in _leaves(operations):
@@ -463,7 +466,7 @@ def find_risks(operations, row_counts=None, columns=None, batch=None):
         if matches:
             new = _closest(old, matches)
             paired_new_tables.add(new)
-            risks.append(_table_rename(old, new, list(cols), rows))
+            risks.append(_table_rename(old, new, list(cols), rows, direction))
         elif rows:
             risks.append(Risk(
                 "drop_with_rows", old, rows=rows,
@@ -482,7 +485,7 @@ def find_risks(operations, row_counts=None, columns=None, batch=None):
             by_name = {add.column.name: add for add in matches}
             add = by_name[_closest(old, list(by_name))]
             paired_adds.add(id(add))
-            risks.append(_column_rename(table, old, add.column.name, rows, in_batch if batch is None else batch))
+            risks.append(_column_rename(table, old, add.column.name, rows, in_batch if batch is None else batch, direction))
         elif rows:
             risks.append(Risk(
                 "drop_with_rows", table, column=old, rows=rows,
@@ -498,8 +501,8 @@ def find_risks(operations, row_counts=None, columns=None, batch=None):
     return risks
 
 
-def _table_rename(old, new, columns, rows):
-    lost = f" As written, the upgrade deletes the {_rows_phrase(rows)} of '{old}'." if rows else ""
+def _table_rename(old, new, columns, rows, direction="upgrade"):
+    lost = f" As written, the {direction} deletes the {_rows_phrase(rows)} of '{old}'." if rows else ""
     return Risk(
         "table_rename", old, new_name=new, rows=rows,
         message=(f"Table '{old}' is dropped and a new table '{new}' is created with the same columns "
@@ -517,8 +520,8 @@ def _alter_lines(table, column, batch, **changes):
     return f"op.alter_column({table!r}, {column!r}, {arguments})"
 
 
-def _column_rename(table, old, new, rows, batch):
-    lost = f" As written, the upgrade deletes the values of '{old}' in {_rows_phrase(rows)}." if rows else ""
+def _column_rename(table, old, new, rows, batch, direction="upgrade"):
+    lost = f" As written, the {direction} deletes the values of '{old}' in {_rows_phrase(rows)}." if rows else ""
     return Risk(
         "column_rename", table, column=old, new_name=new, rows=rows,
         message=(f"In table '{table}', column '{old}' is dropped and a new column '{new}' of the same type is "

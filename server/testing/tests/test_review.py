@@ -223,6 +223,13 @@ def test_autogenerate_shaped_rename_is_found_without_any_database():
     assert (risk.kind, risk.rows, risk.loses_data) == ("table_rename", None, False)
 
 
+def test_risks_found_in_a_downgrade_say_the_downgrade_deletes():
+    operations = [create("department", {"id": sa.Integer(), "name": sa.String(), "address": sa.String()}),
+                  autogenerate_drop("departments", DEPARTMENT_COLUMNS)]
+    [risk] = analysis.find_risks(operations, row_counts={"departments": 2}, direction="downgrade")
+    assert "As written, the downgrade deletes the 2 rows of 'departments'." in risk.message
+
+
 def test_a_recorded_drop_without_facts_cannot_be_called_a_rename(tmp_path):
     recorded = analysis.record_script_operations(write_script(tmp_path, STEP3_GENERATED))
     assert analysis.find_risks(recorded.operations) == []
