@@ -67,16 +67,14 @@ relative to the repository:
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
 """
-import sqlite3
 import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
-from urllib.parse import quote
 
-from .checkpoints import BY_ID, CHECKPOINTS, STEPS
+from .checkpoints import BY_ID, CHECKPOINTS
 from .feedback import Feedback, bullet_list, code_block, one_line, plural
 from .replay import DEPARTMENTS, EMPLOYEES, MODELS_REVISION, Replay, inspect_schema, replay
 from .submission import (
@@ -682,7 +680,6 @@ class _Grading:
         if self.replay.error:
             return self.failed(checkpoint_id, Feedback(self.replay.error).add(
                 "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."))
-        revision = self.chain[position - 1]
         step = self.replay.upgrade(position)
         name = self.revision_name(position)
         if step is None:
@@ -953,21 +950,12 @@ class _Grading:
 def configured_database(layout):
     """The database DATABASE_URL names (environment, then server/.env), when it
     is not the default server/instance/app.db; None otherwise. Never shows a password."""
-    import os
-
-    from dotenv import dotenv_values
     from sqlalchemy.engine import make_url
 
-    from .database import DEFAULT_APP_URL, normalize_url
+    from .database import app_database_url
 
-    url = os.environ.get("DATABASE_URL")
-    env_file = layout.server / ".env"
-    if not url and env_file.is_file():
-        url = dotenv_values(env_file).get("DATABASE_URL")
-    if not url or normalize_url(url) == DEFAULT_APP_URL:
-        return None
     try:
-        parsed = make_url(normalize_url(url))
+        parsed = make_url(app_database_url(layout.server))
         if parsed.get_backend_name() == "sqlite" and parsed.database and \
                 Path(parsed.database).resolve() == layout.local_database.resolve():
             return None
@@ -980,8 +968,9 @@ def read_local_database(path):
     """Read the student's SQLite database without changing it (read-only mode)."""
     import sqlalchemy as sa
 
-    uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
-    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    from .database import read_only_engine
+
+    engine, _ = read_only_engine(f"sqlite:///{Path(path).resolve()}")
     try:
         with engine.connect() as connection:
             tables = sa.inspect(connection).get_table_names()

@@ -1,9 +1,11 @@
 """Database URLs for the app, and throw-away databases for replays and tests."""
 import contextlib
 import os
+import sqlite3
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.request import pathname2url
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -28,6 +30,43 @@ def normalize_url(url):
 def database_url(environ=os.environ):
     """The app's database: DATABASE_URL when it is set, else SQLite."""
     return normalize_url(environ.get("DATABASE_URL") or DEFAULT_APP_URL)
+
+
+def in_instance_folder(url, server_dir):
+    """A relative SQLite path made absolute in server/instance/, where
+    Flask-SQLAlchemy puts it; any other URL unchanged."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not Path(parsed.database).is_absolute():
+        parsed = parsed.set(database=str(Path(server_dir) / "instance" / parsed.database))
+    return parsed.render_as_string(hide_password=False)
+
+
+def app_database_url(server_dir, environ=os.environ):
+    """The database the app in server_dir uses, read without importing the app:
+    DATABASE_URL from the environment, else from server/.env, else the SQLite
+    default, with a relative SQLite path resolved as Flask-SQLAlchemy does."""
+    from dotenv import dotenv_values
+
+    url = environ.get("DATABASE_URL") or dotenv_values(Path(server_dir) / ".env").get("DATABASE_URL")
+    return in_instance_folder(url or DEFAULT_APP_URL, server_dir)
+
+
+def read_only_engine(url):
+    """(engine, SQLite path or None) for reading a database without any way to change it.
+
+    SQLite is opened with mode=ro: it refuses every write and never creates a
+    missing file (check the path first). PostgreSQL sessions are read-only.
+    """
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database)
+        uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
+        return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True)), path
+    engine = sa.create_engine(
+        parsed, connect_args={"connect_timeout": 5}, execution_options={"postgresql_readonly": True},
+    )
+    return engine, None
 
 
 def backend_of(url):

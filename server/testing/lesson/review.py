@@ -16,13 +16,10 @@ Two entry points, one analysis (operations.find_risks):
 import datetime
 import logging
 import os
-import sqlite3
 import textwrap
 from pathlib import Path
-from urllib.request import pathname2url
 
 import click
-import sqlalchemy as sa
 from alembic.autogenerate import renderers
 from alembic.config import Config
 from alembic.operations import ops
@@ -31,7 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
-from .database import normalize_url
+from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
 
 logger = logging.getLogger("alembic.env")
 
@@ -182,11 +179,7 @@ def _review(server_dir, url):
             "Run `flask db init` in server/ to start the lesson."
         )
         return 0
-    if url is None:
-        from .app_support import database_url  # DATABASE_URL from the environment or server/.env
-
-        url = database_url()
-    url = normalize_url(url)
+    url = normalize_url(url) if url else app_database_url(server_dir)
     scripts = _script_directory(server_dir / "migrations")
     row_counts, columns, current = {}, {}, ()
     engine, where = _read_only_engine(url, server_dir)
@@ -278,20 +271,15 @@ def _pending(scripts, current, where):
 
 def _read_only_engine(url, server_dir):
     """(engine or None, a description) for reading the app's database safely."""
-    url = make_url(url)
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
+    url = in_instance_folder(url, server_dir)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
             return None, "an in-memory SQLite database (nothing stored)"
-        path = Path(url.database)
-        if not path.is_absolute():
-            path = server_dir / "instance" / path  # where Flask-SQLAlchemy puts it
+        path = Path(parsed.database)
         where = f"SQLite file {os.path.relpath(path)}"
         if not path.exists():
             return None, where + " (not created yet)"
-        # mode=ro: SQLite itself refuses every write, and never creates the file.
-        uri = f"file:{pathname2url(str(path))}?mode=ro"
-        return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True)), where
-    where = url.render_as_string(hide_password=True)
-    # A read-only session: PostgreSQL refuses any write made through it.
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 5}, execution_options={"postgresql_readonly": True})
-    return engine, where
+    else:
+        where = parsed.render_as_string(hide_password=True)
+    return read_only_engine(url)[0], where

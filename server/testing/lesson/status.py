@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from .checkpoints import CHECKPOINTS, STEPS
 from .checks import FAILED, describe_difference, grade
-from .database import backend_of
+from .database import app_database_url, in_instance_folder, read_only_engine
 from .feedback import INDENT, plural
 from .submission import Layout
 
@@ -47,30 +48,6 @@ def default_root():
     return Path(__file__).resolve().parents[3]
 
 
-def local_database_url(layout):
-    """The database the student's app uses: DATABASE_URL (from the environment
-    or server/.env) or Flask-SQLAlchemy's default, server/instance/app.db."""
-    import os
-
-    from dotenv import dotenv_values
-
-    from .database import DEFAULT_APP_URL, normalize_url
-
-    url = os.environ.get("DATABASE_URL") or dotenv_values(layout.server / ".env").get("DATABASE_URL")
-    url = normalize_url(url or DEFAULT_APP_URL)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        # Flask-SQLAlchemy resolves a relative SQLite path in the instance folder.
-        url = "sqlite:///" + str(layout.server / "instance" / url[len("sqlite:///"):])
-    return url
-
-
-def read_only_engine(url):
-    if backend_of(url) == "sqlite":
-        path = url[len("sqlite:///"):]
-        return sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true"), Path(path)
-    return sa.create_engine(url, connect_args={"connect_timeout": 5}), None
-
-
 def inspect_local_database(layout, url, metadata):
     from alembic.runtime.migration import MigrationContext
 
@@ -78,14 +55,12 @@ def inspect_local_database(layout, url, metadata):
     from .replay import compare_models
 
     engine, sqlite_path = read_only_engine(url)
-    label = layout.rel(sqlite_path) if sqlite_path else sa.engine.make_url(url).render_as_string(hide_password=True)
+    label = layout.rel(sqlite_path) if sqlite_path else make_url(url).render_as_string(hide_password=True)
     local = LocalDatabase(label=label)
     if sqlite_path is not None and not sqlite_path.is_file():
         return local
     try:
         with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.execute(sa.text("SET TRANSACTION READ ONLY"))
             local.exists = True
             local.heads = tuple(MigrationContext.configure(connection).get_current_heads())
             local.tables = sorted(sa.inspect(connection).get_table_names())
@@ -293,7 +268,7 @@ def status_text(root=None, database_url=None):
     report = grade(layout.root)
     local = None
     if layout.server.is_dir():
-        url = database_url or local_database_url(layout)
+        url = in_instance_folder(database_url, layout.server) if database_url else app_database_url(layout.server)
         models = load_models(layout)
         local = inspect_local_database(layout, url, getattr(models, "metadata", None))
     chain = report.history.chain if report.history else []

@@ -12,10 +12,12 @@ from sqlalchemy.engine import make_url
 from testing.lesson.database import (
     DEFAULT_APP_URL,
     DEFAULT_POSTGRES_SERVER,
+    app_database_url,
     backend_of,
     database_url,
     normalize_url,
     postgres_server_url,
+    read_only_engine,
     throwaway_database,
 )
 from testing.lesson.walkthrough import copy_starter
@@ -253,3 +255,34 @@ def test_throwaway_database_is_removed_after_an_error_with_a_connection_open(bac
     finally:
         connection.close()
         engine.dispose()
+
+
+def test_tools_find_the_apps_database_without_importing_the_app(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    assert app_database_url(server, environ={}) == f"sqlite:///{server / 'instance' / 'app.db'}"
+    (server / ".env").write_text("DATABASE_URL=postgres://u:p@db.example.com/lesson\n", encoding="utf-8")
+    assert app_database_url(server, environ={}) == "postgresql+psycopg://u:p@db.example.com/lesson"
+    assert app_database_url(server, environ={"DATABASE_URL": "sqlite:///other.db"}) == \
+        f"sqlite:///{server / 'instance' / 'other.db'}"
+
+
+def test_read_only_engine_neither_writes_nor_creates_a_sqlite_file(tmp_path):
+    path = tmp_path / "app.db"
+    writable = sa.create_engine(f"sqlite:///{path}")
+    with writable.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    writable.dispose()
+    engine, found = read_only_engine(f"sqlite:///{path}")
+    try:
+        assert found == path
+        with engine.connect() as connection:
+            with pytest.raises(sa.exc.OperationalError, match="readonly"):
+                connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+    finally:
+        engine.dispose()
+    missing, _ = read_only_engine(f"sqlite:///{tmp_path / 'missing.db'}")
+    with pytest.raises(sa.exc.OperationalError):
+        missing.connect()
+    missing.dispose()
+    assert not (tmp_path / "missing.db").exists()

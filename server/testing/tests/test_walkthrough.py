@@ -26,7 +26,6 @@ from testing.tests.lesson_builds import (
     copy_reference,
     database_state,
     reference_solution,
-    state_problems,
 )
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
