@@ -94,6 +94,17 @@ def copy_starter(dest, source=None):
 # --- running the README -----------------------------------------------------
 
 
+def flask_environment(database_url=None):
+    """The environment for `flask` commands in a scratch copy: the caller's,
+    minus anything that would change what the README describes
+    (server/.flaskenv sets FLASK_*), with DATABASE_URL only when given."""
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL" and not name.startswith("FLASK_")}
+    env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
 def run_walkthrough(
     checkout,
     *,
@@ -156,16 +167,7 @@ class _Walk:
             raise WalkthroughError(f"{self.server / '.env'} sets DATABASE_URL: pass database_url= explicitly")
         url = database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
         self.result = WalkthroughResult(checkout, url, backend_of(url))
-        # The flask commands see the caller's environment minus anything that
-        # would change what the README describes (server/.flaskenv sets FLASK_*).
-        self.env = {
-            name: value
-            for name, value in os.environ.items()
-            if name != "DATABASE_URL" and not name.startswith("FLASK_")
-        }
-        self.env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
-        if database_url:
-            self.env["DATABASE_URL"] = database_url
+        self.env = flask_environment(database_url)
 
     def perform(self, block):
         action = {

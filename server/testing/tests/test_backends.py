@@ -4,7 +4,6 @@ Every test drives real `flask db` commands in a scratch copy of the starter,
 on a throw-away database of each backend, and asserts exactly what each
 backend does. The README's "SQLite and PostgreSQL" section states these facts.
 """
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from testing.lesson.database import throwaway_database
-from testing.lesson.walkthrough import copy_starter
+from testing.lesson.walkthrough import copy_starter, flask_environment
 
 EMPLOYEES = [(1, "Kai Uri", 89000), (2, "Alena Lee", 125000)]
 
@@ -71,7 +70,7 @@ class Checkout:
 
     def flask(self, *args, ok=True, stdin=None):
         """Run `flask ...` in server/; ok=True/False asserts the outcome. Returns the output."""
-        env = dict(os.environ, DATABASE_URL=self.url, PYTHONDONTWRITEBYTECODE="1")
+        env = flask_environment(self.url)
         result = subprocess.run(
             [sys.executable, "-m", "flask", *args],
             cwd=self.server,

@@ -23,7 +23,7 @@ from alembic.operations import ops
 from testing.lesson import operations as analysis
 from testing.lesson.database import throwaway_database
 from testing.lesson.review import run_review
-from testing.lesson.walkthrough import copy_starter, run_walkthrough
+from testing.lesson.walkthrough import copy_starter, flask_environment, run_walkthrough
 
 HEADER = '''"""{message}"""
 from alembic import op
@@ -462,10 +462,7 @@ class Story:
     def __init__(self, checkout, url):
         self.server = checkout / "server"
         self.url = url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
-        self.env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("FLASK_")}
-        self.env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
-        if url:
-            self.env["DATABASE_URL"] = url
+        self.env = flask_environment(url)
 
     def new_file(self, before):
         [path] = set((self.server / "migrations" / "versions").glob("*.py")) - before

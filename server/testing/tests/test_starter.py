@@ -8,7 +8,7 @@ import sys
 import pytest
 from dotenv import dotenv_values
 
-from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, copy_starter
+from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, copy_starter, flask_environment
 
 SERVER = REPO_ROOT / "server"
 
@@ -23,9 +23,7 @@ def tracked_files():
 
 def student_env():
     """The environment of a fresh terminal: none of the variables the lesson reads."""
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL" and not name.startswith("FLASK_")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+    return flask_environment()
 
 
 @pytest.fixture(scope="module")

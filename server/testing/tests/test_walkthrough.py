@@ -5,7 +5,6 @@ below check the state it left after every step, and use copies of its
 snapshots for what changes a database.
 """
 import ast
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from alembic.operations import Operations
 from testing.lesson import readme
 from testing.lesson.database import normalize_url, throwaway_database
 from testing.lesson.checkpoints import CHECKPOINTS, STEPS
-from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, main, run_walkthrough
+from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, flask_environment, main, run_walkthrough
 from testing.tests.lesson_builds import (
     StateMismatch,
     assert_empty,
@@ -33,8 +32,7 @@ README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 
 def flask(lesson_copy, *args):
     """A real flask command in a copy, on the copy's own database."""
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL" and not name.startswith("FLASK_")}
-    env.update(DATABASE_URL=lesson_copy.database_url, PYTHONDONTWRITEBYTECODE="1")
+    env = flask_environment(lesson_copy.database_url)
     return subprocess.run(
         [sys.executable, "-m", "flask"] + list(args),
         cwd=lesson_copy.server, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180,
