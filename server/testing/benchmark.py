@@ -12,6 +12,10 @@
      app, against a throw-away SQLite file (never its instance/app.db).
 3. Prints the median and fastest wall time, the time pytest reports, and the
    peak memory of each process (its resource usage, from os.wait4).
+4. The cost of isolation: how long the sandbox takes to start its worker
+   process (the student's code runs only there), the median of several starts.
+5. A hanging submission (an endless loop in revision 3's upgrade()) graded
+   with the default time limit: the wall time until pytest answers.
 
 Exit code 0 when our grader's median is no slower than pytest-alembic's, 1
 when it is slower, 2 when something could not run. pytest-alembic is a dev
@@ -186,7 +190,10 @@ def main(argv=None):
         if file_hash(app_db) != app_db_before:
             print(f"{app_db} changed during the benchmark: that must never happen.", file=sys.stderr)
             return 2
-        return report(runs)
+        verdict = report(runs)
+        report_isolation(checkout, options.runs)
+        report_hanging(checkout, scratch / "hanging")
+        return verdict
     finally:
         if options.keep:
             print(f"Files kept in {scratch}")
@@ -221,6 +228,35 @@ def report(runs):
     verdict = "no slower" if ours <= theirs else "SLOWER"
     print(f"Our grader: {ours:.2f} s median against {theirs:.2f} s: {verdict}.")
     return 0 if ours <= theirs else 1
+
+
+def report_isolation(checkout, starts):
+    """The median time to start a sandbox's worker process: what isolation costs each sandbox
+    (a grade starts two at once, one for models.py and one for the revisions)."""
+    from testing.lesson.sandbox import Sandbox
+    from testing.lesson.submission import Layout
+
+    seconds = []
+    for _ in range(starts):
+        with Sandbox(Layout.of(checkout)) as sandbox:
+            started = time.perf_counter()
+            sandbox.start()
+            seconds.append(time.perf_counter() - started)
+    print(f"Isolation: starting the worker process takes {statistics.median(seconds):.2f} s "
+          f"(median of {starts}, min {min(seconds):.2f} s); a grade starts two, in parallel.")
+
+
+def report_hanging(checkout, copy):
+    """Grade a copy whose revision 3 loops forever in upgrade(), with the default limit."""
+    from testing.lesson.sandbox import DEFAULT_SECONDS
+
+    shutil.copytree(checkout, copy)
+    (script,) = [p for p in (copy / "server" / "migrations" / "versions").glob("*.py") if "rename_table(" in p.read_text()]
+    script.write_text(script.read_text().replace("def upgrade():\n", "def upgrade():\n    while True:\n        pass\n", 1))
+    run = timed_pytest(["-q", f"--lesson-root={copy}"], GRADER_ROOT)
+    answered = "answered" if run.returncode == 1 and "did not finish within the time limit" in run.output else "NOT answered"
+    print(f"Hanging submission (endless loop in revision 3): {answered} in {run.seconds:.1f} s "
+          f"with the default limit of {DEFAULT_SECONDS:g} s; {run.outcome}.")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ One test per checkpoint of testing/lesson/checkpoints.py, all judged from a
 single grade of the checkout (the session fixture `lesson_report` in
 conftest.py). A failing test prints what is wrong and how to fix it. The
 points of each checkpoint go into the JUnit XML (`--junitxml`) as properties
-`points` (earned) and `max_points` (with `checkpoint`, `status` and the
-one-line `message`), and into the summary table at the end.
+`points` (earned) and `max_points` (with `checkpoint`, `status`, `reason`, a
+stable code of why it failed, and the one-line `message`), and into the
+summary table at the end.
 pytest exits with 0 only at full marks.
 
 Options (see conftest.py): --lesson-root PATH, --lesson-database URL.
@@ -24,6 +25,7 @@ def _checkpoint_test(checkpoint):
         request.node.user_properties.extend([
             ("checkpoint", checkpoint.id),
             ("status", result.status),
+            ("reason", result.reason),
             ("points", result.earned),
             ("max_points", result.points),
             ("message", result.summary),

@@ -5,6 +5,14 @@
     pytest --lesson-database=URL            # replay on that PostgreSQL server, in throw-away
                                             # databases (or LESSON_GRADE_DATABASE_URL=URL)
     pytest --junitxml=report.xml            # JUnit XML with each checkpoint's points
+    pytest --lesson-timeout=SECONDS         # time for the student's code (or LESSON_TIMEOUT; 20)
+    pytest --lesson-memory=MB               # its memory, on Linux and macOS (or LESSON_MEMORY_MB; 1024)
+
+The student's code (revision scripts, models.py) never runs in this process:
+it runs in a separate, time-limited worker process on a private copy
+(testing/lesson/sandbox.py), and every checkpoint is judged here, on what
+the grader reads from the databases itself. Whatever that code does, the
+JUnit report is written and pytest exits 0 only at full marks.
 
 Write `--lesson-root=PATH` with "=": pytest picks its configuration before it
 knows this option, so a separate PATH argument counts as a test path and
@@ -38,6 +46,15 @@ def pytest_addoption(parser):
              "write it with '=' so pytest does not take PATH for a test path",
     )
     group.addoption(
+        "--lesson-timeout", metavar="SECONDS", type=float, default=None,
+        help="time the student's code may take in all, for the revisions and for models.py each "
+             "(default: $LESSON_TIMEOUT, else 20)",
+    )
+    group.addoption(
+        "--lesson-memory", metavar="MB", type=int, default=None,
+        help="memory the student's code may use, on Linux and macOS (default: $LESSON_MEMORY_MB, else 1024)",
+    )
+    group.addoption(
         "--lesson-database", metavar="URL", default=None,
         help="replay the migrations on this PostgreSQL server, in throw-away databases "
              "(default: $LESSON_GRADE_DATABASE_URL, else a temporary SQLite file)",
@@ -61,10 +78,12 @@ def lesson_database(config):
 def lesson_report(request):
     """The grade of the checkout, computed once for all checkpoint tests."""
     from testing.lesson.checks import grade
+    from testing.lesson.sandbox import Limits
 
     config = request.config
     try:
-        report = grade(lesson_root(config), server_url=lesson_database(config))
+        limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"))
+        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits)
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)
     config.stash[REPORT] = report
@@ -82,7 +101,7 @@ def _grader_fault(root, error):
     feedback = Feedback(f"The grader could not grade {root}: {type(error).__name__}: {error}").add(
         "Fix", "This is a fault in the grader, not in your work: tell your instructor, and include this message "
                "(LESSON_GRADER_DEBUG=1 shows the details).")
-    results = {c.id: Result(c, FAILED, feedback) for c in CHECKPOINTS}
+    results = {c.id: Result(c, FAILED, feedback, reason="grader_fault") for c in CHECKPOINTS}
     return Report(root=root, backend="?", results=results)
 
 

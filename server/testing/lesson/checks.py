@@ -23,6 +23,20 @@ Result
     .status         PASSED, FAILED or NOT_APPLICABLE ("passed", "failed",
                     "not_applicable"); .passed is True unless FAILED
     .blocked_by     the checkpoint id that must be fixed first, or None
+    .reason         why, as a stable code: "ok"; "blocked"; init: no_server_folder,
+                    migrations_at_root, no_migrations_folder, app_py_broken,
+                    migrations_incomplete; history: no_revisions, too_few_revisions,
+                    extra_revisions, not_one_line; revisions 1-4: missing_revision,
+                    work_in_another_revision, upgrade_fails, upgrade_stopped (the code
+                    hung, exited or ran out of memory), loses_data,
+                    does_another_steps_work, wrong_schema; downgrades:
+                    downgrade_not_reversed, downgrades_not_run; models_match:
+                    models_py_broken, models_not_comparable, models_not_reverted,
+                    models_mismatch; local_database: other_database, no_local_database,
+                    local_database_unreadable, local_database_not_migrated,
+                    local_database_several_heads, local_database_wrong_revision,
+                    local_database_rows_missing; any: replay_database_unusable,
+                    grader_fault
     .summary        the first line of the message
     .message        the whole message (feedback.Feedback.render())
 
@@ -67,9 +81,9 @@ relative to the repository:
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
 """
-import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -77,6 +91,7 @@ from typing import Dict, List, Optional
 from .checkpoints import BY_ID, CHECKPOINTS
 from .feedback import Feedback, bullet_list, code_block, one_line, plural
 from .replay import DEPARTMENTS, EMPLOYEES, MODELS_REVISION, Replay, inspect_schema, replay
+from .sandbox import Sandbox
 from .submission import (
     REQUIRED_MIGRATION_FILES, History, Layout, check_app_py, check_env_py, load_history, load_models,
 )
@@ -96,6 +111,7 @@ class Result:
     status: str
     feedback: Feedback
     blocked_by: Optional[str] = None
+    reason: str = "ok"  # why, as a stable snake_case code (REASONS)
 
     @property
     def id(self):
@@ -136,6 +152,7 @@ class Report:
     findings: List[str] = field(default_factory=list)
     history: Optional[History] = None
     replay: Optional[Replay] = None
+    models: object = None  # submission.Models: the tables models.py defines, rebuilt here
     seconds: float = 0.0
 
     def __getitem__(self, checkpoint_id):
@@ -161,21 +178,21 @@ class Report:
         return not self.failed
 
 
-def grade(root, backend="sqlite", server_url=None):
-    """Grade the checkout at `root`; see the module docstring."""
+def grade(root, backend="sqlite", server_url=None, limits=None):
+    """Grade the checkout at `root`; see the module docstring. `limits`
+    (sandbox.Limits) bounds the time and memory of the student's code."""
     from .database import backend_of, normalize_url
 
     started = time.perf_counter()
-    sys.dont_write_bytecode = True  # nothing of the student's gets a __pycache__
     if server_url:
         server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
-    grading = _Grading(layout, backend, server_url)
+    grading = _Grading(layout, backend, server_url, limits)
     grading.run()
     report = Report(
         root=layout.root, backend=backend, results=grading.results, findings=grading.findings,
-        history=grading.history, replay=grading.replay,
+        history=grading.history, replay=grading.replay, models=grading.models,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -404,59 +421,55 @@ def describe_schema_change(step):
     return ", ".join(parts) or "changes no tables"
 
 
-# --- operations of a script (shared with the data-loss review) --------------------------
+def lesson_works(step):
+    """The lesson steps (1-4) whose work an upgrade did, judged by its effect on the tables,
+    so that messages speak of the revisions that exist, wherever they do the work."""
+    if step is None or not step.ran:
+        return set()
+    before, after = step.before, step.after
+    created = [table for table in after if table not in before]
+    works = set()
+    if "employees" in created:
+        works.add(1)
+    if "department" in created or ("departments" in created and "department" not in before):
+        works.add(2)
+    if "department" in before and "departments" in after and "department" not in after:
+        works.add(3)
+    had_address = any("address" in before.get(table, {}) for table in ("department", "departments"))
+    has_location = any("location" in after.get(table, {}) and "address" not in after.get(table, {})
+                       for table in ("department", "departments"))
+    if had_address and has_location:
+        works.add(4)
+    return works
 
-def _operations():
-    """The data-loss review's operation analysis (operations.py), or None.
 
-    Integration point: what a script does and which risk it runs are read
-    from Alembic operation objects recorded by operations.py. Without it the
-    grader still works and describes revisions by the SQL they ran.
-    """
-    try:
-        from . import operations
-    except ImportError:
-        return None
-    return operations
+# --- what a script does, as the worker recorded it ---------------------------------------
 
-
-def what_it_does(revision, direction, step=None):
-    """Lines saying which operations `direction`() of a revision runs."""
-    operations = _operations()
-    if operations is not None:
-        try:
-            recorded = operations.record_script_operations(revision.path, direction=direction)
-            lines = operations.describe(recorded.operations)
-            if recorded.error is not None:
-                lines.append(("then " if lines else "") + recorded.problem)
-            return "\n".join(lines) or "nothing (the function runs no operations)"
-        except Exception:  # the description is a help, never a reason to fail
-            pass
-    if step is not None and step.statements:
+def what_it_does(step):
+    """Lines saying which operations a step's function runs (recorded by the worker)."""
+    if step is None:
+        return ""
+    lines = list(step.does)
+    if step.record_problem:
+        lines.append(("then " if lines else "") + step.record_problem)
+    if lines:
+        return "\n".join(lines)
+    if step.statements:
         return "\n".join(step.statements)
-    return ""
+    return "" if step.stopped else "nothing (the function runs no operations)"
 
 
-def risks_of(revision, direction, step):
+def risks_of(step):
     """operations.Risk objects for one step, judged with the rows it met."""
-    operations = _operations()
-    if operations is None or step is None:
-        return []
-    try:
-        recorded = operations.record_script_operations(revision.path, direction=direction)
-        columns = {table: {name: c.type for name, c in cols.items()} for table, cols in step.before.items()}
-        return operations.find_risks(
-            recorded.operations, row_counts=step.row_counts_before, columns=columns, direction=direction,
-        )
-    except Exception:
-        return []
+    return list(step.risks) if step is not None else []
 
 
 # --- the checks ------------------------------------------------------------------------
 
 class _Grading:
-    def __init__(self, layout, backend, server_url):
+    def __init__(self, layout, backend, server_url, limits=None):
         self.layout = layout
+        self.limits = limits
         self.backend = backend
         self.server_url = server_url
         self.results = {}
@@ -467,17 +480,42 @@ class _Grading:
         self.wrong_schema = []  # positions of revisions that leave the wrong tables or columns
 
     # helpers
-    def result(self, checkpoint_id, status, feedback, blocked_by=None):
-        self.results[checkpoint_id] = Result(BY_ID[checkpoint_id], status, feedback, blocked_by)
+    def result(self, checkpoint_id, status, feedback, reason, blocked_by=None):
+        self.results[checkpoint_id] = Result(BY_ID[checkpoint_id], status, feedback, blocked_by, reason)
 
     def passed(self, checkpoint_id, summary):
-        self.result(checkpoint_id, PASSED, Feedback(summary))
+        self.result(checkpoint_id, PASSED, Feedback(summary), "ok")
 
-    def failed(self, checkpoint_id, feedback):
-        self.result(checkpoint_id, FAILED, feedback)
+    def failed(self, checkpoint_id, feedback, reason):
+        self.result(checkpoint_id, FAILED, feedback, reason)
 
     def blocked(self, checkpoint_id, by, why):
-        self.result(checkpoint_id, FAILED, Feedback(f"blocked by {by}: fix that first").add("Why", why), by)
+        self.result(checkpoint_id, FAILED, Feedback(f"blocked by {by}: fix that first").add("Why", why), "blocked", by)
+
+    def revisions_doing(self, work):
+        """Positions of the revisions whose upgrade did step `work`'s work, other than its own."""
+        return [step.position for step in self.replay.upgrades
+                if work in lesson_works(step) and step.position != work]
+
+    def order_fix(self, position):
+        """How to get back to one revision per step, in order, from revision `position` on."""
+        revision = self.chain[position - 1]
+        if position == 1:
+            return (
+                f"Revision 1 ({revision.rel}) does more than step 1. The lesson makes one revision per step, "
+                "each run on a database that already holds the rows of the steps before, so start over:\n"
+                f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
+                "    put models.py back to the starter (Employee only),\n"
+                "    and do the steps again from step 1 (`flask db migrate -m \"Initial migration.\"`)."
+            )
+        later = [r.rel for r in self.chain[position - 1:]]
+        return (
+            f"The lesson makes one revision per step, in order. Go back to revision {position - 1} and do the "
+            f"steps from step {position} again: in server/ run\n"
+            f"    flask db downgrade {self.chain[position - 2].revision}\n"
+            f"then delete {', '.join(later)}, change models.py back to how step {position - 1} left it, and "
+            f"follow the README from step {position}."
+        )
 
     def revision_name(self, position):
         return f"revision {position} ({self.history.chain[position - 1].rel})"
@@ -491,19 +529,30 @@ class _Grading:
         return self.layout.versions.is_dir()
 
     def run(self):
+        self.collect()
+        self.judge()
+
+    def collect(self):
+        """Everything the checks read: static findings, and what the student's code does,
+        run in two sandboxes at once (models.py in one, the revisions in the other)."""
         layout = self.layout
         if layout.server.is_dir():
             self.findings += check_app_py(layout)
         if layout.migrations.is_dir():
             self.findings += check_env_py(layout)
-        if self.migrations_usable:
-            self.history = load_history(layout)
-        self.models = load_models(layout)
-        if self.history.chain:
-            self.replay = replay(
-                self.history, self.models.metadata, backend=self.backend,
-                server_url=self.server_url, root=layout.root,
-            )
+        with Sandbox(layout, self.limits) as models_box, Sandbox(layout, self.limits) as revisions_box:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                models = pool.submit(load_models, layout, models_box)
+                if self.migrations_usable:
+                    self.history = load_history(layout, revisions_box)
+                self.models = models.result()
+            if self.history.chain:
+                self.replay = replay(
+                    self.history, revisions_box, self.models.metadata, backend=self.backend,
+                    server_url=self.server_url,
+                )
+
+    def judge(self):
         self.check_init()
         for position in REVISION_CHECKPOINTS:
             self.check_revision(position)
@@ -520,7 +569,7 @@ class _Grading:
         if not layout.server.is_dir():
             return self.failed("init", Feedback(
                 f"There is no server/ folder in {layout.root}."
-            ).add("Fix", "Grade the repository root: the folder that contains server/."))
+            ).add("Fix", "Grade the repository root: the folder that contains server/."), "no_server_folder")
         if not layout.migrations.is_dir():
             stray = layout.root / "migrations"
             if stray.is_dir():
@@ -531,11 +580,11 @@ class _Grading:
                     "Fix", "From the repository root, move it (history and all):\n"
                     "    git mv migrations server/migrations\n"
                     "(or `mv migrations server/` if git does not track it yet), and run every "
-                    "`flask db` command inside server/.")))
+                    "`flask db` command inside server/.")), "migrations_at_root")
             return self.failed("init", self.with_app_findings(Feedback(
                 f"There is no {migrations}/ folder yet."
             ).add("Expected", f"{migrations}/ with alembic.ini, env.py, script.py.mako and versions/").add(
-                "Fix", "Step 1: run `flask db init` inside server/:\n    cd server\n    flask db init")))
+                "Fix", "Step 1: run `flask db init` inside server/:\n    cd server\n    flask db init")), "no_migrations_folder")
         missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
         if not layout.versions.is_dir():
             missing.append("versions/")
@@ -558,10 +607,12 @@ class _Grading:
         app_rel = layout.rel(layout.app_py)
         if all(p.startswith(app_rel) for p in problems):
             summary = f"{app_rel} cannot run `flask db` commands: {plural(len(problems), 'problem')}."
+            reason = "app_py_broken"
         else:
             summary = f"{migrations}/ is not set up as `flask db init` makes it: {plural(len(problems), 'problem')}."
+            reason = "migrations_incomplete"
         feedback = Feedback(summary).add("Problems", bullet_list(problems)).add("Fix", "\n".join(fixes))
-        self.failed("init", feedback)
+        self.failed("init", feedback, reason)
 
     def with_app_findings(self, feedback):
         """Add what is wrong in app.py, which `flask db init` needs too."""
@@ -580,11 +631,13 @@ class _Grading:
         if not history.files:
             return self.failed("history", Feedback(
                 f"No revisions yet: {self.layout.rel(self.layout.versions)}/ is empty."
-            ).add("Expected", "Four revisions in one line (steps 1-4).").add("Fix", "Step 1: " + NEXT_STEP[1]))
+            ).add("Expected", "Four revisions in one line (steps 1-4).").add("Fix", "Step 1: " + NEXT_STEP[1]),
+                "no_revisions")
         if not problems and count < LESSON_REVISIONS:
             return self.failed("history", Feedback(
                 f"Found {count} of the lesson's four revisions."
-            ).add("Revisions found", self.revisions_found()).add("Fix", self.next_revision_fix(count)))
+            ).add("Revisions found", self.revisions_found()).add("Fix", self.next_revision_fix(count)),
+                "too_few_revisions")
         extra_fix = ""
         if not problems and count > LESSON_REVISIONS:
             extras = [self.chain[i] for i in range(LESSON_REVISIONS, len(self.chain))]
@@ -607,22 +660,19 @@ class _Grading:
             + "\n".join(f"{n}. {EXPECTED_WORK[n]}" for n in range(1, 5))
             + "\n`flask db heads` shows one head; `flask db history` shows the four in order.",
         ).add("Fix", extra_fix or "Follow the advice under Problems, then check with `flask db heads` and `flask db history`.")
-        self.failed("history", feedback)
+        self.failed("history", feedback, "extra_revisions" if extra_fix else "not_one_line")
 
     def next_revision_fix(self, count):
         """What to do when the line is short: the next step, unless a revision does another step's work."""
+        doers = self.revisions_doing(count + 1)
+        if doers:
+            return self.order_fix(doers[0])
         if not self.wrong_schema:
             return f"Step {count + 1}: " + NEXT_STEP[count + 1]
         position = self.wrong_schema[0]
         revision = self.chain[position - 1]
         if position == 1:
-            return (
-                f"Revision 1 ({revision.rel}) does more than step 1. The lesson makes one revision per step, "
-                "each run on a database that already holds the rows of the steps before, so start over:\n"
-                f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
-                "    put models.py back to the starter (Employee only),\n"
-                "    and do the steps again from step 1 (`flask db migrate -m \"Initial migration.\"`)."
-            )
+            return self.order_fix(1)
         return (f"First fix revision {position} ({revision.rel}): see {REVISION_CHECKPOINTS[position]}. "
                 f"Then step {count + 1}.")
 
@@ -672,14 +722,18 @@ class _Grading:
         if blocker:
             return self.blocked(checkpoint_id, *blocker)
         if len(self.chain) < position:
+            doers = self.revisions_doing(position)
+            if doers:
+                return self.failed(checkpoint_id, self.work_elsewhere(position, doers[0]), "work_in_another_revision")
             summary = f"No revision {position} yet: nothing {SHORT_WORK[position]}."
             return self.failed(checkpoint_id, Feedback(summary).add(
                 "Found", f"{plural(len(self.chain), 'revision')} in {self.layout.rel(self.layout.versions)}/."
             ).add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.").add(
-                "Fix", f"Step {REVISION_STEP[position]}: {NEXT_STEP[position]}"))
+                "Fix", f"Step {REVISION_STEP[position]}: {NEXT_STEP[position]}"), "missing_revision")
         if self.replay.error:
             return self.failed(checkpoint_id, Feedback(self.replay.error).add(
-                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."))
+                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."),
+                "replay_database_unusable")
         step = self.replay.upgrade(position)
         name = self.revision_name(position)
         if step is None:
@@ -687,7 +741,8 @@ class _Grading:
         if not step.ran:
             feedback = Feedback(f"{name[0].upper()}{name[1:]} fails on upgrade.")
             feedback.add("Error", step.error)
-            return self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step))
+            return self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step),
+                               "upgrade_stopped" if step.stopped else "upgrade_fails")
 
         expected = self.expected_after_upgrade(position, step.before)
         if expected is None:
@@ -701,12 +756,29 @@ class _Grading:
         if not problems:
             keeps = " and keeps every row" if position > 2 else ""
             return self.passed(checkpoint_id, f"{name[0].upper()}{name[1:]} {SHORT_WORK[position]}{keeps}.")
+        other_work = sorted(lesson_works(step) - {position})
         if step.losses:
             summary = f"{name[0].upper()}{name[1:]} loses data: {loss_summary(step.losses[0])}."
+        elif other_work and position not in lesson_works(step):
+            summary = (f"{name[0].upper()}{name[1:]} {SHORT_WORK[other_work[0]]} (step {other_work[0]}'s work) "
+                       f"instead of step {REVISION_STEP[position]}'s: nothing {SHORT_WORK[position]} before it.")
         else:
             summary = f"{name[0].upper()}{name[1:]} does not do what step {REVISION_STEP[position]} asks."
         feedback = Feedback(summary).add("Found", bullet_list(problems))
-        self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step))
+        fix = self.order_fix(position) if other_work and position not in lesson_works(step) else None
+        reason = "loses_data" if step.losses else ("does_another_steps_work" if fix else "wrong_schema")
+        self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step, fix), reason)
+
+    def work_elsewhere(self, position, doer):
+        """Feedback for step `position`, whose work revision `doer` does instead of a revision of its own."""
+        name = self.revision_name(doer)
+        others = sorted(lesson_works(self.replay.upgrade(doer)) - {position})
+        together = f", together with step {others[0]}'s work" if others else ""
+        feedback = Feedback(f"{name[0].upper()}{name[1:]} {SHORT_WORK[position]}{together}: step "
+                            f"{REVISION_STEP[position]} has no revision of its own.")
+        feedback.add("Revisions found", self.revisions_found())
+        feedback.add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.")
+        return feedback.add("Fix", self.order_fix(min(doer, position)))
 
     def expected_after_upgrade(self, position, before):
         """The schema a correct revision leaves, from the one it started with (None: cannot tell)."""
@@ -735,17 +807,20 @@ class _Grading:
             return current
         return current
 
-    def revision_advice(self, feedback, position, direction, step):
-        """Add what the revision does, the risk found, what was expected and the fix."""
+    def revision_advice(self, feedback, position, direction, step, fix=None):
+        """Add what the revision does, the risk found, what was expected and the fix
+        (the lesson's code for the revision, unless `fix` says otherwise)."""
         revision = self.chain[position - 1]
-        feedback.add(f"What it does ({direction})", what_it_does(revision, direction, step))
-        risks = risks_of(revision, direction, step) if step is not None and step.before is not None else []
+        feedback.add(f"What it does ({direction})", what_it_does(step))
+        risks = risks_of(step)
         if risks:
             feedback.add("Why", "\n".join(risk.message for risk in risks))
         if direction == "upgrade":
             feedback.add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.")
         else:
             feedback.add("Expected", f"The downgrade of revision {position} undoes exactly what its upgrade does, keeping every row.")
+        if fix:
+            return feedback.add("Fix", fix)
         fix = f"In {revision.rel}, make the functions read:\n\n{fix_functions(position, revision)}"
         if step is not None and lost_rows(step) and direction == "upgrade":
             fix += (
@@ -765,7 +840,8 @@ class _Grading:
                                     "The downgrades are checked once all four revisions run, from revision 4 down.")
         if self.replay.error:
             return self.failed("downgrades", Feedback(self.replay.error).add(
-                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."))
+                "Fix", "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."),
+                "replay_database_unusable")
         if not self.replay.all_upgrades_ran:
             failing = next(s for s in self.replay.upgrades if not s.ran)
             return self.blocked("downgrades", REVISION_CHECKPOINTS.get(failing.position, "history"),
@@ -787,10 +863,10 @@ class _Grading:
             failing_revisions.append(name)
             text = bullet_list(problems)
             revision = self.chain[position - 1]
-            does = what_it_does(revision, "downgrade", step)
+            does = what_it_does(step)
             if does:
                 text += "\n\nWhat it does (downgrade):\n" + code_block(does.splitlines(), 1)
-            risks = risks_of(revision, "downgrade", step)
+            risks = risks_of(step)
             if risks:
                 text += "\n\nWhy:\n" + code_block([risk.message for risk in risks], 1)
             if position <= LESSON_REVISIONS:
@@ -805,7 +881,7 @@ class _Grading:
                 break
         if not sections:
             if len(self.replay.downgrades) != len(self.chain):  # never judged: never passed
-                return self.failed("downgrades", Feedback("The downgrades could not all be run."))
+                return self.failed("downgrades", Feedback("The downgrades could not all be run."), "downgrades_not_run")
             return self.passed(
                 "downgrades",
                 "Every downgrade reverses its upgrade and keeps the rows, down to an empty database.",
@@ -819,7 +895,7 @@ class _Grading:
             feedback.add(title, text)
         feedback.add("Expected", "Each downgrade() undoes its upgrade(): from revision 4 down to an empty database "
                                  "(only alembic_version left), every table and column comes back with its rows.")
-        self.failed("downgrades", feedback)
+        self.failed("downgrades", feedback, "downgrade_not_reversed")
 
     # models_match -----------------------------------------------------------------------
     def check_models(self):
@@ -827,9 +903,9 @@ class _Grading:
         if self.models.error:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be loaded, so it cannot be compared with your migrations."
-            ).add("Error", self.models.error).add("Fix", f"Fix the line shown in {models_rel}."))
+            ).add("Error", self.models.error).add("Fix", f"Fix the line shown in {models_rel}."), "models_py_broken")
         if self.replay.error:
-            return self.failed("models_match", Feedback(self.replay.error))
+            return self.failed("models_match", Feedback(self.replay.error), "replay_database_unusable")
         blocker = self.blocker_before(MODELS_REVISION)
         if blocker is None and len(self.chain) < MODELS_REVISION:
             blocker = (REVISION_CHECKPOINTS[len(self.chain) + 1], f"There is no revision {MODELS_REVISION} yet.")
@@ -847,7 +923,8 @@ class _Grading:
         if self.replay.models_error:
             return self.failed("models_match", Feedback(
                 f"{models_rel} cannot be compared with the database at revision 3."
-            ).add("Error", self.replay.models_error).add("Fix", code_block(FINAL_DEPARTMENT_MODEL)))
+            ).add("Error", self.replay.models_error).add("Fix", code_block(FINAL_DEPARTMENT_MODEL)),
+                "models_not_comparable")
         diff = [item for item in self.replay.models_diff or [] if not free_nullability_change(item)]
         if not diff:
             return self.passed("models_match", f"{models_rel} matches the schema at revision 3 "
@@ -864,7 +941,8 @@ class _Grading:
                     + code_block(FINAL_DEPARTMENT_MODEL)
                     + "\n\n(update __repr__ to use self.address too). Then `flask db migrate` "
                       "would find nothing to do.")
-        self.failed("models_match", feedback)
+        self.failed("models_match", feedback,
+                    "models_not_reverted" if any("location" in line for line in lines) else "models_mismatch")
 
     # local_database -----------------------------------------------------------------------
     def check_local_database(self):
@@ -875,18 +953,18 @@ class _Grading:
             return self.result("local_database", NOT_APPLICABLE, Feedback(
                 f"not applicable: your app uses another database (DATABASE_URL={elsewhere}); only {rel} is "
                 "checked here. Your migrations were checked on a scratch database."
-            ))
+            ), "other_database")
         if not path.is_file():
             return self.result("local_database", NOT_APPLICABLE, Feedback(
                 f"not applicable: there is no {rel} in this checkout (databases are not committed, so "
                 "this is normal on CodeGrade and GitHub); your migrations were checked on a scratch database."
-            ))
+            ), "no_local_database")
         try:
             found = read_local_database(path)
         except Exception as error:
             return self.failed("local_database", Feedback(f"{rel} cannot be read: {error}").add(
                 "Fix", "Make sure it is a SQLite database made by `flask db upgrade` and that no program is "
-                       "writing to it, then grade again."))
+                       "writing to it, then grade again."), "local_database_unreadable")
         rev3 = self.chain[2] if len(self.chain) >= 3 else None
         fix_upgrade = f"flask db upgrade {rev3.revision}" if rev3 else "finish steps 1-4 first"
         if found["versions"] is None:
@@ -895,13 +973,14 @@ class _Grading:
             ).add("Found", f"tables: {', '.join(found['schema']) or 'none'}").add(
                 "Fix", "If models.py or app.py calls db.create_all(), remove that. Then move this database aside "
                        f"(mv {rel} {rel}.old) and rebuild it in server/ with `flask db upgrade`, adding your rows "
-                       "again with `flask shell`."))
+                       "again with `flask shell`."), "local_database_not_migrated")
         versions = found["versions"]
         if len(versions) != 1:
             return self.failed("local_database", Feedback(
                 f"{rel} records {len(versions)} current revisions ({', '.join(versions) or 'none'}); "
                 "it should be at revision 3."
-            ).add("Fix", f"In server/: flask db stamp {rev3.revision if rev3 else '<revision 3 id>'} --purge"))
+            ).add("Fix", f"In server/: flask db stamp {rev3.revision if rev3 else '<revision 3 id>'} --purge"),
+                "local_database_several_heads")
         current = versions[0]
         position = self.history.position_of(current)
         if position != MODELS_REVISION:
@@ -922,7 +1001,7 @@ class _Grading:
                            f"your own rows. Then, in server/ run\n    {fix_upgrade}")
             return self.failed("local_database", Feedback(
                 f"{rel} is {where}; at the end of the lesson it is at revision 3."
-            ).add("Fix", fix))
+            ).add("Fix", fix), "local_database_wrong_revision")
         problems = schema_problems(found["schema"], {
             "employees": {name: Spec(None, None, None) for name in EMPLOYEES_TABLE},
             "departments": {name: Spec(None, None, None) for name in DEPARTMENT_TABLE},
@@ -944,7 +1023,7 @@ class _Grading:
                    "    from models import db, Employee, Department\n"
                    "    db.session.add(Employee(name=\"Kai Uri\", salary=89000))\n"
                    "    db.session.add(Department(name=\"Payroll\", address=\"Building A, 4th Floor\"))\n"
-                   "    db.session.commit()"))
+                   "    db.session.commit()"), "local_database_rows_missing")
 
 
 def configured_database(layout):
@@ -967,26 +1046,27 @@ def configured_database(layout):
 def read_local_database(path):
     """Read the student's SQLite database without changing it (read-only mode)."""
     import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
 
     from .database import read_only_engine
 
     engine, _ = read_only_engine(f"sqlite:///{Path(path).resolve()}")
     try:
         with engine.connect() as connection:
-            tables = sa.inspect(connection).get_table_names()
             versions = None
-            if "alembic_version" in tables:
-                versions = [row[0] for row in connection.execute(sa.text("SELECT version_num FROM alembic_version"))]
+            if sa.inspect(connection).has_table("alembic_version"):
+                versions = list(MigrationContext.configure(connection).get_current_heads())
             schema = inspect_schema(connection)
             counts = {
-                table: connection.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
+                table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
                 for table in schema
             }
             empty_addresses = 0
             if "address" in schema.get("departments", {}):
-                empty_addresses = connection.execute(sa.text(
-                    "SELECT COUNT(*) FROM departments WHERE address IS NULL"
-                )).scalar_one()
+                departments = sa.table("departments", sa.column("address"))
+                empty_addresses = connection.execute(
+                    sa.select(sa.func.count()).select_from(departments).where(departments.c.address.is_(None))
+                ).scalar_one()
     finally:
         engine.dispose()
     return {"versions": versions, "schema": schema, "counts": counts, "empty_addresses": empty_addresses}

@@ -70,7 +70,7 @@ def relative(path, root):
         return Path(path).as_posix()
 
 
-def describe_exception(error, root, files=(), known_file=None):
+def describe_exception(error, root, files=(), known_file=None, memory_mb=None):
     """What went wrong in the student's code, without a traceback.
 
     Names the student's file and line (the innermost frame inside `root`, or
@@ -79,6 +79,13 @@ def describe_exception(error, root, files=(), known_file=None):
     """
     kind = type(error).__name__
     message = str(error).strip() or "(no message)"
+    if isinstance(error, SystemExit):
+        message = f"it ends the process with sys.exit({error.code!r}); a migration must return normally"
+    elif isinstance(error, KeyboardInterrupt):
+        message = "it raises KeyboardInterrupt itself; a migration must return normally"
+    elif isinstance(error, MemoryError):
+        limit = f" (the limit is {memory_mb} MB)" if memory_mb else ""
+        message = f"it runs out of memory{limit}"
     if getattr(error, "orig", None) is not None and hasattr(error, "statement"):
         # A database error: the driver's message and the SQL, not SQLAlchemy's wrapping.
         kind = type(error.orig).__name__

@@ -178,15 +178,19 @@ def load_script(path):
     return module
 
 
-def record_script_operations(path, direction="upgrade", dialect="sqlite"):
-    """The operations `direction`() of the script at `path` would run."""
+def record_script_operations(script, direction="upgrade", dialect="sqlite"):
+    """The operations `direction`() of a migration would run.
+
+    `script` is a loaded module, or the path of a file to load (only ever in
+    the worker process, where student code may run).
+    """
     if direction not in ("upgrade", "downgrade"):
         raise ValueError("direction is 'upgrade' or 'downgrade'")
-    path = Path(path)
+    path = Path(getattr(script, "__file__", None) or script)
     result = RecordedScript(path, direction)
     recorder = RecordingOperations(MigrationContext.configure(dialect_name=dialect), result.operations)
     try:
-        module = load_script(path)
+        module = script if hasattr(script, "__file__") else load_script(path)
         function = getattr(module, direction, None)
         if not callable(function):
             raise _MissingFunction(f"{path.name} has no {direction}() function")
@@ -402,6 +406,23 @@ class Risk:
     @property
     def loses_data(self):
         return self.kind != "not_null_no_default" and bool(self.rows)
+
+
+RISK_FIELDS = ("kind", "table", "column", "new_name", "rows", "message", "fix_upgrade", "fix_downgrade")
+
+
+def risk_to_data(risk):
+    return {name: getattr(risk, name) for name in RISK_FIELDS}
+
+
+def risk_from_data(data):
+    """A Risk from the worker's answer; only known kinds and plain values are kept."""
+    if not isinstance(data, dict) or data.get("kind") not in RISK_KINDS:
+        return None
+    values = {name: data.get(name) for name in RISK_FIELDS}
+    if not all(value is None or isinstance(value, (str, int)) for value in values.values()):
+        return None
+    return Risk(**values)
 
 
 def _known_type(type_):

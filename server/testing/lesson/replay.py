@@ -1,8 +1,11 @@
 """Replaying a student's revisions on a throw-away database, with the lesson's rows.
 
-The replay drives Alembic itself (a MigrationContext and Operations per
-revision), so it works even when the student's env.py or app.py is broken, and
-it never touches the student's database:
+The grading process owns the throw-away database. Each upgrade() or
+downgrade() runs in the sandbox's worker process (Alembic's MigrationContext
+and Operations there), so it works even when the student's env.py or app.py
+is broken; the schema and rows after each step are read here, by the grader
+itself, and only those readings decide a verdict. It never touches the
+student's database:
 
 1. upgrade one revision at a time from an empty database; after each one,
    record the schema (sqlalchemy.inspect) and the lesson's rows, then insert
@@ -18,7 +21,7 @@ point: the employees and the departments (in `department` or `departments`,
 with the place in `address` or `location`). A step "loses" rows when a data
 set is still there afterwards but rows or values are missing.
 
-`replay(history, metadata, backend, server_url, root) -> Replay`; checks.py
+`replay(history, sandbox, metadata, backend, server_url) -> Replay`; checks.py
 turns the recorded `Step`s into checkpoint results.
 """
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import sqlalchemy as sa
 
 from .database import throwaway_database
-from .feedback import describe_exception
+from .operations import risk_from_data
+from .sandbox import ChildFailure
 
 VERSION_TABLE = "alembic_version"
 MODELS_REVISION = 3  # the database stays at revision 3 at the end of the lesson
@@ -105,6 +109,12 @@ class Step:
     statements: List[str] = field(default_factory=list)
     losses: List[Loss] = field(default_factory=list)
     rows_after: Dict[str, Dict[int, tuple]] = field(default_factory=dict)
+    row_counts_after: Dict[str, int] = field(default_factory=dict)
+    # What the function does, recorded by the worker: wording only, never a verdict.
+    does: List[str] = field(default_factory=list)
+    record_problem: Optional[str] = None
+    risks: list = field(default_factory=list)  # operations.Risk
+    stopped: bool = False  # the worker process did not answer (time, exit, memory)
 
     @property
     def ran(self):
@@ -198,23 +208,17 @@ def _losses(data_before, data_after, schema_before, schema_after):
 
 
 class _Runner:
-    def __init__(self, connection, root):
+    def __init__(self, connection, sandbox, url):
         self.connection = connection
-        self.root = root
-        self.statements = None
-        sa.event.listen(connection, "before_cursor_execute", self._record)
-
-    def _record(self, conn, cursor, statement, parameters, context, executemany):
-        if self.statements is not None:
-            words = statement.lstrip().split(None, 1)
-            if words and words[0].upper() in ("CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE"):
-                self.statements.append(" ".join(statement.split()))
+        self.sandbox = sandbox
+        self.url = url
 
     def row_counts(self, schema):
-        return {
-            table: self.connection.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
-            for table in schema
-        }
+        counts = {}
+        for table in schema:
+            count = sa.select(sa.func.count()).select_from(sa.table(table))
+            counts[table] = self.connection.execute(count).scalar_one()
+        return counts
 
     def snapshot(self):
         schema = inspect_schema(self.connection)
@@ -238,44 +242,59 @@ class _Runner:
                 continue
             table, _ = data_set.locate(schema)
             try:
-                self.connection.execute(sa.text(f'DELETE FROM "{table}"'))
+                self.connection.execute(sa.table(table).delete())
                 insert_rows(self.connection, schema, data_set)
                 self.connection.commit()
             except sa.exc.SQLAlchemyError:
                 self.connection.rollback()  # the schema is wrong; the checks say so
 
     def run(self, revision, direction, position):
-        from alembic.operations import Operations
-        from alembic.runtime.migration import MigrationContext
-
         schema, data = self.snapshot()
         step = Step(direction, position, revision, before=schema, row_counts_before=self.row_counts(schema))
-        self.connection.commit()
-        if revision.module is None:
-            step.error = revision.load_error
+        self.connection.commit()  # no lock of ours may stand in the worker's way
+        if not revision.loaded:
+            step.error = revision.load_error or f"{revision.rel} cannot be loaded."
             return step
-        self.statements = step.statements
+        path = str(self.sandbox.private(revision.path))
         try:
-            context = MigrationContext.configure(self.connection)
-            with Operations.context(context):
-                getattr(revision.module, direction)()
-            self.connection.commit()
-        except BaseException as error:  # student code: anything can happen
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            self.connection.rollback()
-            step.error = describe_exception(error, self.root, [revision.path], known_file=revision.path)
+            answer = self.sandbox.request("run", path=path, direction=direction, url=self.url)
+        except ChildFailure as failure:
+            step.error, step.stopped = f"{direction}() {failure}.", True
             return step
-        finally:
-            self.statements = None
+        step.error = answer.get("error")
+        step.statements = [str(line) for line in (answer.get("result") or {}).get("statements", [])]
+        if answer.get("fatal"):  # recording would only run into the same exit or exhaustion
+            step.stopped = True
+            return step
+        self.describe(step, path)
+        if step.error:
+            return step
         step.after, data_after = self.snapshot()
+        step.row_counts_after = self.row_counts(step.after)
+        self.connection.commit()
         step.losses = _losses(data, data_after, schema, step.after)
         step.rows_after = data_after
         self.seed(step.after, data_after)
         return step
 
+    def describe(self, step, path):
+        """What the function does and risks, as the worker records it (wording only)."""
+        columns = {table: {name: repr(column.type) for name, column in cols.items()}
+                   for table, cols in step.before.items()}
+        try:
+            answer = self.sandbox.request(
+                "record", path=path, direction=step.direction, dialect=self.connection.dialect.name,
+                row_counts=step.row_counts_before, columns=columns,
+            )
+        except ChildFailure:
+            return
+        found = answer.get("result") or {}
+        step.does = [str(line) for line in found.get("does") or []]
+        step.record_problem = str(found["problem"]) if found.get("problem") else None
+        step.risks = [risk for risk in map(risk_from_data, found.get("risks") or []) if risk is not None]
 
-def replay(history, metadata=None, backend="sqlite", server_url=None, root="."):
+
+def replay(history, sandbox, metadata=None, backend="sqlite", server_url=None):
     """Run the chain up and down on a throw-away database; see the module docstring."""
     result = Replay()
     chain = history.chain
@@ -283,12 +302,12 @@ def replay(history, metadata=None, backend="sqlite", server_url=None, root="."):
         return result
     try:
         with throwaway_database(backend, server_url=server_url) as url:
-            engine = sa.create_engine(url)
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if backend == "sqlite":
                 sa.event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
-                    _replay(_Runner(connection, root), chain, metadata, result)
+                    _replay(_Runner(connection, sandbox, url), chain, metadata, result)
             finally:
                 engine.dispose()
     except (sa.exc.SQLAlchemyError, ImportError, OSError) as error:  # the server, not the student
@@ -301,7 +320,6 @@ def _fast_sqlite(dbapi_connection, connection_record):
     # A scratch file thrown away afterwards: no need to wait for the disk.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous = OFF")
-    cursor.execute("PRAGMA journal_mode = MEMORY")
     cursor.close()
 
 

@@ -21,14 +21,15 @@ from pathlib import Path
 
 import click
 from alembic.autogenerate import renderers
-from alembic.config import Config
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
+from .pending import record_pending
+from .sandbox import Sandbox
+from .submission import Layout, load_history
 
 logger = logging.getLogger("alembic.env")
 
@@ -180,7 +181,6 @@ def _review(server_dir, url):
         )
         return 0
     url = normalize_url(url) if url else app_database_url(server_dir)
-    scripts = _script_directory(server_dir / "migrations")
     row_counts, columns, current = {}, {}, ()
     engine, where = _read_only_engine(url, server_dir)
     if engine is not None:
@@ -192,7 +192,11 @@ def _review(server_dir, url):
             raise _CannotReview(f"the database {where} cannot be read: {_first_line(error)}")
         finally:
             engine.dispose()
-    pending = _pending(scripts, current, where)
+    layout = Layout.of(server_dir.parent)
+    with Sandbox(layout) as sandbox:
+        history = load_history(layout, sandbox)
+        pending = _pending(history, current, where)
+        recordings = record_pending(sandbox, pending, row_counts, columns, make_url(url).get_backend_name())
     at = f"at revision {', '.join(current)}" if current else "no revision applied yet"
     click.echo(f"Database: {where}, {at}")
     if not pending:
@@ -202,41 +206,34 @@ def _review(server_dir, url):
         click.echo("1 migration not applied yet:")
     else:
         click.echo(f"{len(pending)} migrations not applied yet, in the order `flask db upgrade` runs them:")
-
-    losing = flagged = False
-    for script in pending:
-        recorded = analysis.record_script_operations(script.path, "upgrade", dialect=make_url(url).get_backend_name())
-        risks = analysis.find_risks(recorded.operations, row_counts, columns)
-        row_counts, columns = analysis.state_after(recorded.operations, row_counts, columns)
-        losing = losing or any(risk.loses_data for risk in risks)
-        flagged = flagged or bool(risks) or recorded.error is not None
-        _report_script(script, recorded, risks)
-
+    for recording in recordings:
+        _report_script(recording)
     click.echo("")
-    if losing:
+    if any(recording.loses_data for recording in recordings):
         click.secho("Data would be lost: fix what is marked !! before `flask db upgrade`.", fg="red", bold=True)
         return 1
-    if flagged:
+    if any(recording.risks or recording.problem for recording in recordings):
         click.secho("Nothing here deletes data, but fix what is marked !! before `flask db upgrade`.", fg="yellow")
         return 0
     click.secho("Nothing here deletes data: `flask db upgrade` is safe to run.", fg="green")
     return 0
 
 
-def _report_script(script, recorded, risks):
+def _report_script(recording):
+    revision = recording.revision
     click.echo("")
-    name = os.path.relpath(script.path)  # as the terminal's folder sees it
-    click.secho(f"{name}  (revision {script.revision}: {script.doc})", bold=True)
+    name = os.path.relpath(revision.path)  # as the terminal's folder sees it
+    click.secho(f"{name}  (revision {revision.revision}: {revision.doc})", bold=True)
     click.echo("  upgrade():")
-    for line in analysis.describe(recorded.operations) or ["does nothing"]:
+    for line in recording.does or ["does nothing"]:
         click.echo(f"    {line}")
-    if recorded.error is not None:
-        click.secho("  !! " + recorded.problem, fg="red")
-    for number, risk in enumerate(risks, 1):
+    if recording.problem:
+        click.secho("  !! " + recording.problem, fg="red")
+    for number, risk in enumerate(recording.risks, 1):
         click.secho(f"  !! {number}. {LABELS[risk.kind]}", fg="red", bold=True)
         for line in risk_lines(risk):
             click.echo(f"     {line}")
-    if not risks and recorded.error is None:
+    if not recording.risks and not recording.problem:
         click.echo("  ok: keeps every row")
 
 
@@ -244,29 +241,23 @@ def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _script_directory(migrations):
-    config = Config()
-    config.set_main_option("script_location", str(migrations))
-    try:
-        with analysis.no_bytecode():
-            scripts = ScriptDirectory.from_config(config)
-            scripts.get_heads()  # loads every file now, inside no_bytecode
-        return scripts
-    except Exception as error:  # a broken file in versions/, a bad down_revision, ...
-        raise _CannotReview(f"the migrations in {migrations} cannot be loaded: {type(error).__name__}: {error}")
+def _pending(history, current, where):
+    """The revision files an upgrade to head would run, oldest first."""
+    from alembic.script.revision import Revision, RevisionMap
 
-
-def _pending(scripts, current, where):
-    """The scripts an upgrade to head would run, oldest first."""
+    broken = [f.load_error for f in history.files if f.load_error]
+    if broken:
+        raise _CannotReview(f"the migrations cannot be loaded: {broken[0]}")
+    by_id = {f.revision: f for f in history.files if f.revision}
+    revision_map = RevisionMap(lambda: [Revision(f.revision, f.down_revision) for f in by_id.values()])
     try:
-        with analysis.no_bytecode():
-            newest_first = list(scripts.iterate_revisions("heads", current or "base"))
+        newest_first = list(revision_map.iterate_revisions("heads", current or "base"))
     except Exception as error:
         raise _CannotReview(
             f"the database {where} is at revision {', '.join(current)}, which the files in "
             f"migrations/versions/ do not lead to ({type(error).__name__}: {error})"
         )
-    return [script for script in reversed(newest_first) if script.revision not in current]
+    return [by_id[r.revision] for r in reversed(newest_first) if r.revision not in current]
 
 
 def _read_only_engine(url, server_dir):

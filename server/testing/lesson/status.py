@@ -6,7 +6,6 @@ the files, pending revisions and what they would do to the rows there,
 several heads, and models.py out of step with the database. It only reads:
 SQLite is opened read-only and PostgreSQL in a read-only transaction.
 """
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -33,6 +32,7 @@ class LocalDatabase:
     heads: tuple = ()
     tables: List[str] = field(default_factory=list)
     rows: dict = field(default_factory=dict)  # lesson table -> row count
+    rows_all: dict = field(default_factory=dict)  # every table -> row count, for the review
     columns: dict = field(default_factory=dict)  # table -> {column: type}, for the review
     model_differences: Optional[list] = None  # autogenerate's diff, None if unknown
     model_error: Optional[str] = None
@@ -65,6 +65,7 @@ def inspect_local_database(layout, url, metadata):
             local.heads = tuple(MigrationContext.configure(connection).get_current_heads())
             local.tables = sorted(sa.inspect(connection).get_table_names())
             row_counts, local.columns = database_facts(connection)
+            local.rows_all = row_counts
             local.rows = {table: row_counts[table] for table in LESSON_TABLES if table in row_counts}
             if metadata is not None:
                 diff, _code, error = compare_models(connection, metadata)
@@ -212,16 +213,16 @@ def _at_final_state(report, ids, current):
 
 def _pending_risks(pending, local):
     """One line per data-loss risk in the pending revisions, applied in order."""
-    from .operations import find_risks, record_script_operations, state_after
+    from .pending import record_pending
+    from .sandbox import Sandbox
 
-    found = []
-    rows, columns = dict(local.rows), dict(local.columns)
-    for revision in pending:
-        operations = record_script_operations(revision.path, "upgrade").operations
-        for risk in find_risks(operations, row_counts=rows, columns=columns):
-            found.append(f"{revision.rel}: {risk.message.splitlines()[0]}")
-        rows, columns = state_after(operations, rows, columns)
-    return "\n".join(found)
+    layout = Layout.of(pending[0].path.parents[3])  # <root>/server/migrations/versions/<file>
+    with Sandbox(layout) as sandbox:
+        recordings = record_pending(sandbox, pending, local.rows_all, local.columns)
+    return "\n".join(
+        f"{recording.revision.rel}: {risk.message.splitlines()[0]}"
+        for recording in recordings for risk in recording.risks
+    )
 
 
 def next_action(report, marks, advice):
@@ -262,15 +263,12 @@ def _indent(text):
 
 def status_text(root=None, database_url=None):
     """The status report for the checkout at `root` (default: this repository)."""
-    from .submission import load_models
-
     layout = Layout.of(root or default_root())
     report = grade(layout.root)
     local = None
     if layout.server.is_dir():
         url = in_instance_folder(database_url, layout.server) if database_url else app_database_url(layout.server)
-        models = load_models(layout)
-        local = inspect_local_database(layout, url, getattr(models, "metadata", None))
+        local = inspect_local_database(layout, url, report.models.metadata if report.models else None)
     chain = report.history.chain if report.history else []
     advice = diagnose(report, local, chain)
     return render(report, step_marks(report, local, chain), local, advice)
@@ -278,6 +276,5 @@ def status_text(root=None, database_url=None):
 
 def run_status(root=None, database_url=None):
     """Print the status; the exit code is 0 (the status is information)."""
-    sys.dont_write_bytecode = True
     print(status_text(root, database_url))
     return 0

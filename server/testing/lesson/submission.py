@@ -1,38 +1,34 @@
-"""Reading a student's checkout without running it or changing it.
+"""Reading a student's checkout without changing it; its code runs only in the sandbox.
 
 - `Layout.of(root)`: where the lesson's files are (server/, server/migrations/).
-- `load_history(layout)`: every revision file in migrations/versions/, loaded
-  one by one (a broken file never hides the others), and the graph they form:
-  `History.chain` is the linear run of revisions from the base, as far as it
-  is unambiguous; `History.problems` says what is wrong with the rest.
-  Alembic's own `ScriptDirectory` confirms a history that looks sound.
-- `load_models(layout)`: the metadata of server/models.py, imported by path in
-  isolation (app.py is never imported: it may create tables in the student's
-  database).
+- `load_history(layout, sandbox)`: every revision file in migrations/versions/,
+  loaded one by one in the sandbox's worker process (a broken file never
+  hides the others), and the graph they form: `History.chain` is the linear
+  run of revisions from the base, as far as it is unambiguous;
+  `History.problems` says what is wrong with the rest. Alembic's own
+  RevisionMap confirms a history that looks sound.
+- `load_models(layout, sandbox)`: the tables server/models.py defines, built
+  in the worker and rebuilt here as a MetaData (app.py is never imported: it
+  may create tables in the student's database).
 - `check_app_py(layout)` / `check_env_py(layout)`: static checks (the files are
   parsed, never run).
-
-Nothing here writes: modules are loaded with `sys.dont_write_bytecode` so no
-__pycache__ appears in the student's folders.
 """
 import ast
 import importlib.util
-import itertools
 import re
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
 from .feedback import describe_exception, relative
+from .sandbox import ChildFailure
 
 REQUIRED_MIGRATION_FILES = ("alembic.ini", "env.py", "script.py.mako")
 # The files Alembic itself loads from versions/ (see alembic.script.base).
 _REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 _REVISION_LINE = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
 _DOWN_REVISION_LINE = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(.+)$", re.M)
-_module_numbers = itertools.count(1)
 
 
 @dataclass
@@ -84,7 +80,7 @@ class RevisionFile:
     path: Path
     rel: str  # relative to the repository root
     source: str = ""
-    module: object = None
+    loaded: bool = False  # the worker imported it and found upgrade() and downgrade()
     revision: Optional[str] = None
     down_revision: object = None  # None, a string, or a tuple for a merge
     load_error: Optional[str] = None  # why the file cannot be loaded
@@ -104,6 +100,15 @@ class RevisionFile:
     @property
     def uses_batch(self):
         return "batch_alter_table" in self.source
+
+    @property
+    def doc(self):
+        """The first line of its docstring: the message given to `flask db migrate`."""
+        try:
+            text = ast.get_docstring(ast.parse(self.source)) or ""
+        except (SyntaxError, ValueError):
+            return ""
+        return text.strip().splitlines()[0] if text.strip() else ""
 
 
 @dataclass
@@ -126,58 +131,6 @@ class History:
         return None
 
 
-def load_module(path, name_hint="lesson_file", extra_path=None, block=()):
-    """Run a Python file as a fresh module and return it.
-
-    The module is not registered in sys.modules and writes no bytecode.
-    `extra_path` is put first on sys.path while it runs (for its own imports);
-    every module name in `block` raises ImportError if the file imports it.
-    """
-    sys.dont_write_bytecode = True
-    name = f"_lesson_{name_hint}_{next(_module_numbers)}"
-    spec = importlib.util.spec_from_file_location(name, str(path))
-    module = importlib.util.module_from_spec(spec)
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    blocked = {blocked: sys.modules.get(blocked, _MISSING) for blocked in block}
-    if extra_path:
-        sys.path.insert(0, str(extra_path))
-    for blocked_name in block:
-        sys.modules[blocked_name] = None  # "import app" now raises ImportError
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved_path
-        for blocked_name, previous in blocked.items():
-            if previous is _MISSING:
-                sys.modules.pop(blocked_name, None)
-            else:
-                sys.modules[blocked_name] = previous
-        if extra_path:
-            _forget_modules_from(extra_path, saved_modules)
-    return module
-
-
-_MISSING = object()
-
-
-def _imports_app(error):
-    """Did a student file try to import app.py (blocked by load_module)?"""
-    return isinstance(error, ImportError) and getattr(error, "name", None) == "app" and "halted" in str(error)
-
-
-def _forget_modules_from(folder, keep):
-    """Drop modules a student file imported from its own folder, so the next
-    grade (or another checkout) imports them afresh."""
-    folder = str(Path(folder).resolve())
-    for name in list(sys.modules):
-        if name in keep:
-            continue
-        module_file = getattr(sys.modules.get(name), "__file__", None) or ""
-        if module_file.startswith(folder):
-            del sys.modules[name]
-
-
 def _declared_ids(source):
     """revision/down_revision read from the text, for files that do not load."""
     revision = _REVISION_LINE.search(source)
@@ -191,46 +144,50 @@ def _declared_ids(source):
     return (revision.group(1) if revision else None), down_revision
 
 
-def load_revision_file(path, layout):
+def load_revision_file(path, layout, sandbox):
     revision_file = RevisionFile(path=path, rel=layout.rel(path))
     try:
         revision_file.source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         revision_file.load_error = f"{revision_file.rel} cannot be read: {error}"
         return revision_file
+    revision_file.revision, revision_file.down_revision = _declared_ids(revision_file.source)
     try:
-        # As under `flask db`, the script may import the server's own modules (not app.py).
-        module = load_module(path, "revision", extra_path=layout.server, block=("app",))
-    except BaseException as error:  # student code: anything can happen
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        if _imports_app(error):
-            revision_file.load_error = (
-                f"{revision_file.rel} imports app.py, which the grader never runs (it could change your "
-                "database). A migration needs only `op` and `sa`; import models.py if you need more."
-            )
-        else:
-            revision_file.load_error = f"{revision_file.rel} cannot be loaded: " + describe_exception(
-                error, layout.root, [path], known_file=path
-            )
-        revision_file.revision, revision_file.down_revision = _declared_ids(revision_file.source)
+        answer = sandbox.request("load_revision", path=str(sandbox.private(path)))
+    except ChildFailure as failure:
+        revision_file.load_error = f"{revision_file.rel} cannot be loaded: importing it {failure}."
         return revision_file
-    revision_file.module = module
-    revision = getattr(module, "revision", None)
+    if "error" in answer:
+        revision_file.load_error = _load_error(revision_file.rel, answer, "revision")
+        return revision_file
+    found = answer.get("result") or {}
+    revision = found.get("revision")
     revision_file.revision = revision if isinstance(revision, str) and revision else None
-    revision_file.down_revision = getattr(module, "down_revision", None) or None
-    if isinstance(revision_file.down_revision, list):
-        revision_file.down_revision = tuple(revision_file.down_revision)
-    missing = [name + "()" for name in ("upgrade", "downgrade") if not callable(getattr(module, name, None))]
+    down = found.get("down_revision")
+    revision_file.down_revision = tuple(down) if isinstance(down, list) else down
+    missing = [name + "()" for name in ("upgrade", "downgrade") if name not in (found.get("functions") or ())]
     if missing and revision_file.revision:
         revision_file.load_error = (
             f"{revision_file.rel} has no {' and no '.join(missing)} function; every revision needs "
             "both upgrade() and downgrade()."
         )
+    revision_file.loaded = not missing
     return revision_file
 
 
-def load_history(layout):
+def _load_error(rel, answer, kind):
+    """The sentence for a file the worker could not import."""
+    if answer.get("imports_app") and kind == "revision":
+        return (f"{rel} imports app.py, which the grader never runs (it could change your database). "
+                "A migration needs only `op` and `sa`; import models.py if you need more.")
+    if answer.get("imports_app"):
+        return (f"{rel} imports app.py. models.py must not import the app (app.py imports models.py, "
+                "so this is a circular import); remove that import.")
+    verb = "loaded" if kind == "revision" else "imported"
+    return f"{rel} cannot be {verb}: {answer.get('error')}"
+
+
+def load_history(layout, sandbox):
     """Load every revision file and work out the history they form."""
     history = History()
     if not layout.versions.is_dir():
@@ -239,10 +196,10 @@ def load_history(layout):
         entry.name for entry in layout.versions.iterdir()
         if entry.is_file() and _REVISION_FILE.match(entry.name)
     )
-    history.files = [load_revision_file(layout.versions / name, layout) for name in names]
+    history.files = [load_revision_file(layout.versions / name, layout, sandbox) for name in names]
     _analyse_graph(history, layout)
     if history.sound and history.files:
-        _confirm_with_alembic(history, layout)
+        _confirm_with_alembic(history)
     return history
 
 
@@ -343,21 +300,18 @@ def _all(files):
     return "both" if len(files) == 2 else "all"
 
 
-def _confirm_with_alembic(history, layout):
-    """Ask Alembic's own ScriptDirectory for the same history."""
-    from alembic.script import ScriptDirectory
+def _confirm_with_alembic(history):
+    """Ask Alembic's own RevisionMap for the same history."""
+    from alembic.script.revision import Revision, RevisionMap
 
+    revisions = [Revision(f.revision, f.down_revision) for f in history.files]
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            script_directory = ScriptDirectory(str(layout.migrations))
-            heads = script_directory.get_heads()
-            order = [script.revision for script in script_directory.walk_revisions()]
+        revision_map = RevisionMap(lambda: revisions)
+        heads = revision_map.heads
+        order = [revision.revision for revision in revision_map.iterate_revisions("heads", "base")]
     except Exception as error:  # Alembic refuses the history
         history.problems.append(f"Alembic cannot read the history: {error}")
         return
-    for warning in caught:
-        history.problems.append(f"Alembic warns: {warning.message}")
     if len(heads) != 1:
         history.problems.append(f"Alembic finds {len(heads)} heads: {', '.join(heads)}.")
     elif list(reversed(order)) != [revision.revision for revision in history.chain]:
@@ -377,35 +331,27 @@ class Models:
     error: Optional[str] = None
 
 
-def load_models(layout):
-    """server/models.py's MetaData, without importing app.py."""
+def load_models(layout, sandbox):
+    """The tables server/models.py defines, as a MetaData, without importing app.py."""
+    from .schema_data import metadata_from_data
+
     path = layout.models_py
     rel = layout.rel(path)
     if not path.is_file():
         return Models(error=f"{rel} does not exist.")
     try:
-        module = load_module(path, "models", extra_path=layout.server, block=("app",))
-    except BaseException as error:
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        if _imports_app(error):
-            return Models(error=(
-                f"{rel} imports app.py. models.py must not import the app (app.py imports "
-                "models.py, so this is a circular import); remove that import."
-            ))
-        return Models(error=f"{rel} cannot be imported: " + describe_exception(
-            error, layout.root, [path], known_file=path
-        ))
-    from sqlalchemy import MetaData
-
-    db = getattr(module, "db", None)
-    metadata = getattr(db, "metadata", None)
-    if not isinstance(metadata, MetaData):
-        found = [value for value in vars(module).values() if isinstance(value, MetaData)]
-        metadata = max(found, key=lambda m: len(m.tables)) if found else None
-    if metadata is None:
+        answer = sandbox.request("load_models", path=str(sandbox.private(path)))
+    except ChildFailure as failure:
+        return Models(error=f"{rel} cannot be imported: importing it {failure}.")
+    if "error" in answer:
+        return Models(error=_load_error(rel, answer, "models"))
+    data = (answer.get("result") or {}).get("metadata")
+    if data is None:
         return Models(error=f"{rel} defines no `db = SQLAlchemy(...)` (no MetaData found).")
-    return Models(metadata=metadata)
+    try:
+        return Models(metadata=metadata_from_data(data))
+    except Exception as error:  # the worker's description of the tables does not make tables
+        return Models(error=f"{rel} defines tables the grader cannot rebuild: {type(error).__name__}: {error}")
 
 
 # -- static checks of app.py and env.py -----------------------------------------

@@ -1,0 +1,230 @@
+"""The only place where a student's code runs: a separate process, one request at a time.
+
+The grading process (sandbox.py) starts this file from a private copy of the
+grader, in a private copy of the submission, and sends it requests as JSON
+lines on stdin. Each answer is one JSON line on a channel of its own (the
+original stdout); whatever the student's code prints goes nowhere. Answers
+only describe: the grading process reads every schema and row itself, so an
+answer can shape a message but never a verdict.
+
+Requests (`command` and its arguments):
+    load_revision  path                      -> revision, down_revision, functions, error
+    load_models    path                      -> metadata (schema_data), error
+    run            path, direction, url      -> error, statements
+    record         path, direction, dialect, row_counts, columns -> does, problem, risks
+
+An answer with "fatal": true (sys.exit, KeyboardInterrupt, MemoryError in the
+student's code) is the last: the process ends after sending it.
+"""
+import argparse
+import importlib.util
+import itertools
+import json
+import os
+import sys
+import traceback
+
+_module_numbers = itertools.count(1)
+_MISSING = object()
+
+
+class Worker:
+    def __init__(self, root, server, memory_mb):
+        self.root = root
+        self.server = server
+        self.memory_mb = memory_mb
+        self.modules = {}  # path -> loaded module
+
+    # -- loading ------------------------------------------------------------------
+    def load(self, path, block=("app",)):
+        """Run a student's file as a fresh module; its own folder's modules importable, app.py not."""
+        if path in self.modules:
+            return self.modules[path]
+        name = f"_lesson_file_{next(_module_numbers)}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        saved = {blocked: sys.modules.get(blocked, _MISSING) for blocked in block}
+        for blocked in block:
+            sys.modules[blocked] = None  # "import app" raises ImportError
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            for blocked, previous in saved.items():
+                if previous is _MISSING:
+                    sys.modules.pop(blocked, None)
+                else:
+                    sys.modules[blocked] = previous
+        self.modules[path] = module
+        return module
+
+    def load_revision(self, path):
+        module = self.load(path)
+        revision = getattr(module, "revision", None)
+        down = getattr(module, "down_revision", None)
+        if isinstance(down, (tuple, list)):
+            down = [str(item) for item in down]
+        elif down is not None:
+            down = str(down)
+        return {
+            "revision": revision if isinstance(revision, str) and revision else None,
+            "down_revision": down or None,
+            "functions": [name for name in ("upgrade", "downgrade") if callable(getattr(module, name, None))],
+        }
+
+    def load_models(self, path):
+        from sqlalchemy import MetaData
+
+        from .schema_data import metadata_to_data
+
+        module = self.load(path)
+        metadata = getattr(getattr(module, "db", None), "metadata", None)
+        if not isinstance(metadata, MetaData):
+            found = [value for value in vars(module).values() if isinstance(value, MetaData)]
+            metadata = max(found, key=lambda m: len(m.tables)) if found else None
+        return {"metadata": metadata_to_data(metadata) if metadata is not None else None}
+
+    # -- running ------------------------------------------------------------------
+    def run(self, path, direction, url):
+        """Run upgrade() or downgrade() on the database at `url`, committed when it returns."""
+        import sqlalchemy as sa
+        from alembic.operations import Operations
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy.pool import NullPool
+
+        function = getattr(self.load(path), direction)
+        statements = []
+        engine = sa.create_engine(url, poolclass=NullPool)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _fast_sqlite)
+        sa.event.listen(engine, "before_cursor_execute", _recorder(statements))
+        try:
+            with engine.connect() as connection:
+                try:
+                    with Operations.context(MigrationContext.configure(connection)):
+                        function()
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+        finally:
+            engine.dispose()
+        return {"statements": statements}
+
+    def record(self, path, direction, dialect, row_counts, columns):
+        """What the function would do, recorded without a database, and what it risks."""
+        from . import operations
+        from .schema_data import columns_as_text, type_from_repr
+
+        recorded = operations.record_script_operations(self.load(path), direction, dialect=dialect)
+        types = {table: {name: type_from_repr(text) for name, text in cols.items()} for table, cols in columns.items()}
+        risks = operations.find_risks(recorded.operations, row_counts=row_counts, columns=types, direction=direction)
+        rows_after, types_after = operations.state_after(recorded.operations, row_counts, types)
+        return {
+            "does": operations.describe(recorded.operations),
+            "problem": recorded.problem,
+            "risks": [operations.risk_to_data(risk) for risk in risks],
+            "after": {"row_counts": rows_after, "columns": columns_as_text(types_after)},
+        }
+
+
+def _recorder(statements):
+    def record(conn, cursor, statement, parameters, context, executemany):
+        words = statement.lstrip().split(None, 1)
+        if words and words[0].upper() in ("CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE"):
+            statements.append(" ".join(statement.split()))
+    return record
+
+
+def _fast_sqlite(dbapi_connection, connection_record):
+    # A scratch file thrown away afterwards: no need to wait for the disk.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous = OFF")
+    cursor.close()
+
+
+def _limit_memory(megabytes):
+    try:
+        import resource
+    except ImportError:  # Windows: the time limit still applies
+        return
+    if megabytes:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _answer(worker, request):
+    """The answer to one request; student code failing is an answer too."""
+    from .feedback import describe_exception
+
+    args = request.get("args") or {}
+    handler = getattr(worker, request.get("command", ""), None)
+    if handler is None or request["command"].startswith("_") or request["command"] in ("load",):
+        return {"protocol_error": f"unknown command {request.get('command')!r}"}
+    files = [args["path"]] if "path" in args else []
+    try:
+        return {"result": handler(**args)}
+    except BaseException as error:  # the student's code: anything can happen
+        fatal = not isinstance(error, Exception) or isinstance(error, (MemoryError, RecursionError))
+        text = describe_exception(error, worker.root, files, known_file=files[0] if files else None,
+                                  memory_mb=worker.memory_mb)
+        imports_app = isinstance(error, ImportError) and error.name == "app" and "halted" in str(error)
+        return {"error": text, "fatal": fatal, "imports_app": imports_app}
+
+
+def serve(worker, requests, channel):
+    for line in requests:
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return
+        answer = _answer(worker, request)
+        answer["nonce"] = request.get("nonce")
+        try:
+            text = json.dumps(answer, default=str)
+        except (TypeError, ValueError) as error:
+            text = json.dumps({"nonce": request.get("nonce"), "protocol_error": f"unserialisable answer: {error}"})
+        channel.write(text + "\n")
+        channel.flush()
+        if answer.get("fatal"):
+            return
+
+
+def _preload():
+    """Import the grader's own libraries before the student's folder is on sys.path,
+    so a student file named like one of them cannot stand in for it."""
+    import alembic.operations  # noqa: F401
+    import alembic.runtime.migration  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    from . import feedback, operations, schema_data  # noqa: F401
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--memory-mb", type=int, default=0)
+    options = parser.parse_args()
+    # Keep the protocol's pipes for ourselves; the student's code gets empty ones.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null_in, null_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null_in, 0)
+    os.dup2(null_out, 1)
+    os.dup2(null_out, 2)
+    sys.stdin = open(os.devnull, "r")
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+    sys.dont_write_bytecode = True
+    _preload()
+    sys.path.insert(0, options.server)  # as under `flask db`: the server's own modules import
+    os.chdir(options.server)
+    _limit_memory(options.memory_mb)
+    worker = Worker(options.root, options.server, options.memory_mb)
+    channel.write('{"ready": true}\n')
+    channel.flush()
+    try:
+        serve(worker, requests, channel)
+    except BaseException:  # the channel is gone or the process is being stopped
+        traceback.print_exc()
+    finally:
+        os._exit(0)  # no atexit handler of the student's runs after us
