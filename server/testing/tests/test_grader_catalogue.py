@@ -20,7 +20,6 @@ from .catalogue import VALID, WRONG, Checkout
 from .lesson_builds import reference_solution
 
 REPO = Path(__file__).resolve().parents[3]
-GRADER = REPO / "server" / "testing" / "codegrade_test.py"
 
 
 def make_submission(request, backend, submission, dest):
@@ -34,12 +33,13 @@ def make_submission(request, backend, submission, dest):
     return checkout
 
 
-def run_grader(root, backend, tmp_path):
+def run_grader(root, backend, tmp_path, grader=REPO, options=()):
+    """`pytest --lesson-root=root` from the grader at `grader`, as a separate process."""
     junit = tmp_path / "report.xml"
-    command = [sys.executable, "-m", "pytest", str(GRADER), f"--lesson-root={root}", f"--junitxml={junit}"]
+    command = [sys.executable, "-m", "pytest", f"--lesson-root={root}", f"--junitxml={junit}", *options]
     if backend == "postgresql":
         command.append(f"--lesson-database={postgres_server_url()}")
-    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=grader, capture_output=True, text=True, timeout=300)
     output = run.stdout + run.stderr
     assert "Traceback" not in output and "INTERNALERROR" not in output, output
     assert "error" not in run.stdout.splitlines()[-1], output  # no collection or fixture errors
