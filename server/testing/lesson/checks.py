@@ -536,11 +536,13 @@ class _Grading:
         """Everything the checks read: static findings, and what the student's code does,
         run in two sandboxes at once (models.py in one, the revisions in the other)."""
         layout = self.layout
-        if layout.server.is_dir():
-            self.findings += check_app_py(layout)
-        if layout.migrations.is_dir():
-            self.findings += check_env_py(layout)
-        with Sandbox(layout, self.limits) as models_box, Sandbox(layout, self.limits) as revisions_box:
+        with Sandbox(layout, self.limits, "models") as models_box, Sandbox(layout, self.limits) as revisions_box:
+            if layout.server.is_dir():
+                models_box.start()  # both boot while the static checks run
+                revisions_box.start()
+                self.findings += check_app_py(layout)
+            if layout.migrations.is_dir():
+                self.findings += check_env_py(layout)
             with ThreadPoolExecutor(max_workers=1) as pool:
                 models = pool.submit(load_models, layout, models_box)
                 if self.migrations_usable:

@@ -63,9 +63,10 @@ from typing import Any, List, Optional
 import sqlalchemy as sa
 from alembic import op as op_module
 from alembic.operations import BatchOperations, Operations, ops
-from alembic.operations.batch import BatchOperationsImpl
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.types import NullType
+
+from .alembic_internals import BatchTarget, installed_as_op
 
 RISK_KINDS = ("table_rename", "column_rename", "drop_with_rows", "not_null_no_default")
 
@@ -108,26 +109,10 @@ class RecordingOperations(Operations):
         raise _NeedsDatabase("it calls op.get_bind() to run statements on the database itself")
 
     @contextlib.contextmanager
-    def batch_alter_table(
-        self,
-        table_name,
-        schema=None,
-        recreate="auto",
-        partial_reordering=None,
-        copy_from=None,
-        table_args=(),
-        table_kwargs=None,
-        reflect_args=(),
-        reflect_kwargs=None,
-        naming_convention=None,
-    ):
-        impl = BatchOperationsImpl(
-            self, table_name, schema, recreate, copy_from, table_args, table_kwargs or {},
-            reflect_args, reflect_kwargs or {}, naming_convention, partial_reordering,
-        )
+    def batch_alter_table(self, table_name, schema=None, **options):
         block = ops.ModifyTableOps(table_name, [], schema=schema)
         self.recorded.append(block)
-        yield RecordingBatchOperations(self.migration_context, impl, block.ops)
+        yield RecordingBatchOperations(self.migration_context, BatchTarget(table_name, schema), block.ops)
 
 
 class RecordingBatchOperations(BatchOperations):
@@ -137,22 +122,6 @@ class RecordingBatchOperations(BatchOperations):
 
     def invoke(self, operation):
         self.recorded.append(operation)
-
-
-@contextlib.contextmanager
-def _installed_as_op(operations):
-    """Make `from alembic import op` in a script call `operations`."""
-    # The functions of the alembic.op module forward to its `_proxy`.
-    missing = object()
-    previous = getattr(op_module, "_proxy", missing)
-    op_module._proxy = operations
-    try:
-        yield
-    finally:
-        if previous is missing:
-            del op_module._proxy
-        else:
-            op_module._proxy = previous
 
 
 @contextlib.contextmanager
@@ -194,7 +163,7 @@ def record_script_operations(script, direction="upgrade", dialect="sqlite"):
         function = getattr(module, direction, None)
         if not callable(function):
             raise _MissingFunction(f"{path.name} has no {direction}() function")
-        with _installed_as_op(recorder):
+        with installed_as_op(recorder):
             function()
     except Exception as error:  # the student's code: report whatever it raised
         result.error = error

@@ -13,7 +13,6 @@ Two entry points, one analysis (operations.find_risks):
   1 when data would be lost, 2 when the review could not be done, else 0.
   It only reads: the database is opened read-only and no file is written.
 """
-import datetime
 import logging
 import os
 import textwrap
@@ -26,6 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
+from .alembic_internals import new_revision_path
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
 from .pending import record_pending
 from .sandbox import Sandbox
@@ -119,13 +119,8 @@ def _risks_of_new_script(context, script):
 def _new_file_name(context, script):
     """The path Alembic is about to write, relative to the current folder."""
     try:
-        directory = context.script
-        # Alembic's own naming rule (file_template); its result is printed
-        # right after this as "Generating <path>".
-        path = directory._rev_path(
-            script.version_path or directory.versions, script.rev_id, script.message, datetime.datetime.now()
-        )
-        return os.path.relpath(path)
+        # Alembic's own naming rule; its result is printed right after this as "Generating <path>".
+        return os.path.relpath(new_revision_path(context.script, script))
     except Exception:
         return f"migrations/versions/{script.rev_id}_*.py"
 
@@ -192,7 +187,7 @@ def _review(server_dir, url):
             raise _CannotReview(f"the database {where} cannot be read: {_first_line(error)}")
         finally:
             engine.dispose()
-    layout = Layout.of(server_dir.parent)
+    layout = Layout.of(server_dir.parent, server=server_dir)
     with Sandbox(layout) as sandbox:
         history = load_history(layout, sandbox)
         pending = _pending(history, current, where)

@@ -73,13 +73,15 @@ class ChildFailure(Exception):
 
 
 class Sandbox:
-    def __init__(self, layout, limits=None):
+    def __init__(self, layout, limits=None, role="revisions"):
         self.layout = layout
         self.limits = limits or Limits.from_environment()
         self.guards = guards_for(layout)
+        self.role = role  # "models" needs no Alembic: a lighter worker
         self.folder = None
         self.process = None
         self.answers = None
+        self.ready = False
         self.overran = False  # a request has used up the whole limit
 
     def __enter__(self):
@@ -97,11 +99,12 @@ class Sandbox:
         return self.folder / "submission"
 
     def private(self, path):
-        """Where a file of the checkout is in the private copy."""
-        return self.root / Path(path).resolve().relative_to(self.layout.root)
+        """Where a file of the server folder is in the private copy."""
+        return self.root / "server" / Path(path).resolve().relative_to(self.layout.server)
 
     # -- the process ------------------------------------------------------------------
     def start(self):
+        """Start the worker now, without waiting for it: it boots while the grader works."""
         shutil.rmtree(self.root, ignore_errors=True)
         _copy_server(self.layout.server, self.root / "server")
         grader = self.folder / "grader"
@@ -113,14 +116,17 @@ class Sandbox:
         command = [
             sys.executable, "-I", "-B", str(grader / "run_worker.py"),
             "--root", str(self.root), "--server", str(self.root / "server"),
-            "--memory-mb", str(self.limits.memory_mb),
+            "--memory-mb", str(self.limits.memory_mb), "--role", self.role,
         ]
         self.process = subprocess.Popen(
             command, cwd=self.root, env=_child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, **_new_process_group(),
         )
         self.answers = queue.Queue()
+        self.ready = False
         threading.Thread(target=_read_answers, args=(self.process.stdout, self.answers), daemon=True).start()
+
+    def _await_ready(self):
         try:
             ready = self.answers.get(timeout=START_SECONDS)
         except queue.Empty:
@@ -128,6 +134,7 @@ class Sandbox:
         if ready is None or '"ready"' not in ready:
             self.stop()
             raise ChildFailure("exited", "could not be run: the grader's worker process did not start")
+        self.ready = True
 
     def stop(self):
         process, self.process = self.process, None
@@ -145,6 +152,8 @@ class Sandbox:
         """The worker's answer to one request: {"result": ...} or {"error": ...}."""
         if self.process is None:
             self.start()
+        if not self.ready:
+            self._await_ready()
         nonce = secrets.token_hex(8)
         try:
             self.process.stdin.write((json.dumps({"command": command, "args": args, "nonce": nonce}) + "\n").encode())

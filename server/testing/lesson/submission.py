@@ -36,14 +36,15 @@ class Layout:
     """Where a checkout keeps the lesson's files."""
 
     root: Path
+    server_folder: Optional[Path] = None  # when it is not <root>/server
 
     @classmethod
-    def of(cls, root):
-        return cls(Path(root).resolve())
+    def of(cls, root, server=None):
+        return cls(Path(root).resolve(), Path(server).resolve() if server else None)
 
     @property
     def server(self):
-        return self.root / "server"
+        return self.server_folder or self.root / "server"
 
     @property
     def migrations(self):

@@ -189,14 +189,18 @@ def serve(worker, requests, channel):
             return
 
 
-def _preload():
+def _preload(role):
     """Import the grader's own libraries before the student's folder is on sys.path,
     so a student file named like one of them cannot stand in for it."""
-    import alembic.operations  # noqa: F401
-    import alembic.runtime.migration  # noqa: F401
     import sqlalchemy  # noqa: F401
 
-    from . import feedback, operations, schema_data  # noqa: F401
+    from . import feedback, schema_data  # noqa: F401
+
+    if role != "models":  # models.py needs only SQLAlchemy: that worker starts faster
+        import alembic.operations  # noqa: F401
+        import alembic.runtime.migration  # noqa: F401
+
+        from . import operations  # noqa: F401
 
 
 def main():
@@ -204,6 +208,7 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--role", default="revisions")
     options = parser.parse_args()
     # Keep the protocol's pipes for ourselves; the student's code gets empty ones.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
@@ -215,7 +220,7 @@ def main():
     sys.stdin = open(os.devnull, "r")
     sys.stdout = sys.stderr = open(os.devnull, "w")
     sys.dont_write_bytecode = True
-    _preload()
+    _preload(options.role)
     sys.path.insert(0, options.server)  # as under `flask db`: the server's own modules import
     os.chdir(options.server)
     _limit_memory(options.memory_mb)
