@@ -197,7 +197,10 @@ class Sandbox:
             code = None
         self.stop()
         if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             if name == "SIGKILL":
                 return "memory", (f"was stopped by the system (SIGKILL), most likely for using too much memory "
                                   f"(the limit is {self.limits.memory_mb} MB)")

@@ -142,14 +142,32 @@ def _fast_sqlite(dbapi_connection, connection_record):
     cursor.close()
 
 
-def _limit_memory(megabytes):
+def _limit_resources(megabytes):
+    """Memory, and a backstop on CPU time in case this process is ever left alone."""
     try:
         import resource
-    except ImportError:  # Windows: the time limit still applies
+    except ImportError:  # Windows: the time limit and the watchdog still apply
         return
     if megabytes:
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    cpu_seconds = 600
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
+def _watch_parent():
+    """End this process when the grading process is gone, whatever the student's code is doing."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _answer(worker, request):
@@ -223,7 +241,8 @@ def main():
     _preload(options.role)
     sys.path.insert(0, options.server)  # as under `flask db`: the server's own modules import
     os.chdir(options.server)
-    _limit_memory(options.memory_mb)
+    _limit_resources(options.memory_mb)
+    _watch_parent()
     worker = Worker(options.root, options.server, options.memory_mb)
     channel.write('{"ready": true}\n')
     channel.flush()

@@ -94,6 +94,7 @@ class Hostile:
     messages: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     exit_code: int = 1
     keep_local_database: bool = False
+    needs_proc: bool = False  # finds the grader through Linux's /proc
 
 
 def at_import(position, code):
@@ -148,10 +149,10 @@ HOSTILE = (
             {"models_match": ("location",)}),
     Hostile("rewrites_the_grader", at_import(1, REWRITE_GRADER),
             ("history", "create_employees", "create_department") + LATER_THAN_2,
-            {"history": ("changed files outside", "codegrade_test.py")}),
+            {"history": ("changed files outside", "codegrade_test.py")}, needs_proc=True),
     Hostile("rewrites_the_checkout", both(at_import(4, REWRITE_CHECKOUT), models_not_reverted),
             ("history", "rename_column", "downgrades", "models_match"),
-            {"history": ("changed files outside", "models.py")}),
+            {"history": ("changed files outside", "models.py")}, needs_proc=True),
     Hostile("endless_upgrade", in_function(3, "upgrade", ENDLESS),
             ("rename_table", "rename_column", "downgrades", "models_match"),
             {"rename_table": ("did not finish within the time limit",)}),

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -51,6 +52,8 @@ def stray_processes():
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
 def test_hostile_submission_is_graded_honestly(request, backend, case, tmp_path, pristine_grader):
+    if case.needs_proc and not sys.platform.startswith("linux"):
+        pytest.skip("this attack finds the grader through /proc, which only Linux has")
     checkout = make_submission(request, backend, case, tmp_path / "checkout")
     grader_before, checkout_before = fingerprints(pristine_grader), fingerprints(checkout.root)
 
