@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 from dotenv import dotenv_values
 
 from . import readme
+from .database import sqlite_url
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LAST_STEP = 5
@@ -165,7 +166,7 @@ class _Walk:
         if database_url is None and dotenv_values(self.server / ".env").get("DATABASE_URL"):
             # The app would follow server/.env; say which database is meant.
             raise WalkthroughError(f"{self.server / '.env'} sets DATABASE_URL: pass database_url= explicitly")
-        url = database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
+        url = database_url or sqlite_url(self.server / "instance" / "app.db")
         self.result = WalkthroughResult(checkout, url, backend_of(url))
         self.env = flask_environment(database_url)
 
@@ -193,7 +194,8 @@ class _Walk:
                 input=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if stdin is not None else subprocess.STDOUT,
-                text=True,
+                encoding="utf-8",  # what PYTHONIOENCODING asks flask for, on every OS
+                errors="replace",
                 timeout=COMMAND_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
@@ -300,7 +302,7 @@ class _Walk:
     def write_models(self, block):
         self.report("  (edit models.py)")
         _parse(block.text, block.where())
-        self.models_path().write_text(block.text, encoding="utf-8")
+        self.models_path().write_text(block.text, encoding="utf-8", newline="\n")
 
     def replace_model_class(self, block):
         self.report(f"  (edit class {block.argument} in models.py)")
@@ -310,7 +312,7 @@ class _Walk:
             raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
         source = self.models_path().read_text(encoding="utf-8")
         updated = _replace_definitions(source, block.text, "models.py")
-        self.models_path().write_text(updated, encoding="utf-8")
+        self.models_path().write_text(updated, encoding="utf-8", newline="\n")
 
     def expect_models(self, block):
         actual = self.models_path().read_text(encoding="utf-8")
@@ -368,7 +370,7 @@ class _Walk:
         if not any(isinstance(node, ast.FunctionDef) for node in tree.body):
             raise WalkthroughError(f"{block.where()}: the block defines no function to put in {path.name}")
         source = path.read_text(encoding="utf-8")
-        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8")
+        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8", newline="\n")
 
 
 # --- editing Python source by top-level definitions --------------------------
