@@ -209,9 +209,10 @@ def test_student_path_follows_the_readme_in_the_systems_shells():
     all_steps = steps(workflow("maintainers.yml"), "student")
     assert the_step(all_steps, "pip install").endswith("run: python -m pip install --user pipenv")
     assert "get_preferred_scheme('user')" in the_step(all_steps, "GITHUB_PATH")
-    assert the_step(all_steps, "pipenv install").endswith("run: pipenv install --deploy")
-    status = [step for step in all_steps if step.endswith("run: pipenv run status")]
-    assert len(status) == 2 and "shell: cmd" in status[1] and "shell:" not in status[0]
+    assert the_step(all_steps, "pipenv install --deploy").endswith("run: pipenv install --deploy")
+    assert "shell:" not in the_step(all_steps, "name: Status\n")
+    quick_start = the_step(all_steps, "run: pipenv install && pipenv run status")
+    assert "shell: cmd" in quick_start and "if: runner.os == 'Windows'" in quick_start
     walkthrough = the_step(all_steps, "pipenv run walkthrough")
     grade = the_step(all_steps, "pipenv run grade")
     assert '--dest "${{ runner.temp }}/lesson-copy"' in walkthrough
