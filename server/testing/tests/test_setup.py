@@ -112,3 +112,12 @@ def test_devcontainer_python_is_supported():
     match = re.fullmatch(r"mcr\.microsoft\.com/devcontainers/python:1-3\.(\d+)-bookworm", image)
     assert match, image
     assert OLDEST[1] <= int(match.group(1)) <= NEWEST[1]
+
+
+def test_ci_scripts_keep_lf_in_windows_checkouts():
+    scripts = sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / ".ci").iterdir())
+    attributes = subprocess.run(["git", "-C", str(REPO_ROOT), "check-attr", "eol", "--", *scripts],
+                                capture_output=True, text=True)
+    if attributes.returncode != 0:
+        pytest.skip(f"not a git checkout: {attributes.stderr.strip()}")
+    assert attributes.stdout.splitlines() == [f"{script}: eol: lf" for script in scripts]
