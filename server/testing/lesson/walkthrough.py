@@ -92,6 +92,17 @@ def copy_starter(dest, source=None):
     return dest
 
 
+def shown_paths(output, checkout_paths, sep=os.sep):
+    """Output lines as the README shows them: the checkout's absolute path as
+    `...`, and the rest of such a path with `/` even where Windows prints `\\`."""
+    for path in checkout_paths:
+        output = output.replace(path, "...")
+    if sep != "/":
+        output = re.sub(r"\.\.\.(?:" + re.escape(sep) + r"[^\s" + re.escape(sep) + r"]+)+",
+                        lambda match: match.group(0).replace(sep, "/"), output)
+    return [line.rstrip() for line in output.splitlines()]
+
+
 # --- running the README -----------------------------------------------------
 
 
@@ -276,9 +287,7 @@ class _Walk:
 
     def normalized(self, output):
         """Real output with the checkout's absolute path shown as `...`."""
-        for path in {str(self.result.checkout), os.path.realpath(self.result.checkout)}:
-            output = output.replace(path, "...")
-        return [line.rstrip() for line in output.splitlines()]
+        return shown_paths(output, {str(self.result.checkout), os.path.realpath(self.result.checkout)})
 
     def expect_lines(self, block, command, shown, real_lines):
         """Each shown line must appear in the real output, in the same order."""

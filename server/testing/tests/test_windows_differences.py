@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from testing.lesson.database import in_instance_folder, read_only_engine, read_only_sqlite_uri, sqlite_url
+from testing.lesson.walkthrough import shown_paths
 
 from .lesson_builds import copy_reference, reference_solution
 
@@ -136,3 +137,21 @@ def test_walkthrough_writes_files_with_newlines_only(request, tmp_path):
     assert len(written) == 5
     for path in written:
         assert b"\r" not in path.read_bytes(), path
+
+
+def test_walkthrough_shows_windows_paths_as_the_readme_does():
+    """Alembic prints Windows paths with backslashes; the README shows `.../server/...`."""
+    checkout = r"D:\a\_temp\lesson copy"
+    output = (
+        f"Creating directory {checkout}\\server\\migrations ...  done\r\n"
+        f"Generating {checkout}\\server\\migrations\\versions\\65db64b00caf_initial_migration.py ...  done\r\n"
+        "INFO  [alembic.runtime.migration] Running upgrade  -> 65db64b00caf, Initial migration.\r\n"
+    )
+    assert shown_paths(output, {checkout}, sep="\\") == [
+        "Creating directory .../server/migrations ...  done",
+        "Generating .../server/migrations/versions/65db64b00caf_initial_migration.py ...  done",
+        "INFO  [alembic.runtime.migration] Running upgrade  -> 65db64b00caf, Initial migration.",
+    ]
+    posix = "Generating /tmp/x/server/migrations/versions/65db64b00caf_initial_migration.py ...  done\n"
+    assert shown_paths(posix, {"/tmp/x"}) == [
+        "Generating .../server/migrations/versions/65db64b00caf_initial_migration.py ...  done"]
