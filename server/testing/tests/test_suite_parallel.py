@@ -14,7 +14,6 @@ import pytest
 from testing.lesson.database import postgres_unreachable_reason
 
 SERVER = Path(__file__).resolve().parents[2]
-REPO_ROOT = SERVER.parent
 
 SMALL_SUITE = '''
 def test_on_both(backend):
@@ -67,8 +66,3 @@ def test_postgres_left_out_on_purpose_is_said(tmp_path):
     ], output
     assert "LESSON_SKIP_POSTGRES=1 (no PostgreSQL server on this machine)" in output
 
-
-def test_selftest_runs_on_every_core():
-    pipfile = (REPO_ROOT / "Pipfile").read_text(encoding="utf-8")
-    assert re.search(r'^selftest = "pytest -n auto server/testing/tests"$', pipfile, re.MULTILINE)
-    assert re.search(r'^pytest-xdist = ', pipfile, re.MULTILINE)

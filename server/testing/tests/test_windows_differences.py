@@ -14,7 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 
 import pytest
 import sqlalchemy as sa
