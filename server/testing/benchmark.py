@@ -108,8 +108,10 @@ def build_correct_submission(dest):
 
 
 def prepare_pytest_alembic(folder, checkout):
+    from testing.lesson.database import sqlite_url
+
     folder.mkdir(parents=True)
-    scratch_url = f"sqlite:///{folder / 'scratch.db'}"
+    scratch_url = sqlite_url(folder / "scratch.db")
     (folder / "pytest.ini").write_text(
         PYTEST_ALEMBIC_INI.format(tests=", ".join(PYTEST_ALEMBIC_TESTS)), encoding="utf-8")
     (folder / "conftest.py").write_text(

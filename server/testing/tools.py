@@ -12,7 +12,15 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # leave no __pycache__ in the student's folders
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server/
 
-from testing.lesson.cli import tool_commands  # noqa: E402
+from testing.lesson.python_support import python_problem  # noqa: E402  (standard library only)
 
 if __name__ == "__main__":
+    problem = python_problem(sys.version_info)
+    if problem:
+        fatal, message = problem
+        print(message, file=sys.stderr)
+        if fatal:
+            sys.exit(1)
+    from testing.lesson.cli import tool_commands
+
     tool_commands(prog_name="pipenv run")

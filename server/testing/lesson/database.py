@@ -1,14 +1,16 @@
 """Database URLs for the app, and throw-away databases for replays and tests."""
 import contextlib
+import ntpath
 import os
+import posixpath
 import sqlite3
 import tempfile
 import uuid
 from pathlib import Path
-from urllib.request import pathname2url
+from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 DEFAULT_APP_URL = "sqlite:///app.db"  # Flask-SQLAlchemy puts it in server/instance/
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -32,13 +34,20 @@ def database_url(environ=os.environ):
     return normalize_url(environ.get("DATABASE_URL") or DEFAULT_APP_URL)
 
 
-def in_instance_folder(url, server_dir):
+def sqlite_url(path):
+    """The URL of a SQLite file. A Windows path keeps its drive letter and
+    backslashes (sqlite:///C:\\Users\\...), which SQLAlchemy reads back as is."""
+    return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def in_instance_folder(url, server_dir, paths=os.path):
     """A relative SQLite path made absolute in server/instance/, where
-    Flask-SQLAlchemy puts it; any other URL unchanged."""
+    Flask-SQLAlchemy puts it (with the same os.path rules); any other URL
+    unchanged. `paths` is ntpath or posixpath to apply another OS's rules."""
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
-            and not Path(parsed.database).is_absolute():
-        parsed = parsed.set(database=str(Path(server_dir) / "instance" / parsed.database))
+            and not paths.isabs(parsed.database):
+        parsed = parsed.set(database=paths.join(str(server_dir), "instance", parsed.database))
     return parsed.render_as_string(hide_password=False)
 
 
@@ -61,12 +70,27 @@ def read_only_engine(url):
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database)
-        uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
+        uri = read_only_sqlite_uri(str(path.resolve()))
         return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True)), path
     engine = sa.create_engine(
         parsed, connect_args={"connect_timeout": 5}, execution_options={"postgresql_readonly": True},
     )
     return engine, None
+
+
+def read_only_sqlite_uri(absolute_path, windows=os.name == "nt"):
+    """SQLite's file: URI that opens a file read-only (mode=ro).
+
+    Every character that means something in a URI is %-escaped (spaces, ?, #,
+    %, letters beyond ASCII as UTF-8). On Windows the backslashes become
+    slashes: C:\\Users\\x.db -> file:///C:/Users/x.db, and a network share
+    \\\\server\\share\\x.db -> file:////server/share/x.db (SQLite accepts no
+    host name in the URI, only an empty one).
+    """
+    path = ntpath.normpath(absolute_path).replace("\\", "/") if windows else posixpath.normpath(absolute_path)
+    if not path.startswith("/"):
+        path = "/" + path  # a drive letter: /C:/Users/...
+    return f"file://{quote(path, safe='/:')}?mode=ro"
 
 
 def backend_of(url):
@@ -102,7 +126,7 @@ def throwaway_database(backend="sqlite", server_url=None):
     """
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="lesson-") as folder:
-            yield f"sqlite:///{Path(folder) / 'scratch.db'}"
+            yield sqlite_url(Path(folder) / "scratch.db")
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}: use 'sqlite' or 'postgresql'")

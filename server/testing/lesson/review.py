@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from . import operations as analysis
 from .alembic_internals import new_revision_path
+from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
 from .pending import record_pending
 from .sandbox import Sandbox
@@ -127,6 +128,7 @@ def _new_file_name(context, script):
 
 def _warn_in_terminal(file_name, risks):
     rule, heavy = "-" * WIDTH, "=" * WIDTH
+    tolerate_unencodable_output()
     click.echo("", err=True)
     click.secho(heavy, err=True, fg="red", bold=True)
     click.secho(f" STOP: {_headline(risks)}. Do not run `flask db upgrade` yet.", err=True, fg="red", bold=True)
@@ -160,6 +162,7 @@ class _CannotReview(Exception):
 def run_review(server_dir=None, url=None):
     """Review the migrations not yet applied to the app's database."""
     server_dir = Path(server_dir or SERVER_DIR)
+    tolerate_unencodable_output()
     try:
         return _review(server_dir, url)
     except _CannotReview as problem:

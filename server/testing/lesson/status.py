@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from .checkpoints import CHECKPOINTS, STEPS
 from .checks import FAILED, describe_difference, grade
+from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, read_only_engine
 from .feedback import INDENT, plural
 from .submission import Layout
@@ -276,5 +277,6 @@ def status_text(root=None, database_url=None):
 
 def run_status(root=None, database_url=None):
     """Print the status; the exit code is 0 (the status is information)."""
+    tolerate_unencodable_output()
     print(status_text(root, database_url))
     return 0

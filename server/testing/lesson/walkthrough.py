@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 from dotenv import dotenv_values
 
 from . import readme
+from .database import sqlite_url
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LAST_STEP = 5
@@ -89,6 +90,17 @@ def copy_starter(dest, source=None):
 
     shutil.copytree(source, dest, ignore=ignore, dirs_exist_ok=True)
     return dest
+
+
+def shown_paths(output, checkout_paths, sep=os.sep):
+    """Output lines as the README shows them: the checkout's absolute path as
+    `...`, and the rest of such a path with `/` even where Windows prints `\\`."""
+    for path in checkout_paths:
+        output = output.replace(path, "...")
+    if sep != "/":
+        output = re.sub(r"\.\.\.(?:" + re.escape(sep) + r"[^\s" + re.escape(sep) + r"]+)+",
+                        lambda match: match.group(0).replace(sep, "/"), output)
+    return [line.rstrip() for line in output.splitlines()]
 
 
 # --- running the README -----------------------------------------------------
@@ -165,7 +177,7 @@ class _Walk:
         if database_url is None and dotenv_values(self.server / ".env").get("DATABASE_URL"):
             # The app would follow server/.env; say which database is meant.
             raise WalkthroughError(f"{self.server / '.env'} sets DATABASE_URL: pass database_url= explicitly")
-        url = database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
+        url = database_url or sqlite_url(self.server / "instance" / "app.db")
         self.result = WalkthroughResult(checkout, url, backend_of(url))
         self.env = flask_environment(database_url)
 
@@ -193,7 +205,8 @@ class _Walk:
                 input=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if stdin is not None else subprocess.STDOUT,
-                text=True,
+                encoding="utf-8",  # what PYTHONIOENCODING asks flask for, on every OS
+                errors="replace",
                 timeout=COMMAND_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
@@ -274,9 +287,7 @@ class _Walk:
 
     def normalized(self, output):
         """Real output with the checkout's absolute path shown as `...`."""
-        for path in {str(self.result.checkout), os.path.realpath(self.result.checkout)}:
-            output = output.replace(path, "...")
-        return [line.rstrip() for line in output.splitlines()]
+        return shown_paths(output, {str(self.result.checkout), os.path.realpath(self.result.checkout)})
 
     def expect_lines(self, block, command, shown, real_lines):
         """Each shown line must appear in the real output, in the same order."""
@@ -300,7 +311,7 @@ class _Walk:
     def write_models(self, block):
         self.report("  (edit models.py)")
         _parse(block.text, block.where())
-        self.models_path().write_text(block.text, encoding="utf-8")
+        self.models_path().write_text(block.text, encoding="utf-8", newline="\n")
 
     def replace_model_class(self, block):
         self.report(f"  (edit class {block.argument} in models.py)")
@@ -310,7 +321,7 @@ class _Walk:
             raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
         source = self.models_path().read_text(encoding="utf-8")
         updated = _replace_definitions(source, block.text, "models.py")
-        self.models_path().write_text(updated, encoding="utf-8")
+        self.models_path().write_text(updated, encoding="utf-8", newline="\n")
 
     def expect_models(self, block):
         actual = self.models_path().read_text(encoding="utf-8")
@@ -368,7 +379,7 @@ class _Walk:
         if not any(isinstance(node, ast.FunctionDef) for node in tree.body):
             raise WalkthroughError(f"{block.where()}: the block defines no function to put in {path.name}")
         source = path.read_text(encoding="utf-8")
-        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8")
+        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8", newline="\n")
 
 
 # --- editing Python source by top-level definitions --------------------------

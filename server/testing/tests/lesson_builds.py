@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from testing.lesson.database import normalize_url, postgres_server_url, throwaway_database
+from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url, throwaway_database
 from testing.lesson.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
 
 # The rows the README adds in steps 1 and 2.
@@ -250,7 +250,7 @@ def copy_reference(request, build, dest, step=LAST_STEP):
         url = _clone_postgres(snapshot.database_url, stack)
         _write_env(dest, url)
     else:
-        url = f"sqlite:///{dest.resolve() / 'server' / 'instance' / 'app.db'}"
+        url = sqlite_url(dest.resolve() / "server" / "instance" / "app.db")
     result = copy.deepcopy(snapshot.result)
     result.checkout = dest.resolve()
     result.database_url = url

@@ -2,7 +2,9 @@
 
 grade.yml grades students' forks only (the lesson's own starter is meant to
 fail) and uploads the JUnit report; maintainers.yml runs the suite on every
-supported Python against a real PostgreSQL server, in the lesson repository.
+supported Python against a real PostgreSQL server, in the lesson repository,
+and a student's whole path (install, status, the lesson, a grade) on Linux,
+macOS and Windows.
 """
 import json
 import os
@@ -15,7 +17,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
-SUPPORTED_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
+OPERATING_SYSTEMS = ["ubuntu-latest", "macos-latest", "windows-latest"]
 
 
 def actionlint():
@@ -152,9 +155,10 @@ def test_grade_always_uploads_the_junit_report():
 def test_maintainers_runs_in_the_lesson_repository_on_push_and_pull_request():
     lines = workflow("maintainers.yml")
     assert set(keys_of(section(lines, "on"))) == {"push", "pull_request"}
-    assert keys_of(section(lines, "jobs")) == ["selftest"]
+    assert keys_of(section(lines, "jobs")) == ["selftest", "student"]
     # Exactly the pushes grade.yml leaves out.
-    assert value(lines, "jobs", "selftest", "if") == "${{ !github.event.repository.fork && vars.LESSON_GRADING != 'on' }}"
+    for job in ("selftest", "student"):
+        assert value(lines, "jobs", job, "if") == "${{ !github.event.repository.fork && vars.LESSON_GRADING != 'on' }}"
 
 
 def test_maintainers_matrix_covers_every_supported_python():
@@ -186,4 +190,34 @@ def test_maintainers_installs_pipenv_with_the_matrix_python_and_runs_the_selftes
     assert "python -m pipenv install --dev --deploy" in the_step(all_steps, "install --dev")
     assert the_step(all_steps, "selftest").endswith("run: python -m pipenv run selftest")
     pipfile = (REPO_ROOT / "Pipfile").read_text()
-    assert 'selftest = "pytest server/testing/tests"' in pipfile
+    assert 'selftest = "pytest -n auto server/testing/tests"' in pipfile
+
+
+def test_student_path_runs_on_three_systems_and_every_python():
+    lines = workflow("maintainers.yml")
+    matrix = ("jobs", "student", "strategy", "matrix")
+    assert json.loads(value(lines, *matrix, "os")) == OPERATING_SYSTEMS
+    assert json.loads(value(lines, *matrix, "python-version")) == SUPPORTED_PYTHONS
+    assert value(lines, "jobs", "student", "runs-on") == "${{ matrix.os }}"
+    assert value(lines, "jobs", "student", "strategy", "fail-fast") == "false"
+    # No service container outside Linux: SQLite there, said on purpose.
+    assert "services" not in keys_of(section(lines, "jobs", "student"))
+    assert value(lines, "jobs", "student", "env", "LESSON_SKIP_POSTGRES") == '"1"'
+
+
+def test_student_path_follows_the_readme_in_the_systems_shells():
+    all_steps = steps(workflow("maintainers.yml"), "student")
+    assert the_step(all_steps, "pip install").endswith("run: python -m pip install --user pipenv")
+    assert "get_preferred_scheme('user')" in the_step(all_steps, "GITHUB_PATH")
+    assert the_step(all_steps, "pipenv install --deploy").endswith("run: pipenv install --deploy")
+    assert "shell:" not in the_step(all_steps, "name: Status\n")
+    quick_start = the_step(all_steps, "run: pipenv install && pipenv run status")
+    assert "shell: cmd" in quick_start and "if: runner.os == 'Windows'" in quick_start
+    walkthrough = the_step(all_steps, "pipenv run walkthrough")
+    grade = the_step(all_steps, "pipenv run grade")
+    assert '--dest "${{ runner.temp }}/lesson-copy"' in walkthrough
+    assert '"--lesson-root=${{ runner.temp }}/lesson-copy"' in grade
+    assert "shell:" not in walkthrough + grade and "continue-on-error" not in grade
+    assert all_steps.index(walkthrough) < all_steps.index(grade)
+    assert the_step(all_steps, "test_windows_differences.py").endswith(
+        "run: pipenv run pytest server/testing/tests/test_windows_differences.py")
