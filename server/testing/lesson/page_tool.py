@@ -10,6 +10,7 @@ photographs the page after step 2, after step 3's `flask db migrate` before
 the script is fixed, and after step 5.
 """
 import contextlib
+import logging
 import os
 import shutil
 import struct
@@ -35,7 +36,8 @@ SCREENSHOTS = {
     # file name: (lesson state, the part of the page shown)
     "page-after-step-2.png": ("after-step-2", "#database"),
     "page-step-3-unfixed.png": ("step-3-unfixed", "#migrations"),
-    "page-after-step-5.png": ("after-step-5", "#where, #migrations"),
+    "page-step-3-unfixed-replay.png": ("step-3-unfixed", "#upgrade-3"),
+    "page-after-step-5.png": ("after-step-5", "#where, #graph"),
 }
 
 
@@ -119,7 +121,7 @@ def _sections(page, selector):
     bottom = max(box["y"] + box["height"] for box in boxes)
     left = min(box["x"] for box in boxes)
     width = max(box["x"] + box["width"] for box in boxes) - left
-    return page.screenshot(clip={"x": left, "y": top, "width": width, "height": min(bottom - top, 1400)}, full_page=True)
+    return page.screenshot(clip={"x": left, "y": top, "width": width, "height": min(bottom - top, 1800)}, full_page=True)
 
 
 def lesson_states(folder, report=print):
@@ -146,13 +148,14 @@ def lesson_states(folder, report=print):
 def take_screenshots(dest):
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    wanted = {state: (name, selector) for name, (state, selector) in SCREENSHOTS.items()}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory(prefix="lesson-screenshots-") as folder, headless_chromium() as browser:
         for state, checkout in lesson_states(folder):
-            name, selector = wanted[state]
             with serving(create_app(checkout)) as url:
-                photograph(browser, url + "/", selector, dest / name, state)
-            print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
+                for name, (wanted, selector) in SCREENSHOTS.items():
+                    if wanted == state:
+                        photograph(browser, url + "/", selector, dest / name, state)
+                        print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
     return 0
 
 

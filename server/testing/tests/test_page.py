@@ -11,12 +11,13 @@ import re
 import struct
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 
 from testing.lesson import page
 from testing.lesson.page import revision_graph
-from testing.lesson.page_tool import create_app, png_tag, tag_png
+from testing.lesson.page_tool import SCREENSHOTS, create_app, png_tag, tag_png
 
 from .catalogue import Checkout
 from .page_states import (
@@ -290,3 +291,16 @@ def test_screenshot_tags_survive_a_round_trip():
     tagged = tag_png(png, "after-step-2 #database")
     assert png_tag(png) is None and png_tag(tagged) == "after-step-2 #database"
     assert tagged.endswith(png[-12:])
+
+
+def test_the_readme_pictures_of_the_page_are_made_by_the_screenshot_tool():
+    repo = Path(__file__).resolve().parents[3]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", readme)
+    assert sorted(Path(image).name for image in images) == sorted(SCREENSHOTS)
+    for image in images:
+        data = (repo / image).read_bytes()
+        state, selector = SCREENSHOTS[Path(image).name]
+        assert png_tag(data) == f"{state} {selector}", f"{image} was not made by `pipenv run page --screenshots docs`"
+        assert len(data) < 300_000, f"{image} is {len(data) // 1024} KB"
+    assert "pipenv run page --screenshots docs" in readme
