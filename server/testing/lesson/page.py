@@ -204,6 +204,7 @@ def table_page(url, name, page, page_size=PAGE_SIZE):
 
 _cache = {}
 _cache_lock = threading.Lock()
+_running = {}  # cache key -> lock held while its child runs
 _CACHE_SIZE = 8
 
 
@@ -232,11 +233,17 @@ def lesson_facts(root, url, database):
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    facts = run_facts(root, url)
-    with _cache_lock:
-        _cache[key] = facts
-        while len(_cache) > _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
+        running = _running.setdefault(key, threading.Lock())
+    with running:  # requests that arrive together wait for one child
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+        facts = run_facts(root, url)  # a time-out is kept too: a reload must not wait again
+        with _cache_lock:
+            _cache[key] = facts
+            _running.pop(key, None)
+            while len(_cache) > _CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
     return facts
 
 

@@ -86,8 +86,8 @@ def revision_files(report, local):
     chain_ids = [f.revision for f in history.chain]
     current = local.heads[0] if local is not None and len(local.heads) == 1 else None
     pending = set(chain_ids[chain_ids.index(current) + 1:] if current in chain_ids else ())
-    if local is not None and local.exists and not local.heads and not local.error:
-        pending = set(chain_ids)
+    if local is not None and not local.error and not local.heads:
+        pending = set(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
     rows, columns = (dict(local.rows), dict(local.columns)) if local is not None else ({}, {})
     files = []
     for revision_file in history.files:
@@ -188,7 +188,8 @@ def _fixes(operations, path, step):
     )
     fixes = []
     for risk in found:
-        code = "\n".join(part for part in (risk.fix_upgrade if step.direction == "upgrade" else risk.fix_downgrade,) if part)
+        # fix_upgrade mends the function that was analysed, whichever it is.
+        code = f"# in {step.direction}():\n{risk.fix_upgrade or ''}"
         if step.direction == "upgrade" and risk.fix_downgrade:
             code += "\n\n# and in downgrade():\n" + risk.fix_downgrade
         fixes.append({"label": risk.kind.replace("_", " "), "message": risk.message, "code": code})

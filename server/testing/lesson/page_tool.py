@@ -159,13 +159,21 @@ def take_screenshots(dest):
     return 0
 
 
+def has_desktop():
+    """A graphical browser can open (on Linux without a display, webbrowser
+    would start a text browser in this very terminal)."""
+    if os.environ.get("CI", "").lower() == "true":
+        return False
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(root=None, port=5555, open_browser=True, screenshots=None):
     if screenshots:
         return take_screenshots(screenshots)
     app = create_app(root)
     url = f"http://localhost:{port}/"
     print(f"The lesson page: {url}  (Ctrl+C stops it)")
-    if open_browser and os.environ.get("CI", "").lower() != "true":
-        threading.Timer(1.0, lambda: webbrowser.open(url)).start()  # a no-op where there is no browser
+    if open_browser and has_desktop():
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
     app.run(host="127.0.0.1", port=port)
     return 0

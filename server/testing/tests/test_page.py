@@ -6,10 +6,14 @@ broken copies from the mistake catalogue. Every request must answer with a
 page that says what is wrong, never a traceback, and leave the checkout and
 its database exactly as they were.
 """
+import contextlib
 import html
 import re
 import struct
+import subprocess
+import sys
 import time
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -18,11 +22,14 @@ import pytest
 from testing.lesson import page
 from testing.lesson.page import revision_graph
 from testing.lesson.page_tool import SCREENSHOTS, create_app, png_tag, tag_png
+from testing.lesson.walkthrough import flask_environment
 
 from .catalogue import Checkout
 from .page_states import (
     big_sqlite_database, database_snapshot, lesson_copy, tree_digest, unfixed_step_3,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -84,6 +91,8 @@ def test_an_unfixed_step_3_script_shows_the_loss_and_the_fix(request, backend, t
     assert "loses data" in upgrade_3
     assert "Lost: the 2 rows of `department` are lost" in text(upgrade_3)
     assert "op.rename_table(&#39;department&#39;, &#39;departments&#39;)" in upgrade_3
+    downgrade_3 = body.split('id="downgrade-3"', 1)[1].split('class="revision replay-step"', 1)[0]
+    assert "# in downgrade():\nop.rename_table(&#39;departments&#39;, &#39;department&#39;)" in downgrade_3
 
 
 def test_the_fixed_step_3_keeps_the_rows_in_the_replay(request, tmp_path):
@@ -294,7 +303,7 @@ def test_screenshot_tags_survive_a_round_trip():
 
 
 def test_the_readme_pictures_of_the_page_are_made_by_the_screenshot_tool():
-    repo = Path(__file__).resolve().parents[3]
+    repo = REPO
     readme = (repo / "README.md").read_text(encoding="utf-8")
     images = re.findall(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", readme)
     assert sorted(Path(image).name for image in images) == sorted(SCREENSHOTS)
@@ -304,3 +313,57 @@ def test_the_readme_pictures_of_the_page_are_made_by_the_screenshot_tool():
         assert png_tag(data) == f"{state} {selector}", f"{image} was not made by `pipenv run page --screenshots docs`"
         assert len(data) < 300_000, f"{image} is {len(data) // 1024} KB"
     assert "pipenv run page --screenshots docs" in readme
+
+
+# --- served for real: `flask run` in server/ and `pipenv run page --root` -----------------
+
+
+@contextlib.contextmanager
+def running(command, cwd, env):
+    """Start a server process; yield its base URL, read from its 'Running on' line."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            found = re.search(r"Running on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                yield found.group(1)
+                return
+        raise AssertionError("the server did not start:\n" + "".join(seen))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return response.status, response.read().decode("utf-8")
+
+
+def test_flask_run_in_server_serves_the_page_at_the_root(request, tmp_path):
+    copy = lesson_copy(request, "sqlite", tmp_path / "c", step=2)
+    with running([sys.executable, "-m", "flask", "run", "--port", "0"], copy.server, flask_environment()) as url:
+        status, body = fetch(url + "/")
+    assert status == 200
+    assert checked_steps(body) == [1, 2] and row_counts(body) == {"department": 2, "employees": 2}
+    assert (copy.server / ".flaskenv").read_text(encoding="utf-8").count("FLASK_RUN_PORT=5555") == 1
+
+
+def test_pipenv_run_page_shows_another_checkout(request, tmp_path):
+    copy = lesson_copy(request, "sqlite", tmp_path / "c", step=5)
+    before = tree_digest(copy.checkout)
+    command = [sys.executable, str(REPO / "server" / "testing" / "tools.py"), "page", "--root", str(copy.checkout),
+               "--port", "0", "--no-browser"]
+    with running(command, tmp_path, flask_environment()) as url:
+        status, body = fetch(url + "/")
+    assert status == 200 and checked_steps(body) == [1, 2, 3, 4, 5]
+    assert tree_digest(copy.checkout) == before
+
+
+def test_the_checklist_says_what_flask_lesson_status_says(request, tmp_path):
+    from testing.lesson.status import status_text
+
+    copy = lesson_copy(request, "sqlite", tmp_path / "c", step=2)
+    status_next = status_text(copy.checkout).split("\nNext: ", 1)[1].splitlines()[0]
+    assert f"Next: {status_next}" in text(get(copy.checkout))
