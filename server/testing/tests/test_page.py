@@ -242,6 +242,28 @@ def test_a_revision_that_ends_the_process(request, tmp_path):
     assert "employees" in body
 
 
+# Code at the top of revision 2: (the code, words one of which the page must say).
+HOSTILE_IMPORTS = {
+    "sys.exit": ("import sys\nsys.exit(3)", ("stopped early", "fails")),
+    "KeyboardInterrupt": ("raise KeyboardInterrupt", ("stopped early", "fails")),
+    "endless recursion": ("def again():\n    return again()\nagain()", ("cannot be loaded", "RecursionError")),
+    # Printing is harmless: the page ignores what the files print.
+    "huge output": ("print('x' * 5_000_000)", ("All five steps are done",)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_IMPORTS))
+def test_hostile_code_in_a_revision_still_gives_a_clear_page(request, tmp_path, kind):
+    code, words = HOSTILE_IMPORTS[kind]
+    copy = lesson_copy(request, "sqlite", tmp_path / "c", step=5)
+    path = Checkout(copy.checkout, copy.result.revisions).revision_file(2)
+    source = path.read_text(encoding="utf-8")
+    path.write_text(source.replace("import sqlalchemy as sa", "import sqlalchemy as sa\n" + code, 1), encoding="utf-8")
+    body = text(get(copy.checkout))
+    assert any(word in body for word in words), body[:3000]
+    assert "Kai Uri" in body  # the database is still shown
+
+
 def test_no_server_folder(tmp_path):
     body = text(get(tmp_path))
     assert "has no server/ folder" in body
