@@ -2,7 +2,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from testing.lesson.app_support import database_url, lesson_commands, review_new_migration
+from testing.lesson.app_support import database_url, lesson_commands, lesson_page, review_new_migration
 
 app = Flask(__name__)
 # DATABASE_URL (from the environment or server/.env) picks the database;
@@ -15,3 +15,6 @@ db.init_app(app)
 
 # `flask lesson status` and `flask lesson review`
 app.cli.add_command(lesson_commands)
+
+# `flask run`: your database and migrations at http://localhost:5555
+app.register_blueprint(lesson_page)

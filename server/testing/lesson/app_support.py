@@ -5,11 +5,12 @@ from dotenv import load_dotenv
 
 from . import database
 from .cli import lesson_commands
+from .page import lesson_page
 from .review import review_new_migration
 
 SERVER_DIR = Path(__file__).resolve().parents[2]
 
-__all__ = ["database_url", "lesson_commands", "review_new_migration"]
+__all__ = ["database_url", "lesson_commands", "lesson_page", "review_new_migration"]
 
 
 def database_url():

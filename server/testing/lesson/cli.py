@@ -42,3 +42,15 @@ def walkthrough_command(args):
     from .walkthrough import main
 
     sys.exit(main(list(args)))
+
+
+@tool_commands.command("page")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Another checkout to show (only read).")
+@click.option("--port", type=int, default=5555, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--screenshots", type=click.Path(file_okay=False), help="Redo the README's pictures of the page in this folder.")
+def page_command(root, port, no_browser, screenshots):
+    """Serve the lesson page: your database, your migrations and what they do to rows."""
+    from .page_tool import main
+
+    sys.exit(main(root, port, not no_browser, screenshots))

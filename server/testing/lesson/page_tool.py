@@ -1,0 +1,179 @@
+"""`pipenv run page`: the lesson page without app.py, and the README's screenshots.
+
+    pipenv run page                       # serve this checkout at http://localhost:5555, open a browser
+    pipenv run page --root PATH           # another checkout (instructors); never writes to it
+    pipenv run page --screenshots docs    # redo the README's pictures of the page
+
+The screenshots come from a real lesson: the walkthrough does the README in a
+scratch copy (real `flask db` commands), and Debian's chromium, headless,
+photographs the page after step 2, after step 3's `flask db migrate` before
+the script is fixed, and after step 5.
+"""
+import contextlib
+import logging
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import webbrowser
+import zlib
+from pathlib import Path
+
+from flask import Flask
+
+from .page import lesson_page
+
+CHROMIUM = os.environ.get("LESSON_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOT_TAG = "lesson-page-screenshot"  # a PNG text chunk: made by this tool
+SCREENSHOTS = {
+    # file name: (lesson state, the part of the page shown)
+    "page-after-step-2.png": ("after-step-2", "#database"),
+    "page-step-3-unfixed.png": ("step-3-unfixed", "#migrations"),
+    "page-step-3-unfixed-replay.png": ("step-3-unfixed", "#upgrade-3"),
+    "page-after-step-5.png": ("after-step-5", "#where, #graph"),
+}
+
+
+def create_app(root=None, database_url=None):
+    """A Flask app that serves only the lesson page, for `pipenv run page` and tests."""
+    app = Flask("lesson_page_tool")
+    app.config["LESSON_ROOT"] = str(root) if root else None
+    app.config["LESSON_DATABASE_URL"] = database_url
+    app.register_blueprint(lesson_page)
+    return app
+
+
+@contextlib.contextmanager
+def serving(app, host="127.0.0.1", port=0):
+    """Serve the app from a thread; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@contextlib.contextmanager
+def headless_chromium():
+    """A Playwright browser on Debian's chromium (never a downloaded one), with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        raise RuntimeError(f"{CHROMIUM} not found: install it with `apt-get install -y chromium`")
+    with tempfile.TemporaryDirectory(prefix="lesson-chromium-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1100, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def tag_png(data, text):
+    """PNG bytes with a tEXt chunk (keyword SCREENSHOT_TAG) added before IEND."""
+    payload = SCREENSHOT_TAG.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(payload)) + b"tEXt" + payload
+    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + payload) & 0xFFFFFFFF)
+    end = data.rindex(b"IEND") - 4
+    return data[:end] + chunk + data[end:]
+
+
+def png_tag(data):
+    """The text of this tool's tEXt chunk, or None."""
+    position = 8
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"tEXt" and body.startswith(SCREENSHOT_TAG.encode() + b"\0"):
+            return body.split(b"\0", 1)[1].decode("latin-1")
+        position += 12 + length
+    return None
+
+
+def photograph(context, url, selector, path, state):
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="load")
+        image = page.locator(selector).first.screenshot() if "," not in selector else _sections(page, selector)
+        Path(path).write_bytes(tag_png(image, f"{state} {selector}"))
+    finally:
+        page.close()
+
+
+def _sections(page, selector):
+    """One picture from the top of the first element to the bottom of the last."""
+    boxes = [page.locator(part.strip()).first.bounding_box() for part in selector.split(",")]
+    top = min(box["y"] for box in boxes)
+    bottom = max(box["y"] + box["height"] for box in boxes)
+    left = min(box["x"] for box in boxes)
+    width = max(box["x"] + box["width"] for box in boxes) - left
+    return page.screenshot(clip={"x": left, "y": top, "width": width, "height": min(bottom - top, 1800)}, full_page=True)
+
+
+def lesson_states(folder, report=print):
+    """Yield (state name, checkout) for the README's three pictures, built for real."""
+    from .walkthrough import copy_starter, flask_environment, run_walkthrough
+
+    main = copy_starter(Path(folder) / "lesson")
+    result = run_walkthrough(main, stop_after=2, report=report)
+    yield "after-step-2", main
+    unfixed = Path(folder) / "step-3-unfixed"
+    shutil.copytree(main, unfixed)
+    models = unfixed / "server" / "models.py"
+    models.write_text(models.read_text(encoding="utf-8").replace(
+        '__tablename__ = "department"', '__tablename__ = "departments"'), encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "flask", "db", "migrate", "-m", "rename department"],
+        cwd=unfixed / "server", env=flask_environment(), check=True, capture_output=True, timeout=180,
+    )
+    yield "step-3-unfixed", unfixed
+    run_walkthrough(main, resume=result, report=report)
+    yield "after-step-5", main
+
+
+def take_screenshots(dest):
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    with tempfile.TemporaryDirectory(prefix="lesson-screenshots-") as folder, headless_chromium() as browser:
+        for state, checkout in lesson_states(folder):
+            with serving(create_app(checkout)) as url:
+                for name, (wanted, selector) in SCREENSHOTS.items():
+                    if wanted == state:
+                        photograph(browser, url + "/", selector, dest / name, state)
+                        print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
+    return 0
+
+
+def has_desktop():
+    """A graphical browser can open (on Linux without a display, webbrowser
+    would start a text browser in this very terminal)."""
+    if os.environ.get("CI", "").lower() == "true":
+        return False
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(root=None, port=5555, open_browser=True, screenshots=None):
+    if screenshots:
+        return take_screenshots(screenshots)
+    app = create_app(root)
+    url = f"http://localhost:{port}/"
+    print(f"The lesson page: {url}  (Ctrl+C stops it)")
+    if open_browser and has_desktop():
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    app.run(host="127.0.0.1", port=port)
+    return 0
