@@ -3,17 +3,15 @@
 The page never imports a student's file in its own process: it runs this
 module as a child process with a time limit (page.py), and reads the JSON it
 writes. The child grades the checkout with the grader's own `grade()` (the
-replay on a throw-away database), works out the status checklist, and records
-what each revision file does (operations.describe, operations.find_risks).
+replay on a throw-away database), works out the status checklist, and has the
+sandbox's worker record what each revision file does and risks.
 
     python -B -m testing.lesson.page_facts ROOT DATABASE_URL OUT.json
 """
-import ast
 import json
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
 
 
 # --- the status checklist (one adapter, so the data function can replace it) ---
@@ -23,15 +21,14 @@ def status_of(root, database_url):
     """(report, marks, advice, next action, pending revision ids) as status.py computes them."""
     from . import status
     from .database import in_instance_folder
-    from .submission import Layout, load_models
+    from .submission import Layout
 
     layout = Layout.of(root)
     report = status.grade(layout.root)
     local = None
     if layout.server.is_dir():
         url = in_instance_folder(database_url, layout.server)
-        models = load_models(layout)
-        local = status.inspect_local_database(layout, url, getattr(models, "metadata", None))
+        local = status.inspect_local_database(layout, url, report.models.metadata if report.models else None)
     chain = report.history.chain if report.history else []
     advice = status.diagnose(report, local, chain)
     marks = status.step_marks(report, local, chain)
@@ -60,24 +57,13 @@ def results(report):
     ]
 
 
-def message_of(path):
-    """The first line of a revision file's docstring (its -m message), read without running it."""
-    try:
-        source = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    try:
-        docstring = ast.get_docstring(ast.parse(source)) or ""
-    except (SyntaxError, ValueError):
-        return ""
-    return docstring.strip().splitlines()[0] if docstring.strip() else ""
-
-
 def revision_files(report, local):
     """Each file in migrations/versions/: ids, message, what it does, and for the
-    revisions not applied yet, the review's data-loss findings."""
-    from . import operations
+    revisions not applied yet, the review's data-loss findings (all recorded in the sandbox)."""
+    from .pending import record_pending
     from .review import LABELS
+    from .sandbox import ChildFailure, Sandbox
+    from .submission import Layout
 
     history = report.history
     if history is None:
@@ -85,30 +71,36 @@ def revision_files(report, local):
     root = Path(report.root)
     chain_ids = [f.revision for f in history.chain]
     current = local.heads[0] if local is not None and len(local.heads) == 1 else None
-    pending = set(chain_ids[chain_ids.index(current) + 1:] if current in chain_ids else ())
+    pending_ids = chain_ids[chain_ids.index(current) + 1:] if current in chain_ids else []
     if local is not None and not local.error and not local.heads:
-        pending = set(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
-    rows, columns = (dict(local.rows), dict(local.columns)) if local is not None else ({}, {})
+        pending_ids = list(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
+    rows, columns = (dict(local.rows_all), dict(local.columns)) if local is not None else ({}, {})
+    by_id = {f.revision: f for f in history.chain}
     files = []
-    for revision_file in history.files:
-        path = root / revision_file.rel
-        entry = {
-            "rel": revision_file.rel, "name": path.name, "revision": revision_file.revision,
-            "down_revisions": list(revision_file.down_revisions), "load_error": revision_file.load_error,
-            "message": message_of(path), "pending": revision_file.revision in pending,
-            "upgrade": [], "downgrade": [], "problem": None, "risks": [],
-        }
-        if revision_file.load_error is None:
-            for direction in ("upgrade", "downgrade"):
-                recorded = operations.record_script_operations(path, direction)
-                entry[direction] = operations.describe(recorded.operations)
-                if recorded.error is not None and direction == "upgrade":
-                    entry["problem"] = recorded.problem
-                if direction == "upgrade" and entry["pending"]:
-                    found = operations.find_risks(recorded.operations, row_counts=rows, columns=columns)
-                    entry["risks"] = [_risk(risk, LABELS) for risk in found]
-                    rows, columns = operations.state_after(recorded.operations, rows, columns)
-        files.append(entry)
+    with Sandbox(Layout.of(root)) as sandbox:
+        pending = {r.revision.revision: r for r in record_pending(sandbox, [by_id[i] for i in pending_ids], rows, columns)}
+        for revision_file in history.files:
+            entry = {
+                "rel": revision_file.rel, "name": revision_file.path.name, "revision": revision_file.revision,
+                "down_revisions": list(revision_file.down_revisions), "load_error": revision_file.load_error,
+                "message": revision_file.doc, "pending": revision_file.revision in pending,
+                "upgrade": [], "downgrade": [], "problem": None, "risks": [],
+            }
+            if revision_file.loaded:
+                for direction in ("upgrade", "downgrade"):
+                    try:
+                        answer = sandbox.request("record", path=str(sandbox.private(revision_file.path)),
+                                                 direction=direction, dialect="sqlite", row_counts={}, columns={})
+                    except ChildFailure as failure:
+                        answer = {"error": f"{direction}() {failure}"}
+                    found = answer.get("result") or {}
+                    entry[direction] = [str(line) for line in found.get("does") or []]
+                    if direction == "upgrade" and (found.get("problem") or answer.get("error")):
+                        entry["problem"] = found.get("problem") or answer.get("error")
+            recording = pending.get(revision_file.revision)
+            if recording is not None:
+                entry["risks"] = [_risk(risk, LABELS) for risk in recording.risks]
+            files.append(entry)
     # Pending risks are judged in the order `flask db upgrade` runs the revisions.
     order = {revision: index for index, revision in enumerate(chain_ids)}
     files.sort(key=lambda f: (order.get(f["revision"], len(order)), f["name"]))
@@ -124,31 +116,26 @@ def _risk(risk, labels):
 
 # --- the replay ------------------------------------------------------------------------
 
-KIND_TYPES = {"integer": sa.Integer(), "string": sa.String()}
-
-
 def replay_steps(report):
     """Every step of the grader's replay: tables and row counts before and after, losses and fixes."""
-    from . import operations
     from .checks import REVISION_CHECKPOINTS, loss_lines
     from .status import fix_of
 
     replay = report.replay
     if replay is None:
         return {"error": None, "steps": []}
-    root = Path(report.root)
     steps = []
     for step in list(replay.upgrades) + list(replay.downgrades):
         rel = step.revision.rel
         entry = {
             "direction": step.direction, "position": step.position, "rel": rel,
-            "revision": step.revision.revision, "message": message_of(root / rel),
+            "revision": step.revision.revision, "message": step.revision.doc,
             "before": _tables(step.before, step.row_counts_before),
-            "after": _tables(step.after, _counts_after(step)) if step.after is not None else None,
+            "after": _tables(step.after, step.row_counts_after) if step.after is not None else None,
             "error": step.error, "losses": loss_lines(step), "fixes": [],
         }
         if step.losses:
-            entry["fixes"] = _fixes(operations, root / rel, step)
+            entry["fixes"] = _fixes(step)
             if not entry["fixes"]:
                 checkpoint = REVISION_CHECKPOINTS.get(step.position) if step.direction == "upgrade" else "downgrades"
                 if checkpoint in report.results:
@@ -164,30 +151,10 @@ def _tables(schema, counts):
     ]
 
 
-def _counts_after(step):
-    """Row counts of the lesson's tables after a step, from the rows the replay read."""
-    from .replay import DATA_SETS
-
-    counts = {}
-    for data_set in DATA_SETS:
-        rows = step.rows_after.get(data_set.name)
-        place = data_set.locate(step.after)
-        if rows is not None and place is not None:
-            counts[place[0]] = len(rows)
-    return counts
-
-
-def _fixes(operations, path, step):
-    recorded = operations.record_script_operations(path, step.direction)
-    columns = {
-        table: {name: getattr(column, "type", None) or KIND_TYPES.get(column.kind) for name, column in cols.items()}
-        for table, cols in step.before.items()
-    }
-    found = operations.find_risks(
-        recorded.operations, row_counts=step.row_counts_before, columns=columns, direction=step.direction,
-    )
+def _fixes(step):
+    """The data-loss review's fixes for a step, from the risks the worker recorded with its rows."""
     fixes = []
-    for risk in found:
+    for risk in step.risks:
         # fix_upgrade mends the function that was analysed, whichever it is.
         code = f"# in {step.direction}():\n{risk.fix_upgrade or ''}"
         if step.direction == "upgrade" and risk.fix_downgrade:
