@@ -33,6 +33,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -410,12 +411,12 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
     items = [(str(by_key[key][0].path), backend, server_url) for key in keys]
     with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
         for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
-            for entry in by_key[keys[number]]:
-                row = _outcome_row(entry, outcome, detail, seconds)
-                rows[entry.index] = row
+            same = [_outcome_row(entry, outcome, detail, seconds) for entry in by_key[keys[number]]]
+            if same[0]["status"] in SCORED:  # cached first: an interruption after this keeps it
+                _write_json(results / f"{keys[number]}.json", row_record(same[0]))
+            for row in same:
+                rows[row["index"]] = row
                 progress.graded(row)
-            if row["status"] in SCORED:
-                _write_json(results / f"{keys[number]}.json", row_record(row))
     progress.finish()
     statistics = {
         "submissions": len(entries), "graded": len(keys), "from_cache": cached,
@@ -490,14 +491,20 @@ class _Worker:
         self.number, self.started = number, time.monotonic()
         self.connection.send(item)
 
+    def kill(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # already gone, or not yet its own group
+            self.process.kill()
+
     def stop(self, kill=False):
         if kill:
-            self.process.kill()
+            self.kill()
         else:
             try:
                 self.connection.send(None)
             except OSError:
-                self.process.kill()
+                self.kill()
         self.process.join()
         self.connection.close()
 
@@ -508,6 +515,8 @@ class _Worker:
 
 
 def _worker_loop(connection, function, log_path):
+    os.setpgrp()  # its own process group: stopping it also stops any process a grade started
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)  # a submission's prints and warnings go to the log, not over the progress bar
     os.dup2(log, 2)
@@ -581,7 +590,7 @@ def _collect(worker, timeout):
     elif worker.process.is_alive():
         if seconds <= timeout:
             return None
-        worker.process.kill()
+        worker.kill()
         return "timed_out", f"grading took longer than {timeout} s and was stopped", seconds
     worker.process.join()
     code = worker.process.exitcode
