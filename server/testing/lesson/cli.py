@@ -65,7 +65,8 @@ def _shard(text):
               help="Seconds one submission may take before it is stopped and reported as timed_out.")
 @click.option("--cache", type=click.Path(file_okay=False),
               help="Where clones and grades are kept between runs (default: ~/.cache/lesson-cohort).")
-@click.option("--database", metavar="URL", help="Replay on this PostgreSQL server instead of SQLite.")
+@click.option("--database", metavar="URL", envvar="LESSON_GRADE_DATABASE_URL",
+              help="Replay on this PostgreSQL server instead of SQLite (default: $LESSON_GRADE_DATABASE_URL, as pytest).")
 def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database):
     """Grade a whole class: a gradebook, the common mistakes and an HTML report.
 

@@ -11,9 +11,11 @@ steps, each a plain function:
 - `fetch(entries, cache)`: clone the git URLs shallowly into the cache
   (an unreachable one becomes a row with status "unreachable").
 - `grade_many(entries, ...)`: every submission graded with `checks.grade`,
-  exactly as `pytest` grades it, each in its own process forked from a warm
-  parent, `jobs` at a time; results are cached by the submission's content
-  hash and the grader's version, so a rerun only grades what changed.
+  exactly as `pytest` grades it, by a pool of `jobs` long-lived worker
+  processes forked from a parent that has already imported the grader (a
+  worker that dies or overruns the deadline is one row, and is replaced);
+  results are cached by the submission's content hash and the grader's
+  version, so a rerun only grades what changed.
 - `write_gradebook(book, out)`: gradebook.csv, gradebook.json, report.html
   and summary.md from the rows. A local run and `--merge` of shards both end
   here, so merged shards give the same files as one run.
@@ -90,10 +92,10 @@ def discover(sources, base=Path(".")):
         path = (Path(base) / source).expanduser()
         if path.is_file():
             found += _roster(path)
-        elif _is_checkout(path):
-            found.append((path.name, str(source), path))
+        elif _is_checkout(path) or _is_bare_repository(path):
+            found.append((_clean_name(path.name), str(source), path))
         elif path.is_dir():
-            found += [(child.name, str(Path(source) / child.name), child) for child in sorted(path.iterdir())
+            found += [(_clean_name(child.name), str(Path(source) / child.name), child) for child in sorted(path.iterdir())
                       if child.is_dir() and not child.name.startswith(".")]
         else:
             raise SourceError(f"{source}: no such file or folder")
@@ -145,12 +147,12 @@ def _roster(roster):
             found.append((_clean_name(name), source, None))
         else:
             path = roster.parent / source
-            found.append((_clean_name(fields[0] if len(fields) > 1 else path.name), source, path))
+            found.append((_clean_name(fields[0] if len(fields) > 1 else path.resolve().name), source, path))
     return found
 
 
 def _clean_name(name):
-    return re.sub(r"[^\w.-]+", "-", name).strip("-") or "student"
+    return re.sub(r"[^\w.-]+", "-", re.sub(r"\.git$", "", name)).strip("-") or "student"
 
 
 def select_shard(entries, shard):

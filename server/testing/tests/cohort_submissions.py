@@ -60,5 +60,7 @@ def make_class(reference, revisions, folder, count, seed=0, kinds=KINDS):
         kind = kinds[number % len(kinds)]
         path = folder / f"student-{number + 1:03d}"
         make_submission(reference, revisions, path, kind, rng)
+        with open(path / "server" / "models.py", "a", encoding="utf-8") as models:
+            models.write(f"# {path.name}\n")  # no two students hand in the same bytes
         made.append((path, kind))
     return made
