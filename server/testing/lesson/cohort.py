@@ -765,7 +765,7 @@ CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1f2328}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}code{font-size:.92em}
+th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}td a{white-space:nowrap}code{font-size:.92em}
 pre{background:#f6f8fa;padding:.7em;overflow-x:auto;white-space:pre-wrap;font-size:.85em}
 .passed{color:#1a7f37}.failed{color:#cf222e}.other{color:#9a6700}.muted{color:#656d76}
 .figures span{display:inline-block;margin-right:2em}.figures b{font-size:1.4em}
