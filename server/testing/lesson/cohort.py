@@ -167,11 +167,21 @@ def select_shard(entries, shard):
 
 def fetch(entries, cache, threads=8, timeout=CLONE_TIMEOUT):
     """Clone every URL entry shallowly into cache/clones (a fresh copy each run)."""
-    urls = [entry for entry in entries if entry.to_clone]
-    if urls:
+    by_url = {}  # a URL listed twice is cloned once
+    for entry in entries:
+        if entry.to_clone:
+            by_url.setdefault(entry.url, []).append(entry)
+    if by_url:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(lambda entry: _clone(entry, Path(cache) / "clones", timeout), urls))
+            list(pool.map(lambda same: _clone_for(same, Path(cache) / "clones", timeout), by_url.values()))
     return entries
+
+
+def _clone_for(same, clones, timeout):
+    """Clone once for entries with the same URL; they all get its path, commit or problem."""
+    _clone(same[0], clones, timeout)
+    for other in same[1:]:
+        other.path, other.commit, other.problem = same[0].path, same[0].commit, same[0].problem
 
 
 def _clone(entry, clones, timeout):
@@ -198,8 +208,7 @@ def _clone(entry, clones, timeout):
         return
     shutil.rmtree(target, ignore_errors=True)
     fresh.rename(target)
-    entry.path = target
-    entry.commit = _commit_of(target)
+    entry.path, entry.commit = target, _commit_of(target)
 
 
 def _commit_of(path):
@@ -243,9 +252,12 @@ def content_hash(root, files):
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        if path.is_symlink():  # its target, never its content: a link to /dev/zero must not hang the run
+            digest.update(b"-> " + os.readlink(path).encode())
+        elif path.is_file():
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -254,7 +266,7 @@ def size_problem(files):
     """Why a submission is too large to grade, or None."""
     if len(files) > MAX_FILES:
         return f"server/ has {len(files)} files; more than {MAX_FILES} is not a lesson submission"
-    total = sum(path.stat().st_size for path in files)
+    total = sum(path.lstat().st_size for path in files)
     if total > MAX_BYTES:
         return f"server/ holds {total / 2**20:.0f} MiB; more than {MAX_BYTES // 2**20} MiB is not a lesson submission"
     return None
@@ -438,12 +450,15 @@ def _prepare(entry, version, backend):
     """(a finished row, None) when the entry cannot be graded, else (None, its cache key)."""
     if entry.problem:
         return _row(entry, *entry.problem), None
-    files = graded_files(entry.path)
-    problem = size_problem(files)
-    if problem:
-        return _row(entry, TOO_LARGE, problem), None
-    key = hashlib.sha256(f"{version} {backend} ".encode() + content_hash(entry.path, files).encode()).hexdigest()
-    return None, key
+    try:
+        files = graded_files(entry.path)
+        problem = size_problem(files)
+        if problem:
+            return _row(entry, TOO_LARGE, problem), None
+        digest = content_hash(entry.path, files)
+    except OSError as error:
+        return _row(entry, UNREACHABLE, f"a file cannot be read: {error}"), None
+    return None, hashlib.sha256(f"{version} {backend} {digest}".encode()).hexdigest()
 
 
 # What a grade imports, loaded once in the parent so every pool worker starts with it.

@@ -231,12 +231,18 @@ def test_every_bad_submission_is_one_row_and_the_run_finishes(request, tmp_path)
     path.rename(checkouts / "huge")
     with open(checkouts / "huge" / "server" / "dump.bin", "wb") as dump:
         dump.truncate(cohort.MAX_BYTES + 1)  # sparse: big without writing it
+    (path, _), = a_class(request, checkouts, "the reference solution")
+    path.rename(checkouts / "links")
+    (checkouts / "links" / "server" / "zero").symlink_to("/dev/zero")  # endless if it were read
 
     roster = tmp_path / "roster.txt"
-    roster.write_text("# name  source\nalice  alice.git\nbob,file:///nowhere/bob.git\ncarol missing-folder\n")
+    roster.write_text("# name  source\nalice  alice.git\nbob,file:///nowhere/bob.git\ncarol missing-folder\n"
+                      "alice-again alice.git\n")
     run_cohort(roster, checkouts, "--out", tmp_path / "out", "--cache", tmp_path / "cache", "--timeout", "5")
     rows = {row["student"]: row for row in book(tmp_path / "out")["rows"]}
-    assert list(rows) == ["alice", "bob", "carol", "hangs", "huge", "no-server"]
+    assert list(rows) == ["alice", "bob", "carol", "alice-again", "hangs", "huge", "links", "no-server"]
+    assert rows["alice-again"]["commit"] == rows["alice"]["commit"]
+    assert (rows["links"]["status"], rows["links"]["score"]) == ("graded", 95)
     assert (rows["alice"]["status"], rows["alice"]["score"]) == ("graded", 70)
     assert len(rows["alice"]["commit"]) == 40
     assert rows["alice"]["mistakes"] == ["rename_table:loses_data", "downgrades:downgrade_not_reversed"]
