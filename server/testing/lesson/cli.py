@@ -1,4 +1,6 @@
 """`flask lesson ...`: the student's commands, thin over the lesson's checks."""
+import os
+import re
 import sys
 
 import click
@@ -54,3 +56,50 @@ def page_command(root, port, no_browser, screenshots):
     from .page_tool import main
 
     sys.exit(main(root, port, not no_browser, screenshots))
+
+
+def _shard(text):
+    match = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise click.BadParameter(f"{text!r}: write K/N with 1 <= K <= N, e.g. 2/4")
+    return int(match[1]), int(match[2])
+
+
+@tool_commands.command("cohort")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", default="cohort-report", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for gradebook.csv, gradebook.json, report.html and summary.md.")
+@click.option("--merge", is_flag=True, help="SOURCES are the --out folders of shards: merge them into one gradebook.")
+@click.option("--shard", callback=lambda ctx, param, value: value and _shard(value), metavar="K/N",
+              help="Grade only shard K of N (every N-th submission, starting at the K-th).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Submissions graded at once (default: one per core).")
+@click.option("--timeout", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Seconds one submission may take before it is stopped and reported as timed_out.")
+@click.option("--cache", type=click.Path(file_okay=False),
+              help="Where clones and grades are kept between runs (default: ~/.cache/lesson-cohort).")
+@click.option("--database", metavar="URL", envvar="LESSON_GRADE_DATABASE_URL",
+              help="Replay on this PostgreSQL server instead of SQLite (default: $LESSON_GRADE_DATABASE_URL, as pytest).")
+def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database):
+    """Grade a whole class: a gradebook, the common mistakes and an HTML report.
+
+    SOURCES are checkout folders, folders of checkouts, or roster files (a git
+    URL or local path a line, optionally after the student's name).
+    """
+    from . import cohort
+
+    os.environ.pop("DATABASE_URL", None)  # the instructor's own database is not the students'
+    try:
+        if merge:
+            _, warnings = cohort.run_merge(sources, out, echo=click.echo)
+        else:
+            cohort.run_cohort(sources, out, cache=cache, jobs=jobs, shard=shard, timeout=timeout,
+                              server_url=database, echo=click.echo, progress=cohort.Progress())
+            warnings = []
+    except (cohort.SourceError, cohort.MergeError) as error:
+        raise click.UsageError(str(error))
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted. Grades finished so far are cached: run the same command again to resume.",
+                   err=True)
+        sys.exit(130)
+    click.echo(f"Wrote {out}/gradebook.csv, gradebook.json, report.html and summary.md.")
+    sys.exit(1 if warnings else 0)

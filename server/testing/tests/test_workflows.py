@@ -221,3 +221,59 @@ def test_student_path_follows_the_readme_in_the_systems_shells():
     assert all_steps.index(walkthrough) < all_steps.index(grade)
     assert the_step(all_steps, "test_windows_differences.py").endswith(
         "run: pipenv run pytest server/testing/tests/test_windows_differences.py")
+
+
+# --- cohort.yml ------------------------------------------------------------------
+
+
+def test_cohort_runs_only_by_hand_with_a_roster_and_a_number_of_shards():
+    lines = workflow("cohort.yml")
+    assert keys_of(section(lines, "on")) == ["workflow_dispatch"]
+    assert keys_of(section(lines, "on", "workflow_dispatch", "inputs")) == ["roster", "shards"]
+    assert value(lines, "on", "workflow_dispatch", "inputs", "shards", "type") == "number"
+    assert keys_of(section(lines, "jobs")) == ["plan", "grade", "merge"]
+
+
+def test_cohort_plan_lists_one_shard_per_runner(tmp_path):
+    plan = the_step(steps(workflow("cohort.yml"), "plan"), "GITHUB_OUTPUT")
+    command = plan.split("run: ", 1)[1]
+    output = tmp_path / "output"
+    environment = dict(os.environ, SHARDS="3", GITHUB_OUTPUT=str(output))
+    subprocess.run(["bash", "-c", command], env=environment, check=True, timeout=30)
+    assert output.read_text() == "shards=[1, 2, 3]\n"
+    environment["SHARDS"] = "0"
+    refused = subprocess.run(["bash", "-c", command], env=environment, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "shards must be 1 to 32" in refused.stderr
+
+
+def test_cohort_grades_each_shard_with_the_cohort_command():
+    lines = workflow("cohort.yml")
+    assert value(lines, "jobs", "grade", "strategy", "matrix", "shard") == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    assert value(lines, "jobs", "grade", "strategy", "fail-fast") == "false"
+    all_steps = steps(lines, "grade")
+    assert the_step(all_steps, "pipenv install").endswith("run: pipenv install --deploy")
+    grade = the_step(all_steps, "--shard")
+    assert grade.endswith('run: pipenv run cohort "$ROSTER" --shard "$SHARD/$SHARDS" --out "shard-$SHARD"')
+    assert "SHARD: ${{ matrix.shard }}" in grade.splitlines()
+    upload = the_step(all_steps, "actions/upload-artifact@")
+    assert "if: always()" in upload.splitlines()
+    assert "name: cohort-shard-${{ matrix.shard }}" in upload.splitlines()
+    # Inputs reach the shell through the environment, never pasted into the script.
+    for step in all_steps:
+        run = step.split("run: ", 1)[1] if "run: " in step else ""
+        assert "${{" not in run, step
+
+
+def test_cohort_merges_every_shard_into_one_gradebook():
+    lines = workflow("cohort.yml")
+    assert value(lines, "jobs", "merge", "needs") == "[plan, grade]"
+    assert value(lines, "jobs", "merge", "if") == "${{ always() && needs.plan.result == 'success' }}"
+    all_steps = steps(lines, "merge")
+    download = the_step(all_steps, "actions/download-artifact@")
+    assert "pattern: cohort-shard-*" in download.splitlines() and "path: shards" in download.splitlines()
+    merge = the_step(all_steps, "--merge")
+    assert merge.endswith("run: pipenv run cohort --merge shards/*/ --out gradebook")
+    assert all_steps.index(merge) > all_steps.index(download)
+    upload = the_step(all_steps, "actions/upload-artifact@")
+    assert {"if: always()", "name: cohort-gradebook", "path: gradebook/"} <= set(upload.splitlines())
+    assert 'cohort = "python server/testing/tools.py cohort"' in (REPO_ROOT / "Pipfile").read_text()
