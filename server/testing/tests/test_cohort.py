@@ -5,6 +5,7 @@ mistake catalogue, each with its own random revision ids (cohort_submissions.py)
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,6 @@ import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 
 from testing.lesson import cohort
 from testing.lesson.checkpoints import CHECKPOINTS
@@ -331,28 +331,32 @@ def test_a_mistake_has_one_id_whatever_the_revision_ids(request, tmp_path):
     assert mistakes[:3] == mistakes[3:]
     assert mistakes[:3] == [
         ["rename_table:loses_data", "downgrades:downgrade_not_reversed"],
-        ["models_match:differs_from_revision_3"],
+        ["models_match:models_not_reverted"],
         ["rename_column:upgrade_fails"],  # downgrades is blocked by it: not a mistake of its own
     ]
-    assert cohort.mistake_name("models_match:differs_from_revision_3").startswith("models.py not put back")
+    assert cohort.mistake_name("models_match:models_not_reverted").startswith("models.py not put back")
     assert len(made) == 6
 
 
 class FakeResult:
-    def __init__(self, summary, status="failed", reason=None):
-        self.id, self.summary, self.status = "rename_table", summary, status
-        if reason:
-            self.reason = reason
+    def __init__(self, reason, status="failed"):
+        self.id, self.reason, self.status = "rename_table", reason, status
 
 
-def test_mistake_of_prefers_the_engines_reason():
-    summary = "Revision 3 (server/migrations/versions/0a1b2c3d4e5f_rename.py) loses data: the 2 rows of `department`."
-    assert cohort.mistake_of(FakeResult(summary)) == "rename_table:loses_data"
-    assert cohort.mistake_of(FakeResult(summary, reason="create_drop")) == "rename_table:create_drop"
-    assert cohort.mistake_of(FakeResult(summary, status="passed")) is None
-    assert cohort.normalised_summary(summary) == "Revision <n> loses data: the <n> rows of `department`."
-    assert cohort.mistake_of(FakeResult("Something new went wrong in 12 ways.")) == \
-        "rename_table:something_new_went_wrong_in_n"
+def test_a_mistake_is_the_checkpoint_and_the_engines_reason():
+    assert cohort.mistake_of(FakeResult("loses_data")) == "rename_table:loses_data"
+    assert cohort.mistake_of(FakeResult("ok", status="passed")) is None
+    assert cohort.mistake_name("rename_table:loses_data").startswith("table rename kept as create+drop")
+    assert "hung" in cohort.mistake_name("rename_table:upgrade_stopped")
+
+
+def test_every_named_mistake_is_a_reason_the_engine_gives():
+    from testing.lesson import checks
+
+    documented = set(re.findall(r"[a-z_]+", checks.__doc__.split(".reason", 1)[1].split("Message formats", 1)[0]))
+    for mistake in cohort.MISTAKE_NAMES:
+        checkpoint, reason = mistake.split(":")
+        assert checkpoint in {c.id for c in checks.CHECKPOINTS} and reason in documented, mistake
 
 
 # --- the report --------------------------------------------------------------------------------------
