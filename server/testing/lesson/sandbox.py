@@ -79,8 +79,7 @@ class Sandbox:
         self.guards = guards_for(layout)
         self.role = role  # "models" needs no Alembic: a lighter worker
         self.folder = None
-        self.process = None
-        self.answers = None
+        self.process = None  # _ForkedWorker or _FreshWorker
         self.ready = False
         self.overran = False  # a request has used up the whole limit
 
@@ -107,29 +106,13 @@ class Sandbox:
         """Start the worker now, without waiting for it: it boots while the grader works."""
         shutil.rmtree(self.root, ignore_errors=True)
         _copy_server(self.layout.server, self.root / "server")
-        grader = self.folder / "grader"
-        if not grader.is_dir():
-            shutil.copytree(LESSON_PACKAGE, grader / "testing" / "lesson",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            (grader / "testing" / "__init__.py").write_text("", encoding="utf-8")
-            (grader / "run_worker.py").write_text(BOOTSTRAP, encoding="utf-8")
-        command = [
-            sys.executable, "-I", "-B", str(grader / "run_worker.py"),
-            "--root", str(self.root), "--server", str(self.root / "server"),
-            "--memory-mb", str(self.limits.memory_mb), "--role", self.role,
-        ]
-        self.process = subprocess.Popen(
-            command, cwd=self.root, env=_child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, **_new_process_group(),
-        )
-        self.answers = queue.Queue()
         self.ready = False
-        threading.Thread(target=_read_answers, args=(self.process.stdout, self.answers), daemon=True).start()
+        self.process = _ForkedWorker.start(self) or _FreshWorker.start(self)
 
     def _await_ready(self):
         try:
-            ready = self.answers.get(timeout=START_SECONDS)
-        except queue.Empty:
+            ready = self.process.receive(START_SECONDS)
+        except TimeoutError:
             ready = None
         if ready is None or '"ready"' not in ready:
             self.stop()
@@ -138,14 +121,8 @@ class Sandbox:
 
     def stop(self):
         process, self.process = self.process, None
-        if process is None:
-            return
-        _kill_group(process)
-        for stream in (process.stdin, process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        if process is not None:
+            process.kill()
 
     # -- requests ----------------------------------------------------------------------
     def request(self, command, **args):
@@ -155,11 +132,7 @@ class Sandbox:
         if not self.ready:
             self._await_ready()
         nonce = secrets.token_hex(8)
-        try:
-            self.process.stdin.write((json.dumps({"command": command, "args": args, "nonce": nonce}) + "\n").encode())
-            self.process.stdin.flush()
-        except OSError:
-            pass  # it ended already: the answer queue says how
+        self.process.send(json.dumps({"command": command, "args": args, "nonce": nonce}))
         try:
             answer = self._wait(nonce)
         finally:
@@ -171,8 +144,8 @@ class Sandbox:
     def _wait(self, nonce):
         allowance = GRACE_SECONDS if self.overran else self.limits.seconds
         try:
-            line = self.answers.get(timeout=allowance)
-        except queue.Empty:
+            line = self.process.receive(allowance)
+        except TimeoutError:
             self.stop()
             earlier = ", as an earlier step had already used up the full limit" if self.overran else ""
             self.overran = True
@@ -190,11 +163,7 @@ class Sandbox:
         return answer
 
     def _ending(self):
-        process = self.process
-        try:
-            code = process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self.process.exit_code()
         self.stop()
         if code is not None and code < 0:
             try:
@@ -217,6 +186,162 @@ class Sandbox:
             undone = "the grader put them back" if checkout.restore else "put them back from git"
             raise ChildFailure("tampered", f"changed files outside the grader's private copy ({names}); {undone}. "
                                            "A migration changes the database, never files")
+
+
+# --- two ways to start a worker ------------------------------------------------------------
+
+FORK_SERVER_PRELOAD = [
+    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "alembic.autogenerate",
+    "flask_sqlalchemy", "testing.lesson.worker", "testing.lesson.operations", "testing.lesson.schema_data",
+]
+_fork_server = None  # (process id, multiprocessing context) of the fork server this process started
+
+
+class _ForkedWorker:
+    """A worker forked from a server process that imported its libraries once (POSIX):
+    a few milliseconds instead of a new interpreter for every sandbox. Its connection
+    carries bytes only; nothing it sends is unpickled."""
+
+    def __init__(self, process, connection):
+        self.process = process
+        self.connection = connection
+
+    @classmethod
+    def start(cls, sandbox):
+        context = _fork_context()
+        if context is None:
+            return None
+        from .worker import serve_forked
+
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=serve_forked, daemon=False,
+            args=(theirs, str(sandbox.root), str(sandbox.root / "server"), sandbox.limits.memory_mb,
+                  _child_environment(), os.getpid()),
+        )
+        try:
+            process.start()
+        except (OSError, ValueError, RuntimeError):
+            return None  # no fork server here: start a fresh interpreter instead
+        theirs.close()
+        return cls(process, ours)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def send(self, text):
+        try:
+            self.connection.send_bytes(text.encode("utf-8"))
+        except (OSError, ValueError):
+            pass  # it ended already: receive() says how
+
+    def receive(self, timeout):
+        """One line of text, None once the worker has ended, TimeoutError when it takes too long."""
+        try:
+            waiting = not self.connection.poll(timeout)
+            if not waiting:
+                return self.connection.recv_bytes(MAX_ANSWER_BYTES).decode("utf-8", "replace")
+        except (EOFError, OSError):  # ended, or sent more than an answer can be
+            return None
+        raise TimeoutError
+
+    def exit_code(self):
+        self.process.join(5)
+        return self.process.exitcode
+
+    def kill(self):
+        for kill in (lambda: os.killpg(self.process.pid, signal.SIGKILL), self.process.kill):
+            try:
+                kill()  # the group: with anything the student's code started
+            except (ProcessLookupError, PermissionError, OSError, AttributeError):
+                pass
+        self.process.join(5)
+        self.connection.close()
+
+
+def _fork_context():
+    """The fork server's multiprocessing context, started once per process; None where there is none."""
+    global _fork_server
+    import multiprocessing
+
+    if os.name != "posix" or "forkserver" not in multiprocessing.get_all_start_methods() or not _main_guarded():
+        return None
+    if _fork_server is None or _fork_server[0] != os.getpid():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
+        _fork_server = (os.getpid(), context)
+    return _fork_server[1]
+
+
+def _main_guarded():
+    """Whether a forked worker may import this process's main script, as multiprocessing does:
+    run as a module (python -m), from no file, or a script that guards its own run."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        return True
+    try:
+        return "__main__" in Path(main.__file__).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+class _FreshWorker:
+    """A worker in a new Python interpreter (Windows, or where forking is not possible),
+    from a private copy of the grader's engine, talking JSON lines over its stdin and stdout."""
+
+    def __init__(self, popen):
+        self.popen = popen
+        self.answers = queue.Queue()
+        threading.Thread(target=_read_answers, args=(popen.stdout, self.answers), daemon=True).start()
+
+    @classmethod
+    def start(cls, sandbox):
+        grader = sandbox.folder / "grader"
+        if not grader.is_dir():
+            shutil.copytree(LESSON_PACKAGE, grader / "testing" / "lesson", ignore=shutil.ignore_patterns("__pycache__"))
+            (grader / "testing" / "__init__.py").write_text("", encoding="utf-8")
+            (grader / "run_worker.py").write_text(BOOTSTRAP, encoding="utf-8")
+        command = [
+            sys.executable, "-I", "-B", str(grader / "run_worker.py"),
+            "--root", str(sandbox.root), "--server", str(sandbox.root / "server"),
+            "--memory-mb", str(sandbox.limits.memory_mb), "--role", sandbox.role,
+        ]
+        return cls(subprocess.Popen(
+            command, cwd=sandbox.root, env=_child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, **_new_process_group(),
+        ))
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def send(self, text):
+        try:
+            self.popen.stdin.write((text + "\n").encode("utf-8"))
+            self.popen.stdin.flush()
+        except OSError:
+            pass  # it ended already: receive() says how
+
+    def receive(self, timeout):
+        try:
+            return self.answers.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+
+    def exit_code(self):
+        try:
+            return self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        _kill_group(self.popen)
+        for stream in (self.popen.stdin, self.popen.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 def _copy_server(source, destination):
@@ -341,6 +466,7 @@ class FileGuard:
             for path in changed:
                 data = self.saved[path][1]
                 if data is not None:
+                    _keep_aside(path)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
         if self.remove_added:
@@ -353,6 +479,20 @@ class FileGuard:
             if _within(path, top):
                 return path.relative_to(top.parent).as_posix()
         return str(path)
+
+
+def _keep_aside(path):
+    """Copy a changed file somewhere safe before putting the old one back: if it was
+    someone editing the grader while it graded, nothing of theirs is lost."""
+    try:
+        folder = Path(tempfile.gettempdir()) / "lesson-guard"
+        folder.mkdir(exist_ok=True)
+        kept = folder / f"{path.name}.{secrets.token_hex(4)}"
+        shutil.copy2(path, kept)
+        print(f"lesson grader: {path} changed while a submission's code ran; it was put back, and the changed "
+              f"file is kept in {kept}", file=sys.stderr)
+    except OSError:
+        pass
 
 
 def _fingerprint(path, data):

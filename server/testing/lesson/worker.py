@@ -155,15 +155,22 @@ def _limit_resources(megabytes):
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
-def _watch_parent():
+def _watch(grader_pid):
     """End this process when the grading process is gone, whatever the student's code is doing."""
     import threading
     import time
 
-    parent = os.getppid()
+    def alive():
+        try:
+            os.kill(grader_pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # Windows cannot probe a process this way: the parent link is enough there
+            return True
+        return os.getppid() != 1
 
     def watch():
-        while os.getppid() == parent:
+        while alive():
             time.sleep(0.5)
         os._exit(3)
 
@@ -221,6 +228,36 @@ def _preload(role):
         from . import operations  # noqa: F401
 
 
+class _ConnectionLines:
+    """A multiprocessing Connection read and written as lines of text (bytes only: nothing pickled)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self.connection.recv_bytes().decode("utf-8")
+            except (EOFError, OSError):
+                return
+
+    def write(self, text):
+        self.connection.send_bytes(text.rstrip("\n").encode("utf-8"))
+
+    def flush(self):
+        pass
+
+
+def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
+    """The worker in a process forked from a server that has already imported its libraries
+    (sandbox.py, on POSIX): the same set-up as main(), without starting Python again."""
+    os.setsid()  # its own process group, killed whole
+    os.environ.clear()
+    os.environ.update(environment)
+    lines = _ConnectionLines(connection)
+    _run(lines, lines, root, server, memory_mb, None, grader_pid)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
@@ -231,6 +268,10 @@ def main():
     # Keep the protocol's pipes for ourselves; the student's code gets empty ones.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid())
+
+
+def _run(requests, channel, root, server, memory_mb, role, grader_pid):
     null_in, null_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null_in, 0)
     os.dup2(null_out, 1)
@@ -238,12 +279,13 @@ def main():
     sys.stdin = open(os.devnull, "r")
     sys.stdout = sys.stderr = open(os.devnull, "w")
     sys.dont_write_bytecode = True
-    _preload(options.role)
-    sys.path.insert(0, options.server)  # as under `flask db`: the server's own modules import
-    os.chdir(options.server)
-    _limit_resources(options.memory_mb)
-    _watch_parent()
-    worker = Worker(options.root, options.server, options.memory_mb)
+    if role is not None:  # a forked worker has its libraries already
+        _preload(role)
+    sys.path.insert(0, server)  # as under `flask db`: the server's own modules import
+    os.chdir(server)
+    _limit_resources(memory_mb)
+    _watch(grader_pid)
+    worker = Worker(root, server, memory_mb)
     channel.write('{"ready": true}\n')
     channel.flush()
     try:

@@ -57,8 +57,13 @@ except OSError:
 """
 REWRITE_CHECKOUT = """
 import os, pathlib
+def ancestors():
+    pid = os.getppid()
+    while pid > 1:
+        yield pid
+        pid = int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 try:
-    arguments = pathlib.Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\\0")
+    arguments = [a for pid in ancestors() for a in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\\0")]
     for argument in arguments:
         if argument.startswith(b"--lesson-root="):
             models = pathlib.Path(argument.split(b"=", 1)[1].decode()) / "server" / "models.py"
@@ -175,6 +180,6 @@ HOSTILE = (
     Hostile("floods_the_output", in_function(1, "upgrade", FLOOD), exit_code=0),
     Hostile("junk_on_every_pipe", both(at_import(2, JUNK_ON_EVERY_PIPE), models_not_reverted),
             ("history", "create_department") + LATER_THAN_2,
-            {"history": ("disturbed the grader",)}),
+            {"history": ("cannot be loaded",)}),
     Hostile("leaves_a_process_behind", in_function(1, "upgrade", STRAY_PROCESS), exit_code=0),
 )

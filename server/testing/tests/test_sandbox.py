@@ -92,12 +92,13 @@ def test_the_worker_ends_when_the_grading_process_is_killed(tmp_path):
         sys.path.insert(0, {str(sandbox_module.GRADER_ROOT / "server")!r})
         from testing.lesson.sandbox import Limits, Sandbox
         from testing.lesson.submission import Layout
-        with Sandbox(Layout.of({str(tmp_path)!r}), Limits(600, 512)) as sandbox:
-            sandbox.start()
-            sandbox._await_ready()
-            print(sandbox.process.pid, flush=True)
-            sandbox.request("run", path=str(sandbox.private({str(path)!r})), direction="upgrade",
-                            url="sqlite:///{tmp_path / 'scratch.db'}")
+        if __name__ == "__main__":
+            with Sandbox(Layout.of({str(tmp_path)!r}), Limits(600, 512)) as sandbox:
+                sandbox.start()
+                sandbox._await_ready()
+                print(sandbox.process.pid, flush=True)
+                sandbox.request("run", path=str(sandbox.private({str(path)!r})), direction="upgrade",
+                                url="sqlite:///{tmp_path / 'scratch.db'}")
     """), encoding="utf-8")
     grading = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     worker = int(grading.stdout.readline())
