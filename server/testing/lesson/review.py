@@ -219,8 +219,27 @@ def _review(server_dir, url):
     if flagged:
         click.secho("Nothing here deletes data, but fix what is marked !! before `flask db upgrade`.", fg="yellow")
         return 0
+    if _models_describe_database(server_dir, url):
+        click.secho(
+            "Nothing here deletes data, but models.py already matches your database as it is, so your models\n"
+            "do not need these revisions. At the end of the lesson (step 5) revision 4 stays unapplied:\n"
+            "do not run `flask db upgrade`.", fg="yellow")
+        return 0
     click.secho("Nothing here deletes data: `flask db upgrade` is safe to run.", fg="green")
     return 0
+
+
+def _models_describe_database(server_dir, url):
+    """True when models.py matches the database as it is now (autogenerate finds nothing)."""
+    from .status import inspect_local_database
+    from .submission import Layout, load_models
+
+    layout = Layout.of(server_dir.parent)
+    metadata = getattr(load_models(layout), "metadata", None)
+    if metadata is None:
+        return False
+    local = inspect_local_database(layout, in_instance_folder(url, server_dir), metadata)
+    return local.exists and local.model_differences == [] and not local.model_error
 
 
 def _report_script(script, recorded, risks):
