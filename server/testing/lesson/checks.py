@@ -593,6 +593,7 @@ class _Grading:
                 f"Extra: {', '.join(r.rel for r in extras)}."
             )
             extra_fix = (
+                "The lesson has four revisions: step 5 goes back with a downgrade instead of adding one.\n"
                 "Remove the extra revisions: if your database already ran them, first go back with\n"
                 f"    flask db downgrade {self.chain[LESSON_REVISIONS - 1].revision}\n"
                 f"then delete {', '.join(r.rel for r in extras)}."

@@ -185,6 +185,7 @@ def step_marks(report, local=None, chain=()):
         reached = LESSON_REVISIONS  # step 5 goes back to revision 3 on purpose
     for step in (1, 2, 3, 4):
         marks[step] = marks[step] and reached >= step
+    marks[5] = marks[5] and where.position == END_REVISION  # also where the grader cannot read the database
     lost = where.loss_on_the_way()
     rows_lost_later = lost is not None and lost[0] > 2
     marks[1] = marks[1] and local.rows.get("employees", 0) > 0
