@@ -34,6 +34,7 @@ logger = logging.getLogger("alembic.env")
 
 SERVER_DIR = Path(__file__).resolve().parents[2]
 WIDTH = 76
+LESSON_REVISIONS = 4
 
 LABELS = {
     "table_rename": "Table rename written as drop + create",
@@ -213,6 +214,13 @@ def _review(server_dir, url):
         _report_script(script, recorded, risks)
 
     click.echo("")
+    extra = _beyond_the_lesson(_chain(server_dir), pending)
+    if extra:
+        names = "\n".join("    " + os.path.relpath(script.path) for script in extra)
+        click.secho(
+            "The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
+            f"Do not fix or apply these; delete them:\n{names}", fg="red", bold=True)
+        return 1
     if losing:
         click.secho("Data would be lost: fix what is marked !! before `flask db upgrade`.", fg="red", bold=True)
         return 1
@@ -227,6 +235,20 @@ def _review(server_dir, url):
         return 0
     click.secho("Nothing here deletes data: `flask db upgrade` is safe to run.", fg="green")
     return 0
+
+
+def _chain(server_dir):
+    """The revision files in order, from the first (empty when they do not form one line)."""
+    from .submission import Layout, load_history
+
+    history = load_history(Layout.of(server_dir.parent))
+    return history.chain if history.sound else []
+
+
+def _beyond_the_lesson(chain, pending):
+    """The pending scripts after the lesson's fourth revision."""
+    extra = {revision.revision for revision in chain[LESSON_REVISIONS:]}
+    return [script for script in pending if script.revision in extra]
 
 
 def _models_describe_database(server_dir, url):

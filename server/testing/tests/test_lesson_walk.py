@@ -25,6 +25,7 @@ from typing import Callable, Optional, Tuple
 import pytest
 
 from testing.lesson.checks import grade
+from testing.lesson.review import run_review
 from testing.lesson.status import fix_of, render, status_of
 from testing.lesson.walkthrough import flask_environment
 
@@ -120,6 +121,7 @@ class Point:
     change: Optional[Callable] = None
     status_words: Tuple[str, ...] = ()  # only the status can say these (it reads your database)
     grader_reads_database: bool = False  # the grader sees the problem only in a local SQLite file
+    review_words: Tuple[str, ...] = ()  # in what `flask lesson review` says about the revisions not applied
 
 
 REV3_FIX = "op.rename_table('department', 'departments')"
@@ -130,14 +132,15 @@ POINTS = (
     Point("after step 2", 2, 3, ('flask db migrate -m "rename department"',), (1, 2)),
     Point("after step 3", 3, 4, ('flask db migrate -m "rename address"',), (1, 2, 3)),
     Point("after step 4", 4, 5, ("flask db downgrade {rev3}", ADDRESS), (1, 2, 3, 4)),
-    Point("after step 5", 5, None, (), (1, 2, 3, 4, 5)),
+    Point("after step 5", 5, None, (), (1, 2, 3, 4, 5), review_words=("do not run `flask db upgrade`",)),
     Point("unfixed step 3 upgraded", 2, 3, (REV3_FIX, "{new}"), (1, 2), unfixed_step_3_upgraded,
           status_words=("flask shell", "do not upgrade or downgrade")),
     Point("models.py changed before migrating", 2, 3, (REV3_FIX, "{new}"), (1, 2), models_changed_before_migrating,
-          status_words=("before `flask db upgrade`",)),
+          status_words=("before `flask db upgrade`",), review_words=("Data would be lost",)),
     Point("models.py reverted before the downgrade", 4, 5, ("flask db downgrade {rev3}",), (1, 2, 3, 4),
           models_reverted_first, status_words=("leave it as it is",), grader_reads_database=True),
-    Point("extra revision", 4, 5, ("delete", "{new}"), (1, 2, 3, 4), extra_revision),
+    Point("extra revision", 4, 5, ("delete", "{new}"), (1, 2, 3, 4), extra_revision,
+          review_words=("Do not fix or apply these; delete them",)),
     Point("downgrade too far", 4, 5, ("flask db upgrade {rev3}", ADDRESS), (1, 2), downgrade_too_far,
           status_words=("one downgrade too many",)),
     Point("models.py not reverted", 4, 5, (ADDRESS,), (1, 2, 3, 4), models_not_reverted,
@@ -156,7 +159,7 @@ def first_fix(report):
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
-def test_status_and_grader_agree(request, backend, tmp_path, point):
+def test_status_and_grader_agree(request, backend, tmp_path, capsys, point):
     build = reference_solution(request, backend)
     copy = copy_reference(request, build, tmp_path / "checkout", step=point.after_step)
     student = Student(copy)
@@ -169,6 +172,12 @@ def test_status_and_grader_agree(request, backend, tmp_path, point):
     if point.change in (unfixed_step_3_upgraded, models_changed_before_migrating, extra_revision):
         values["new"] = student.new_revision_rel(known)
     words = [word.format(**values) for word in point.words]
+
+    if point.review_words:
+        run_review(copy.server, copy.database_url)
+        review = capsys.readouterr().out
+        for word in point.review_words:
+            assert word in review, review
 
     status = status_of(copy.checkout, copy.database_url)
     shown = render(status)
