@@ -217,10 +217,12 @@ def _review(server_dir, url):
     extra = _beyond_the_lesson(_chain(server_dir), pending)
     if extra:
         names = "\n".join("    " + os.path.relpath(script.path) for script in extra)
-        click.secho(
-            "The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
-            f"Do not fix or apply these; delete them:\n{names}", fg="red", bold=True)
-        return 1
+        note = ("The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
+                f"For the lesson, do not fix or apply these; delete them:\n{names}")
+        if losing:
+            click.secho(note, fg="red", bold=True)
+            return 1
+        click.echo(note + "\n")
     if losing:
         click.secho("Data would be lost: fix what is marked !! before `flask db upgrade`.", fg="red", bold=True)
         return 1

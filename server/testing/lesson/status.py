@@ -363,7 +363,9 @@ def _step_5_advice(where):
         return [Advice(
             "Step 5: put `address` back in models.py",
             "Your database is at revision 3, where step 5 leaves it, but models.py still describes revision 4.\n"
-            "Change models.py (not the migrations, and do not upgrade); the Department model should read:" + model,
+            "Change models.py (not the migrations, and do not upgrade); the Department model should read:" + model
+            + "\n(Still in step 4, before its upgrade? Files and database are the same then: putting `address`\n"
+            "back leads to the same end, or follow step 4 to its end and then step 5's downgrade.)",
             5,
         )]
     return []

@@ -140,7 +140,7 @@ POINTS = (
     Point("models.py reverted before the downgrade", 4, 5, ("flask db downgrade {rev3}",), (1, 2, 3, 4),
           models_reverted_first, status_words=("leave it as it is",), grader_reads_database=True),
     Point("extra revision", 4, 5, ("delete", "{new}"), (1, 2, 3, 4), extra_revision,
-          review_words=("Do not fix or apply these; delete them",)),
+          review_words=("do not fix or apply these; delete them",)),
     Point("downgrade too far", 4, 5, ("flask db upgrade {rev3}", ADDRESS), (1, 2), downgrade_too_far,
           status_words=("one downgrade too many",)),
     Point("models.py not reverted", 4, 5, (ADDRESS,), (1, 2, 3, 4), models_not_reverted,
