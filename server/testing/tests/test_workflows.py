@@ -186,4 +186,4 @@ def test_maintainers_installs_pipenv_with_the_matrix_python_and_runs_the_selftes
     assert "python -m pipenv install --dev --deploy" in the_step(all_steps, "install --dev")
     assert the_step(all_steps, "selftest").endswith("run: python -m pipenv run selftest")
     pipfile = (REPO_ROOT / "Pipfile").read_text()
-    assert 'selftest = "pytest server/testing/tests"' in pipfile
+    assert 'selftest = "pytest --pyargs testing.tests"' in pipfile  # the suite, from any folder (test_folders.py)
