@@ -27,6 +27,7 @@ tests ran, so the project's own suite (server/testing/tests) is undisturbed.
 """
 import os
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
@@ -135,9 +136,10 @@ def summary_table(report):
     lines = [f"{'checkpoint':<{width}}  {'result':<7}  {'points':>6}  summary"]
     for result in report:
         points = "-" if result.status == "not_applicable" else f"{result.earned}/{result.points}"
-        lines.append(
-            f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  {_short(result.summary)}"
-        )
+        row = f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  "
+        first, *more = _wrapped(result.summary)
+        lines.append(row + first)
+        lines += [" " * len(row) + line for line in more]
     return lines
 
 
@@ -145,8 +147,9 @@ def _points_cell(result):
     return "-" if result.status == "not_applicable" else f"{result.earned} / {result.points}"
 
 
-def _short(text, limit=90):
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _wrapped(text, limit=80):
+    """A summary as lines of at most `limit` characters, broken between words only."""
+    return textwrap.wrap(text, width=limit, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def markdown_summary(report):

@@ -648,9 +648,10 @@ class _Grading:
                 f"Extra: {', '.join(r.rel for r in extras)}."
             )
             extra_fix = (
+                "The lesson has four revisions: step 5 goes back with a downgrade instead of adding one.\n"
                 "Remove the extra revisions: if your database already ran them, first go back with\n"
                 f"    flask db downgrade {self.chain[LESSON_REVISIONS - 1].revision}\n"
-                "then delete the extra files."
+                f"then delete {', '.join(r.rel for r in extras)}."
             )
         if not problems:
             return self.passed("history", "One linear history of four revisions: one base, one head, no branches.")
@@ -669,14 +670,30 @@ class _Grading:
         doers = self.revisions_doing(count + 1)
         if doers:
             return self.order_fix(doers[0])
-        if not self.wrong_schema:
+        failing = [n for n in range(1, count + 1) if self.results[REVISION_CHECKPOINTS[n]].status == FAILED]
+        local = self.local_position()
+        if not self.wrong_schema and not failing and local is not None and local < count:
+            return (f"Step {REVISION_STEP[count]}: {self.layout.rel(self.layout.local_database)} is at revision {local}; "
+                    f"apply the rest first, in server/:\n    flask db upgrade head\nThen step {count + 1}.")
+        if not self.wrong_schema and not failing:
             return f"Step {count + 1}: " + NEXT_STEP[count + 1]
-        position = self.wrong_schema[0]
+        position = (self.wrong_schema or failing)[0]
         revision = self.chain[position - 1]
-        if position == 1:
+        if position == 1 and self.wrong_schema:
             return self.order_fix(1)
-        return (f"First fix revision {position} ({revision.rel}): see {REVISION_CHECKPOINTS[position]}. "
-                f"Then step {count + 1}.")
+        return (f"Step {REVISION_STEP[position]} first: fix revision {position} ({revision.rel}), as "
+                f"{REVISION_CHECKPOINTS[position]} says:\n\n{fix_functions(position, revision)}\n\nThen step {count + 1}.")
+
+    def local_position(self):
+        """Where the local SQLite database is in the chain, when there is one to read (else None)."""
+        path = self.layout.local_database
+        if configured_database(self.layout) or not path.is_file():
+            return None
+        try:
+            versions = read_local_database(path)["versions"] or []
+        except Exception:  # local_database reports an unreadable file
+            return None
+        return self.history.position_of(versions[0]) if len(versions) == 1 else None
 
     def revisions_found(self):
         lines = []
@@ -939,7 +956,11 @@ class _Grading:
         feedback.add("Expected", "The database stays at revision 3 (step 5), so models.py describes revision 3: "
                                  "Employee as in the starter, and Department with table `departments` and "
                                  "the column `address` (not `location`).")
-        feedback.add("Fix", f"Change {models_rel} (not the migrations); the Department model should read:\n\n"
+        rev3 = self.chain[MODELS_REVISION - 1].revision
+        feedback.add("Fix", f"Step 5: your database stays at revision 3 ({rev3}); `flask db current` in server/ shows "
+                    f"where it is. At revision 4, go back with `flask db downgrade {rev3}`; at revision 1 or 2, "
+                    f"come up with `flask db upgrade {rev3}` (not head).\n"
+                    f"Then change {models_rel} (not the migrations); the Department model should read:\n\n"
                     + code_block(FINAL_DEPARTMENT_MODEL)
                     + "\n\n(update __repr__ to use self.address too). Then `flask db migrate` "
                       "would find nothing to do.")

@@ -41,7 +41,7 @@ def status_of(root, database_url):
 def checklist(marks, advice, action):
     from .checkpoints import STEPS
 
-    title, text = action
+    title, text = action.title, action.text
     return {
         "steps": [{"step": step, "title": STEPS[step], "done": bool(marks[step])} for step in STEPS],
         "next": {"title": title, "text": text},

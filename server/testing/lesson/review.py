@@ -30,12 +30,13 @@ from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
 from .pending import record_pending
 from .sandbox import Sandbox
-from .submission import Layout, load_history
+from .submission import Layout, load_history, load_models
 
 logger = logging.getLogger("alembic.env")
 
 SERVER_DIR = Path(__file__).resolve().parents[2]
 WIDTH = 76
+LESSON_REVISIONS = 4
 
 LABELS = {
     "table_rename": "Table rename written as drop + create",
@@ -195,6 +196,7 @@ def _review(server_dir, url):
         history = load_history(layout, sandbox)
         pending = _pending(history, current, where)
         recordings = record_pending(sandbox, pending, row_counts, columns, make_url(url).get_backend_name())
+        models = load_models(layout, sandbox)
     at = f"at revision {', '.join(current)}" if current else "no revision applied yet"
     click.echo(f"Database: {where}, {at}")
     if not pending:
@@ -207,14 +209,46 @@ def _review(server_dir, url):
     for recording in recordings:
         _report_script(recording)
     click.echo("")
-    if any(recording.loses_data for recording in recordings):
+    losing = any(recording.loses_data for recording in recordings)
+    extra = _beyond_the_lesson(history.chain if history.sound else [], pending)
+    if extra:
+        names = "\n".join("    " + os.path.relpath(revision.path) for revision in extra)
+        note = ("The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
+                f"For the lesson, do not fix or apply these; delete them:\n{names}")
+        if losing:
+            click.secho(note, fg="red", bold=True)
+            return 1
+        click.echo(note + "\n")
+    if losing:
         click.secho("Data would be lost: fix what is marked !! before `flask db upgrade`.", fg="red", bold=True)
         return 1
     if any(recording.risks or recording.problem for recording in recordings):
         click.secho("Nothing here deletes data, but fix what is marked !! before `flask db upgrade`.", fg="yellow")
         return 0
+    if _models_describe_database(layout, url, models.metadata):
+        click.secho(
+            "Nothing here deletes data, but models.py already matches your database as it is, so your models\n"
+            "do not need these revisions. At the end of the lesson (step 5) revision 4 stays unapplied:\n"
+            "do not run `flask db upgrade`.", fg="yellow")
+        return 0
     click.secho("Nothing here deletes data: `flask db upgrade` is safe to run.", fg="green")
     return 0
+
+
+def _beyond_the_lesson(chain, pending):
+    """The pending revisions after the lesson's fourth."""
+    extra = {revision.revision for revision in chain[LESSON_REVISIONS:]}
+    return [revision for revision in pending if revision.revision in extra]
+
+
+def _models_describe_database(layout, url, metadata):
+    """True when models.py matches the database as it is now (autogenerate finds nothing)."""
+    from .status import inspect_local_database
+
+    if metadata is None:
+        return False
+    local = inspect_local_database(layout, in_instance_folder(url, layout.server), metadata)
+    return local.exists and local.model_differences == [] and not local.model_error
 
 
 def _report_script(recording):

@@ -89,6 +89,9 @@ def copy_starter(dest, source=None):
         return skipped
 
     shutil.copytree(source, dest, ignore=ignore, dirs_exist_ok=True)
+    if lesson_in_progress(source) and (source / "server" / "models.py").is_file():
+        # A student's checkout: its models.py is their work, not the starter's.
+        (dest / "server" / "models.py").write_text(published_models(source), encoding="utf-8")
     return dest
 
 
@@ -101,6 +104,23 @@ def shown_paths(output, checkout_paths, sep=os.sep):
         output = re.sub(r"\.\.\.(?:" + re.escape(sep) + r"[^\s" + re.escape(sep) + r"]+)+",
                         lambda match: match.group(0).replace(sep, "/"), output)
     return [line.rstrip() for line in output.splitlines()]
+
+
+def lesson_in_progress(root):
+    """True for a checkout where the lesson has begun (it has migrations or a
+    database, which the published starter never has)."""
+    server = Path(root) / "server"
+    return (server / "migrations").exists() or (server / "instance").exists()
+
+
+def published_models(root):
+    """The starter's models.py as the lesson publishes it: the README's listing
+    in step 1 (which the walkthrough checks against the maintainers' copy)."""
+    text = (Path(root) / "README.md").read_text(encoding="utf-8")
+    for block in readme.parse_readme(text):
+        if block.step == 1 and block.kind == "expect models.py":
+            return block.text.rstrip("\n") + "\n"
+    raise WalkthroughError("README.md shows no starter models.py (an `expect models.py` block in step 1)")
 
 
 # --- running the README -----------------------------------------------------

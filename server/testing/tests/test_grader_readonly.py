@@ -23,9 +23,12 @@ from pathlib import Path
 from testing.tests.lesson_builds import copy_reference, reference_solution
 
 GRADER_ROOT = Path(__file__).resolve().parents[3]
-# Compiled by pytest's own import of the grader's package and conftest.py,
+# Compiled by pytest's own import of the grader's package and conftest.py (and
+# of conftest.py at the root, which sends `pytest` in any folder to the grader),
 # before conftest.py can switch bytecode off (see the module docstring).
-PYTEST_OWN_BYTECODE = ("server/testing/__pycache__/__init__.", "server/testing/__pycache__/conftest.")
+PYTEST_OWN_BYTECODE = (
+    "server/testing/__pycache__/__init__.", "server/testing/__pycache__/conftest.", "__pycache__/conftest.",
+)
 
 
 def tree_state(root):
@@ -77,7 +80,7 @@ def test_grading_in_place_changes_nothing_but_pytests_own_bytecode(request, tmp_
     unexpected = [path for path in found["added"] if not path.startswith(PYTEST_OWN_BYTECODE)]
     assert unexpected == [], found
     assert found["removed"] == found["modified"] == found["folders removed"] == [], found
-    assert set(found["folders added"]) <= {"server/testing/__pycache__"}, found
+    assert set(found["folders added"]) <= {"server/testing/__pycache__", "__pycache__"}, found
 
 
 def test_grading_from_a_pristine_grader_changes_nothing(request, tmp_path):
