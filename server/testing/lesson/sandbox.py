@@ -409,7 +409,7 @@ def guards_for(layout):
     reported, never undone."""
     testing = LESSON_PACKAGE.parent
     grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py",
-                        GRADER_ROOT / "pytest.ini"], restore=True, remove_added=False)
+                        GRADER_ROOT / "pytest.ini", GRADER_ROOT / "conftest.py"], restore=True, remove_added=False)
     in_place = layout.root == GRADER_ROOT
     checkout = FileGuard([layout.server], restore=not in_place, remove_added=not in_place,
                          skip=("instance", ".env", "testing"))
