@@ -667,22 +667,24 @@ class _Grading:
 
     def next_revision_fix(self, count):
         """What to do when the line is short: the next step, unless a revision does another step's work."""
-        doers = self.revisions_doing(count + 1)
-        if doers:
-            return self.order_fix(doers[0])
         failing = [n for n in range(1, count + 1) if self.results[REVISION_CHECKPOINTS[n]].status == FAILED]
         local = self.local_position()
         if not self.wrong_schema and not failing and local is not None and local < count:
             return (f"Step {REVISION_STEP[count]}: {self.layout.rel(self.layout.local_database)} is at revision {local}; "
                     f"apply the rest first, in server/:\n    flask db upgrade head\nThen step {count + 1}.")
         if not self.wrong_schema and not failing:
-            return f"Step {count + 1}: " + NEXT_STEP[count + 1]
+            doers = self.revisions_doing(count + 1)
+            return self.order_fix(doers[0]) if doers else f"Step {count + 1}: " + NEXT_STEP[count + 1]
         position = (self.wrong_schema or failing)[0]
-        revision = self.chain[position - 1]
         if position == 1 and self.wrong_schema:
             return self.order_fix(1)
+        return self.fix_first(position, count + 1)
+
+    def fix_first(self, position, then):
+        """Mend revision `position` into its own step's work, then go on with step `then`."""
+        revision = self.chain[position - 1]
         return (f"Step {REVISION_STEP[position]} first: fix revision {position} ({revision.rel}), as "
-                f"{REVISION_CHECKPOINTS[position]} says:\n\n{fix_functions(position, revision)}\n\nThen step {count + 1}.")
+                f"{REVISION_CHECKPOINTS[position]} says:\n\n{fix_functions(position, revision)}\n\nThen step {then}.")
 
     def local_position(self):
         """Where the local SQLite database is in the chain, when there is one to read (else None)."""
@@ -784,9 +786,9 @@ class _Grading:
         else:
             summary = f"{name[0].upper()}{name[1:]} does not do what step {REVISION_STEP[position]} asks."
         feedback = Feedback(summary).add("Found", bullet_list(problems))
-        fix = self.order_fix(position) if other_work and position not in lesson_works(step) else None
-        reason = "loses_data" if step.losses else ("does_another_steps_work" if fix else "wrong_schema")
-        self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step, fix), reason)
+        another = other_work and position not in lesson_works(step)
+        reason = "loses_data" if step.losses else ("does_another_steps_work" if another else "wrong_schema")
+        self.failed(checkpoint_id, self.revision_advice(feedback, position, "upgrade", step), reason)
 
     def work_elsewhere(self, position, doer):
         """Feedback for step `position`, whose work revision `doer` does instead of a revision of its own."""
@@ -797,6 +799,8 @@ class _Grading:
                             f"{REVISION_STEP[position]} has no revision of its own.")
         feedback.add("Revisions found", self.revisions_found())
         feedback.add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.")
+        if doer < position and self.results[REVISION_CHECKPOINTS[doer]].status == FAILED:
+            return feedback.add("Fix", self.fix_first(doer, position))
         return feedback.add("Fix", self.order_fix(min(doer, position)))
 
     def expected_after_upgrade(self, position, before):
@@ -826,9 +830,9 @@ class _Grading:
             return current
         return current
 
-    def revision_advice(self, feedback, position, direction, step, fix=None):
+    def revision_advice(self, feedback, position, direction, step):
         """Add what the revision does, the risk found, what was expected and the fix
-        (the lesson's code for the revision, unless `fix` says otherwise)."""
+        (the lesson's code for the revision)."""
         revision = self.chain[position - 1]
         feedback.add(f"What it does ({direction})", what_it_does(step))
         risks = risks_of(step)
@@ -838,8 +842,6 @@ class _Grading:
             feedback.add("Expected", f"Revision {position} {EXPECTED_WORK[position]}.")
         else:
             feedback.add("Expected", f"The downgrade of revision {position} undoes exactly what its upgrade does, keeping every row.")
-        if fix:
-            return feedback.add("Fix", fix)
         fix = f"In {revision.rel}, make the functions read:\n\n{fix_functions(position, revision)}"
         if step is not None and lost_rows(step) and direction == "upgrade":
             fix += (

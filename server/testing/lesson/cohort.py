@@ -461,7 +461,9 @@ class _Worker:
     def __init__(self, context, function, log_path):
         self.connection, child_end = context.Pipe()
         self.log_path = log_path
-        self.process = context.Process(target=_worker_loop, args=(child_end, function, str(log_path)), daemon=True)
+        # Not a daemon: each grade starts worker processes of its own (sandbox.py), which
+        # multiprocessing allows only outside daemons. stop() and kill() end it either way.
+        self.process = context.Process(target=_worker_loop, args=(child_end, function, str(log_path)))
         self.process.start()
         child_end.close()
         self.number, self.started, self.done = None, 0.0, 0
@@ -500,7 +502,10 @@ def _worker_loop(connection, function, log_path):
     os.dup2(log, 1)  # a submission's prints and warnings go to the log, not over the progress bar
     os.dup2(log, 2)
     while True:
-        item = connection.recv()
+        try:
+            item = connection.recv()
+        except EOFError:  # the coordinator is gone
+            return
         if item is None:
             return
         sys.stdout.flush()

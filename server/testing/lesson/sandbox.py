@@ -19,6 +19,7 @@ Every file of the grader and of the graded checkout is fingerprinted first
 and checked after each request: a request that changed one of them fails,
 and the file is put back as it was.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -220,9 +221,10 @@ class _ForkedWorker:
                   _child_environment(), os.getpid()),
         )
         try:
-            process.start()
-        except (OSError, ValueError, RuntimeError):
-            return None  # no fork server here: start a fresh interpreter instead
+            with _no_bytecode_for_the_fork_server():
+                process.start()
+        except (OSError, ValueError, RuntimeError, AssertionError):
+            return None  # no fork server here (or a daemon process): start a fresh interpreter instead
         theirs.close()
         return cls(process, ours)
 
@@ -272,6 +274,21 @@ def _fork_context():
         context.set_forkserver_preload(FORK_SERVER_PRELOAD)
         _fork_server = (os.getpid(), context)
     return _fork_server[1]
+
+
+@contextlib.contextmanager
+def _no_bytecode_for_the_fork_server():
+    """The fork server starts with the first worker and imports the grader: from a
+    student's checkout that must leave no __pycache__ behind."""
+    previous = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONDONTWRITEBYTECODE"]
+        else:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = previous
 
 
 def _main_guarded():
