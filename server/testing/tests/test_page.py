@@ -80,7 +80,7 @@ def test_an_unfixed_step_3_script_shows_the_loss_and_the_fix(request, backend, t
     copy, new_revision = unfixed_step_3(request, backend, tmp_path / "c")
     body = get(copy.checkout)
     words = text(body)
-    assert "1 revision waiting to be applied" in words
+    assert "Step 3: fix revision 3 before" in words  # the status's next action
     # The review's finding on the pending file, with the exact fix.
     assert "Table rename written as drop + create" in words
     assert "op.rename_table('department', 'departments')" in words
@@ -132,7 +132,7 @@ def test_reloading_uses_the_cached_facts_until_a_file_changes(request, tmp_path,
     Checkout(copy.checkout, copy.result.revisions).models(place="location")
     body = client.get("/").get_data(as_text=True)
     assert len(calls) == 2
-    assert checked_steps(body) == [1, 2, 3]
+    assert checked_steps(body) == [1, 2, 3, 4]  # step 4 stays done; step 5 waits for models.py
 
 
 # --- rows, a page at a time --------------------------------------------------------------
