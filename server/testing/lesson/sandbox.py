@@ -27,6 +27,7 @@ import queue
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ GRACE_SECONDS = 2.0  # for each request after one overran the limit: plenty for 
 START_SECONDS = 60.0  # for the worker to start (not the student's time)
 DEFAULT_MEMORY_MB = 1024
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+MAX_COPIED_BYTES = 16 * 1024 * 1024
 # Not the student's code: left out of the private copy.
 LEFT_OUT = ("testing", "instance", ".env", "__pycache__", "app.py")
 BOOTSTRAP = (
@@ -364,12 +366,22 @@ class _FreshWorker:
 def _copy_server(source, destination):
     def ignore(folder, names):
         top = Path(folder) == Path(source)
-        return [name for name in names if name == "__pycache__" or (top and name in LEFT_OUT)]
+        return [name for name in names
+                if name == "__pycache__" or (top and name in LEFT_OUT) or _too_big(Path(folder) / name)]
 
     if source.is_dir():
         shutil.copytree(source, destination, ignore=ignore, symlinks=True)
     else:
         destination.mkdir(parents=True)
+
+
+def _too_big(path):
+    """Data, not code: a file over MAX_COPIED_BYTES stays out of the private copy."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return True
+    return stat.S_ISREG(info.st_mode) and info.st_size > MAX_COPIED_BYTES
 
 
 def _child_environment():
@@ -455,8 +467,10 @@ class FileGuard:
             for directory, subfolders, names in os.walk(top):
                 subfolders[:] = [name for name in subfolders if name not in self.skipped]
                 for name in names:
-                    if name not in self.skipped and not name.endswith((".pyc", ".pyo")):
-                        yield Path(directory) / name
+                    path = Path(directory) / name
+                    # Regular files only: a link to /dev/zero must not be read forever.
+                    if name not in self.skipped and not name.endswith((".pyc", ".pyo")) and _regular(path):
+                        yield path
 
     def _read_all(self):
         kept = 0
@@ -510,6 +524,13 @@ def _keep_aside(path):
               f"file is kept in {kept}", file=sys.stderr)
     except OSError:
         pass
+
+
+def _regular(path):
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _fingerprint(path, data):
