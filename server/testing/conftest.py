@@ -64,6 +64,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
+    from testing.lesson.sandbox import warm_up
+
+    warm_up()  # the worker processes' fork server boots while pytest collects
 
 
 def lesson_root(config):

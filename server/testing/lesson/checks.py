@@ -547,12 +547,12 @@ class _Grading:
                 models = pool.submit(load_models, layout, models_box)
                 if self.migrations_usable:
                     self.history = load_history(layout, revisions_box)
+                if self.history.chain:  # models.py is needed only at revision 3: it loads meanwhile
+                    self.replay = replay(
+                        self.history, revisions_box, lambda: models.result().metadata, backend=self.backend,
+                        server_url=self.server_url,
+                    )
                 self.models = models.result()
-            if self.history.chain:
-                self.replay = replay(
-                    self.history, revisions_box, self.models.metadata, backend=self.backend,
-                    server_url=self.server_url,
-                )
 
     def judge(self):
         self.check_init()

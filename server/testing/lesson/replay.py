@@ -295,7 +295,8 @@ class _Runner:
 
 
 def replay(history, sandbox, metadata=None, backend="sqlite", server_url=None):
-    """Run the chain up and down on a throw-away database; see the module docstring."""
+    """Run the chain up and down on a throw-away database; see the module docstring.
+    `metadata` is the models' MetaData, or a function that returns it when it is needed."""
     result = Replay()
     chain = history.chain
     if not chain:
@@ -329,10 +330,10 @@ def _replay(runner, chain, metadata, result):
         result.upgrades.append(step)
         if not step.ran:
             return
-        if position == MODELS_REVISION and metadata is not None:
-            result.models_diff, result.models_code, result.models_error = compare_models(
-                runner.connection, metadata
-            )
+        if position == MODELS_REVISION:
+            models = metadata() if callable(metadata) else metadata  # it may have been loading until now
+            if models is not None:
+                result.models_diff, result.models_code, result.models_error = compare_models(runner.connection, models)
     for position in range(len(chain), 0, -1):
         step = runner.run(chain[position - 1], "downgrade", position)
         result.downgrades.append(step)
