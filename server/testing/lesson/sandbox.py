@@ -248,8 +248,10 @@ class _ForkedWorker:
             waiting = not self.connection.poll(timeout)
             if not waiting:
                 return self.connection.recv_bytes(MAX_ANSWER_BYTES).decode("utf-8", "replace")
-        except (EOFError, OSError):  # ended, or sent more than an answer can be
+        except EOFError:  # it ended
             return None
+        except OSError:  # bytes that are no answer, or more than an answer can be
+            return "\x00"
         raise TimeoutError
 
     def exit_code(self):

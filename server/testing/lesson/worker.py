@@ -254,6 +254,11 @@ def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
     os.setsid()  # its own process group, killed whole
     os.environ.clear()
     os.environ.update(environment)
+    # Nothing of the fork server's is left open to the student's code (its pipes to the
+    # grading process's resource tracker, for one): only the connection stays.
+    keep = connection.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
     lines = _ConnectionLines(connection)
     _run(lines, lines, root, server, memory_mb, None, grader_pid)
 
