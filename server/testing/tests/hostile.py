@@ -85,10 +85,15 @@ for fd in range(3, 64):
     except OSError:
         pass
 """
-STRAY_PROCESS = f"""
+STRAY_PROCESS = """
 import subprocess, sys
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", {MARKER!r}])
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", {marker!r}])
 """
+
+
+def marker_of(checkout_root):
+    """The stray process's mark for one test's checkout (tests run side by side)."""
+    return f"{MARKER}-{checkout_root.parent.name}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,10 @@ def in_function(position, function, code):
         body = "\n".join("    " + line if line.strip() else "" for line in code.splitlines())
         path.write_text(source.replace(f"def {function}():\n", f"def {function}():\n{body}\n", 1), encoding="utf-8")
     return change
+
+
+def leaves_a_process(c):
+    in_function(1, "upgrade", STRAY_PROCESS.format(marker=marker_of(c.root)))(c)
 
 
 def at_end_of_models(code):
@@ -181,5 +190,5 @@ HOSTILE = (
     Hostile("junk_on_every_pipe", both(at_import(2, JUNK_ON_EVERY_PIPE), models_not_reverted),
             ("history", "create_department") + LATER_THAN_2,
             {"history": ("cannot be loaded",)}),
-    Hostile("leaves_a_process_behind", in_function(1, "upgrade", STRAY_PROCESS), exit_code=0),
+    Hostile("leaves_a_process_behind", leaves_a_process, exit_code=0),
 )

@@ -17,7 +17,7 @@ import pytest
 
 from testing.lesson.checkpoints import CHECKPOINTS
 
-from .hostile import HOSTILE, MARKER
+from .hostile import HOSTILE, marker_of
 from .test_grader_catalogue import REPO, make_submission, run_grader
 
 TIME_LIMIT = 4  # seconds for the student's code, so the hanging cases stay short
@@ -45,8 +45,8 @@ def fingerprints(folder):
     return prints
 
 
-def stray_processes():
-    found = subprocess.run(["pgrep", "-f", MARKER], capture_output=True, text=True)
+def stray_processes(checkout_root):
+    found = subprocess.run(["pgrep", "-f", marker_of(checkout_root)], capture_output=True, text=True)
     return found.stdout.split()
 
 
@@ -71,4 +71,4 @@ def test_hostile_submission_is_graded_honestly(request, backend, case, tmp_path,
             assert word in outcomes[checkpoint][1], f"{word!r} not in the {checkpoint} message:\n{output}"
     assert fingerprints(pristine_grader) == grader_before
     assert fingerprints(checkout.root) == checkout_before
-    assert not stray_processes()
+    assert not stray_processes(checkout.root)
