@@ -1074,6 +1074,7 @@ def read_local_database(path):
     from alembic.runtime.migration import MigrationContext
 
     from .database import read_only_engine
+    from .operations import row_counts
 
     engine, _ = read_only_engine(f"sqlite:///{Path(path).resolve()}")
     try:
@@ -1082,10 +1083,7 @@ def read_local_database(path):
             if sa.inspect(connection).has_table("alembic_version"):
                 versions = list(MigrationContext.configure(connection).get_current_heads())
             schema = inspect_schema(connection)
-            counts = {
-                table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
-                for table in schema
-            }
+            counts = row_counts(connection, schema)
             empty_addresses = 0
             if "address" in schema.get("departments", {}):
                 departments = sa.table("departments", sa.column("address"))

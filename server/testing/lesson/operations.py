@@ -310,14 +310,18 @@ def database_facts(connection, tables=None):
     Only reads. `tables` limits the counting to the tables that matter.
     """
     inspector = sa.inspect(connection)
-    row_counts, columns = {}, {}
-    for name in inspector.get_table_names():
-        if name == "alembic_version" or (tables is not None and name not in tables):
-            continue
-        columns[name] = {c["name"]: c["type"] for c in inspector.get_columns(name)}
-        count = sa.select(sa.func.count()).select_from(sa.table(name))
-        row_counts[name] = connection.execute(count).scalar_one()
-    return row_counts, columns
+    names = [name for name in inspector.get_table_names()
+             if name != "alembic_version" and (tables is None or name in tables)]
+    columns = {name: {c["name"]: c["type"] for c in inspector.get_columns(name)} for name in names}
+    return row_counts(connection, names), columns
+
+
+def row_counts(connection, tables):
+    """{table: number of rows} for the named tables (read only)."""
+    return {
+        table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+        for table in tables
+    }
 
 
 class _Tables:

@@ -60,9 +60,9 @@ def results(report):
 def revision_files(report, local):
     """Each file in migrations/versions/: ids, message, what it does, and for the
     revisions not applied yet, the review's data-loss findings (all recorded in the sandbox)."""
-    from .pending import record_pending
+    from .pending import record, record_pending
     from .review import LABELS
-    from .sandbox import ChildFailure, Sandbox
+    from .sandbox import Sandbox
     from .submission import Layout
 
     history = report.history
@@ -88,15 +88,10 @@ def revision_files(report, local):
             }
             if revision_file.loaded:
                 for direction in ("upgrade", "downgrade"):
-                    try:
-                        answer = sandbox.request("record", path=str(sandbox.private(revision_file.path)),
-                                                 direction=direction, dialect="sqlite", row_counts={}, columns={})
-                    except ChildFailure as failure:
-                        answer = {"error": f"{direction}() {failure}"}
-                    found = answer.get("result") or {}
-                    entry[direction] = [str(line) for line in found.get("does") or []]
-                    if direction == "upgrade" and (found.get("problem") or answer.get("error")):
-                        entry["problem"] = found.get("problem") or answer.get("error")
+                    recording = record(sandbox, revision_file, direction)
+                    entry[direction] = recording.does
+                    if direction == "upgrade":
+                        entry["problem"] = recording.problem or recording.failure
             recording = pending.get(revision_file.revision)
             if recording is not None:
                 entry["risks"] = [_risk(risk, LABELS) for risk in recording.risks]

@@ -1,9 +1,10 @@
 """What migrations not yet applied would do, recorded in the sandbox.
 
-One analysis for every front end that looks ahead (`flask lesson review`,
-`flask lesson status`): each pending revision's upgrade() is recorded by the
-worker process without a database, judged against the rows and columns the
-database has now and, for the later ones, the state the earlier ones leave.
+One recording for every front end (the grader's replay, `flask lesson
+review`, `flask lesson status`, the lesson page): a revision's upgrade() or
+downgrade() is recorded by the worker process without a database, judged
+against the rows and columns given and, for pending revisions applied in
+order, the state the earlier ones leave.
 """
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -19,10 +20,34 @@ class Recording:
     does: List[str] = field(default_factory=list)
     problem: Optional[str] = None  # why the script could not be read to the end
     risks: list = field(default_factory=list)  # operations.Risk
+    failure: Optional[str] = None  # why nothing was recorded (the worker failed or the script raised)
+    after: dict = field(default_factory=dict)  # row_counts and columns (as text) once it has run
 
     @property
     def loses_data(self):
         return any(risk.loses_data for risk in self.risks)
+
+
+def record(sandbox, revision, direction="upgrade", dialect="sqlite", row_counts=None, text_columns=None):
+    """What `direction`() of one revision file does and risks, recorded by the sandbox's worker
+    for a database with `row_counts` and `text_columns` ({table: {column: type repr}})."""
+    recording = Recording(revision)
+    function = f"{direction}() in {revision.path.name}"
+    try:
+        answer = sandbox.request("record", path=str(sandbox.private(revision.path)), direction=direction,
+                                 dialect=dialect, row_counts=row_counts or {}, columns=text_columns or {})
+    except ChildFailure as failure:
+        recording.failure = f"{function} {failure}"
+        return recording
+    if "error" in answer:
+        recording.failure = f"{function} fails: {answer['error']}"
+        return recording
+    found = answer.get("result") or {}
+    recording.does = [str(line) for line in found.get("does") or []]
+    recording.problem = str(found["problem"]) if found.get("problem") else None
+    recording.risks = [risk for risk in map(risk_from_data, found.get("risks") or []) if risk is not None]
+    recording.after = found.get("after") or {}
+    return recording
 
 
 def record_pending(sandbox, revisions, row_counts, columns, dialect="sqlite"):
@@ -31,24 +56,12 @@ def record_pending(sandbox, revisions, row_counts, columns, dialect="sqlite"):
     rows, text_columns = dict(row_counts or {}), columns_as_text(columns)
     recordings = []
     for revision in revisions:
-        recording = Recording(revision)
-        recordings.append(recording)
         if not revision.loaded:
-            recording.problem = revision.load_error
+            recordings.append(Recording(revision, problem=revision.load_error))
             continue
-        try:
-            answer = sandbox.request("record", path=str(sandbox.private(revision.path)), direction="upgrade",
-                                     dialect=dialect, row_counts=rows, columns=text_columns)
-        except ChildFailure as failure:
-            recording.problem = f"upgrade() in {revision.path.name} {failure}"
-            continue
-        if "error" in answer:
-            recording.problem = f"upgrade() in {revision.path.name} fails: {answer['error']}"
-            continue
-        found = answer.get("result") or {}
-        recording.does = [str(line) for line in found.get("does") or []]
-        recording.problem = found.get("problem")
-        recording.risks = [risk for risk in map(risk_from_data, found.get("risks") or []) if risk is not None]
-        after = found.get("after") or {}
-        rows, text_columns = after.get("row_counts") or rows, after.get("columns") or text_columns
+        recording = record(sandbox, revision, "upgrade", dialect, rows, text_columns)
+        recording.problem = recording.problem or recording.failure
+        recordings.append(recording)
+        rows = recording.after.get("row_counts") or rows
+        text_columns = recording.after.get("columns") or text_columns
     return recordings

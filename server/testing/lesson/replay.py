@@ -30,8 +30,10 @@ from typing import Dict, List, Optional, Tuple
 import sqlalchemy as sa
 
 from .database import throwaway_database
-from .operations import risk_from_data
+from .operations import row_counts
+from .pending import record
 from .sandbox import ChildFailure
+from .schema_data import columns_as_text
 
 VERSION_TABLE = "alembic_version"
 MODELS_REVISION = 3  # the database stays at revision 3 at the end of the lesson
@@ -214,11 +216,7 @@ class _Runner:
         self.url = url
 
     def row_counts(self, schema):
-        counts = {}
-        for table in schema:
-            count = sa.select(sa.func.count()).select_from(sa.table(table))
-            counts[table] = self.connection.execute(count).scalar_one()
-        return counts
+        return row_counts(self.connection, schema)
 
     def snapshot(self):
         schema = inspect_schema(self.connection)
@@ -266,7 +264,7 @@ class _Runner:
         if answer.get("fatal"):  # recording would only run into the same exit or exhaustion
             step.stopped = True
             return step
-        self.describe(step, path)
+        self.describe(step)
         if step.error:
             return step
         step.after, data_after = self.snapshot()
@@ -277,21 +275,13 @@ class _Runner:
         self.seed(step.after, data_after)
         return step
 
-    def describe(self, step, path):
+    def describe(self, step):
         """What the function does and risks, as the worker records it (wording only)."""
-        columns = {table: {name: repr(column.type) for name, column in cols.items()}
-                   for table, cols in step.before.items()}
-        try:
-            answer = self.sandbox.request(
-                "record", path=path, direction=step.direction, dialect=self.connection.dialect.name,
-                row_counts=step.row_counts_before, columns=columns,
-            )
-        except ChildFailure:
-            return
-        found = answer.get("result") or {}
-        step.does = [str(line) for line in found.get("does") or []]
-        step.record_problem = str(found["problem"]) if found.get("problem") else None
-        step.risks = [risk for risk in map(risk_from_data, found.get("risks") or []) if risk is not None]
+        columns = columns_as_text({table: {name: column.type for name, column in cols.items()}
+                                   for table, cols in step.before.items()})
+        recording = record(self.sandbox, step.revision, step.direction, self.connection.dialect.name,
+                           step.row_counts_before, columns)
+        step.does, step.record_problem, step.risks = recording.does, recording.problem, recording.risks
 
 
 def replay(history, sandbox, metadata=None, backend="sqlite", server_url=None):
