@@ -1,0 +1,143 @@
+"""Golden verdicts: the grader's and the status's exact output, pinned.
+
+For every submission of the catalogue (tests/catalogue.py) and every point of
+the lesson walk (tests/test_lesson_walk.py), the verdict of each checkpoint
+(status, reason, blocked_by, points and the whole message) and the status
+text are compared with the files in tests/golden/<backend>/, so that no
+change to the engine alters a word a student reads without a reviewed
+change to those files. Revision ids, which `flask db migrate` draws at
+random, read as <rev1>, <rev2>, ... in chain order; the checkout's folder
+reads as <root>, a throw-away PostgreSQL database as lesson_<db> and the
+installed packages' folder as <site-packages>.
+
+After a deliberate change of wording, write the files anew and review the diff:
+    LESSON_UPDATE_GOLDEN=1 pipenv run selftest -k golden
+"""
+import difflib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from testing.lesson.checks import grade
+from testing.lesson.status import render, status_of
+
+from .catalogue import VALID, WRONG, Checkout
+from .lesson_builds import copy_reference, reference_solution
+from .test_lesson_walk import POINTS, Student, upgrade_skipped
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("LESSON_UPDATE_GOLDEN") == "1"
+CATALOGUE = [*WRONG, *VALID]
+SITE_PACKAGES = str(Path(sysconfig.get_paths()["purelib"]))
+THROWAWAY_DATABASE = re.compile(r"\blesson_[0-9a-f]{12}\b")
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def revision_ids(report):
+    """Every revision id the checkout holds, in chain order, then by file name."""
+    history = report.history
+    ids = [revision.revision for revision in history.chain]
+    others = sorted(history.files, key=lambda f: re.sub(r"^[0-9a-f]{12}_", "", f.path.name))
+    for revision in others:
+        ids.append(revision.revision)
+        ids.append(revision.path.name.split("_", 1)[0])
+    return [i for n, i in enumerate(ids) if i and i not in ids[:n]]
+
+
+def normaliser(report, root):
+    ids = sorted(enumerate(revision_ids(report), start=1), key=lambda pair: -len(pair[1]))
+
+    def normalise(text):
+        text = text.replace(str(root), "<root>").replace(SITE_PACKAGES, "<site-packages>")
+        text = THROWAWAY_DATABASE.sub("lesson_<db>", text)
+        for number, revision in ids:
+            text = text.replace(revision, f"<rev{number}>")
+        return text
+
+    return normalise
+
+
+def observed(root, database_url=None):
+    report = grade(root)
+    normalise = normaliser(report, root)
+    return {
+        "score": f"{report.score}/{report.max_score}",
+        "checkpoints": {
+            result.id: {
+                "status": result.status,
+                "reason": result.reason,
+                "blocked_by": result.blocked_by,
+                "earned": result.earned,
+                "message": normalise(result.message).splitlines(),
+            }
+            for result in report
+        },
+        "status": normalise(render(status_of(root, database_url))).splitlines(),
+    }
+
+
+def fixed_id_submission(request, backend, submission, dest):
+    """A catalogue submission made from the reference with fixed revision ids,
+    so that files listed by name come in the same order on every run."""
+    build = reference_solution(request, backend)
+    shutil.copytree(build.snapshots[5].checkout, dest)
+    (dest / "server" / ".env").unlink(missing_ok=True)
+    if not submission.keep_local_database:
+        shutil.rmtree(dest / "server" / "instance", ignore_errors=True)
+    fixed = [f"{number:012x}" for number in range(1, len(build.revisions) + 1)]
+    versions = dest / "server" / "migrations" / "versions"
+    for path in sorted(versions.glob("*.py")):
+        text, name = path.read_text(encoding="utf-8"), path.name
+        for old, new in zip(build.revisions, fixed):
+            text, name = text.replace(old, new), name.replace(old, new)
+        path.unlink()
+        (versions / name).write_text(text, encoding="utf-8")
+    database = dest / "server" / "instance" / "app.db"
+    if database.is_file():
+        with sqlite3.connect(database) as connection:
+            for old, new in zip(build.revisions, fixed):
+                connection.execute("UPDATE alembic_version SET version_num = ? WHERE version_num = ?", (new, old))
+        connection.close()
+    checkout = Checkout(dest, fixed)
+    submission.change(checkout)
+    return checkout
+
+
+def compare(backend, name, found):
+    path = GOLDEN / backend / f"{slug(name)}.json"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert path.is_file(), f"no golden file {path.name}: write it with LESSON_UPDATE_GOLDEN=1"
+    expected = path.read_text(encoding="utf-8")
+    shown = json.dumps(found, indent=1, ensure_ascii=False) + "\n"
+    difference = "".join(difflib.unified_diff(
+        expected.splitlines(True), shown.splitlines(True), "golden", "now", n=2))
+    assert not difference, f"{name}: the verdicts differ from {path.relative_to(GOLDEN.parent)}:\n{difference}"
+
+
+@pytest.mark.parametrize("submission", CATALOGUE, ids=[s.name for s in CATALOGUE])
+def test_catalogue_verdicts_are_unchanged(request, backend, submission, tmp_path):
+    checkout = fixed_id_submission(request, backend, submission, tmp_path / "checkout")
+    compare(backend, "catalogue " + submission.name, observed(checkout.root))
+
+
+@pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
+def test_walk_verdicts_are_unchanged(request, backend, point, tmp_path):
+    build = reference_solution(request, backend)
+    copy = copy_reference(request, build, tmp_path / "checkout", step=point.after_step)
+    student = Student(copy)
+    if point.change is upgrade_skipped:
+        upgrade_skipped(student, (build.snapshots[2].checkout / "server" / "models.py").read_text(encoding="utf-8"))
+    elif point.change is not None:
+        point.change(student)
+    compare(backend, "walk " + point.name, observed(copy.checkout, copy.database_url))
