@@ -148,6 +148,17 @@ def one_line(text, limit=200):
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+def error_line(error, kind=False):
+    """The first line of an exception's message (its type's name when it has none),
+    after that name and a colon when `kind` is true."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    name = type(error).__name__
+    if kind:
+        return f"{name}: {first}" if first else name
+    return first or name
+
+
 def plural(count, word, many=None):
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
