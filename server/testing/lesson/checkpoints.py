@@ -1,18 +1,16 @@
-"""The lesson's checkpoints, described once.
+"""The lesson, declared once: steps, checkpoints and points, what each revision
+does to the schema and to the rows, where the lesson ends, and the code and
+words of its fixes.
 
 Each checkpoint has one id used everywhere: the grader's test names, the
 points in the JUnit report, the status checklist and the README headings.
+The grader, status, review, the walkthrough's checks, the lesson page and
+the cohort report all read LESSON; nothing else names a revision position
+or a table (definition.py says what each field means).
 """
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    id: str
-    step: int  # the README step that completes it
-    title: str
-    points: int
-
+from .definition import (
+    Checkpoint, CreateTable, DataSet, EndState, Lesson, RenameColumn, RenameTable, Revision, Spec,
+)
 
 CHECKPOINTS = (
     Checkpoint("init", 1, "Migrations initialised with `flask db init`", 5),
@@ -35,3 +33,132 @@ STEPS = {
     4: "Rename the column address to location",
     5: "Downgrade one revision",
 }
+
+EMPLOYEES = DataSet(
+    "employees", ("employees",), ("salary",),
+    ((1, "Kai Uri", 89000), (2, "Alena Lee", 125000)),
+    step=1, example='db.session.add(Employee(name="Kai Uri", salary=89000))',
+)
+DEPARTMENTS = DataSet(
+    "departments", ("departments", "department"), ("location", "address"),
+    ((1, "Payroll", "Building A, 4th Floor"), (2, "Human Resources", "Building C, 1st Floor")),
+    step=2, example='db.session.add(Department(name="Payroll", address="Building A, 4th Floor"))',
+)
+
+REVISIONS = (
+    Revision(
+        BY_ID["create_employees"],
+        CreateTable("employees", (
+            ("id", Spec("integer", None, True)), ("name", Spec("string", False)), ("salary", Spec("integer", True)),
+        )),
+        short="creates `employees`",
+        expected="creates table `employees`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), "
+                 "salary (INTEGER, nullable)",
+        how="In server/:\n    flask db migrate -m \"Initial migration.\"\n    flask db upgrade head",
+        upgrade=(
+            "op.create_table('employees',",
+            "    sa.Column('id', sa.Integer(), nullable=False),",
+            "    sa.Column('name', sa.String(), nullable=False),",
+            "    sa.Column('salary', sa.Integer(), nullable=True),",
+            "    sa.PrimaryKeyConstraint('id', name=op.f('pk_employees'))",
+            ")",
+        ),
+        downgrade=("op.drop_table('employees')",),
+    ),
+    Revision(
+        BY_ID["create_department"],
+        # Created straight away as `departments`, it is still step 2's work (done in the wrong place).
+        CreateTable("department", (
+            ("id", Spec("integer", None, True)), ("name", Spec("string", False)),
+            ("address", Spec("string", None)),  # the lesson leaves it nullable; either is accepted
+        ), also_as=("departments",)),
+        short="creates `department`",
+        expected="creates table `department`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), "
+                 "address (VARCHAR); `employees` and its rows stay as they are",
+        how="Add the Department model to models.py (table `department`: id, name NOT NULL, address), then in "
+            "server/:\n    flask db migrate -m \"add Department\"\n    flask db upgrade head",
+        upgrade=(
+            "op.create_table('department',",
+            "    sa.Column('id', sa.Integer(), nullable=False),",
+            "    sa.Column('name', sa.String(), nullable=False),",
+            "    sa.Column('address', sa.String(), nullable=True),",
+            "    sa.PrimaryKeyConstraint('id', name=op.f('pk_department'))",
+            ")",
+        ),
+        downgrade=("op.drop_table('department')",),
+    ),
+    Revision(
+        BY_ID["rename_table"],
+        RenameTable("department", "departments"),
+        short="renames `department` to `departments`",
+        expected="renames table `department` to `departments`, keeping its columns and every row",
+        how="Set `__tablename__ = \"departments\"` in models.py, run `flask db migrate -m \"rename department\"`, "
+            "change the new script's upgrade() to `op.rename_table('department', 'departments')` and its "
+            "downgrade() to `op.rename_table('departments', 'department')`, then `flask db upgrade head`.",
+        upgrade=("op.rename_table('department', 'departments')",),
+        downgrade=("op.rename_table('departments', 'department')",),
+        keeps_rows=True,
+    ),
+    Revision(
+        BY_ID["rename_column"],
+        RenameColumn("departments", "address", "location", tables=("department", "departments")),
+        short="renames `address` to `location`",
+        expected="renames column `address` of `departments` to `location`, keeping every value",
+        how="Rename `address` to `location` in models.py, run `flask db migrate -m \"rename address\"`, change the "
+            "new script to `op.alter_column('departments', 'address', new_column_name='location')` (and back in "
+            "downgrade()), then `flask db upgrade head`.",
+        upgrade=("op.alter_column('departments', 'address', new_column_name='location')",),
+        downgrade=("op.alter_column('departments', 'location', new_column_name='address')",),
+        batch_upgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.alter_column('address', new_column_name='location')",
+        ),
+        batch_downgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.alter_column('location', new_column_name='address')",
+        ),
+        keeps_rows=True,
+    ),
+)
+
+END = EndState(
+    revision=3,
+    step=5,
+    tables=(("employees", ("id", "name", "salary")), ("departments", ("id", "name", "address"))),
+    kept_values=(("departments", "address"),),
+    model_code=(
+        "class Department(db.Model):",
+        "    __tablename__ = \"departments\"",
+        "",
+        "    id = db.Column(db.Integer, primary_key=True)",
+        "    name = db.Column(db.String, nullable=False)",
+        "    address = db.Column(db.String)",
+    ),
+    model_expected="The database stays at revision 3 (step 5), so models.py describes revision 3: Employee as in "
+                   "the starter, and Department with table `departments` and the column `address` (not `location`).",
+    model_fix="Step 5: your database stays at revision 3 ({revision}); `flask db current` in server/ shows where "
+              "it is. At revision 4, go back with `flask db downgrade {revision}`; at revision 1 or 2, come up with "
+              "`flask db upgrade {revision}` (not head).\nThen change {models} (not the migrations); {intro}\n\n"
+              "{model}\n\n(update __repr__ to use self.address too). Then `flask db migrate` would find nothing to do.",
+    reverted_marker="location",
+    model_change="put `address` back in models.py",
+    model_intro="the Department model should read:",
+    model_repr_note="(and `self.address` in __repr__)",
+    model_early_note="(Still in step 4, before its upgrade? Files and database are the same then: putting `address`\n"
+                     "back leads to the same end, or follow step 4 to its end and then step 5's downgrade.)",
+    free_nullability=("address", "location"),  # renames may change it; models_match has the last word
+    free_nullability_tables=("department", "departments"),
+)
+
+LESSON = Lesson(
+    name="Flask schema migrations lesson",
+    steps=STEPS,
+    checkpoints=CHECKPOINTS,
+    revisions=REVISIONS,
+    data_sets=(EMPLOYEES, DEPARTMENTS),
+    end=END,
+    extra_revision_note="step 5 goes back with a downgrade instead of adding one",
+    model_names=("Employee", "Department"),
+    starter_models="the starter (Employee only)",
+    first_migrate='flask db migrate -m "Initial migration."',
+)

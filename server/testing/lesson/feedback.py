@@ -37,11 +37,17 @@ class Feedback:
 
     summary: str
     sections: List[Tuple[str, str]] = field(default_factory=list)
+    fix: Optional[str] = None  # the "Fix" section's text: the one thing to do
 
     def add(self, title, text):
         if text:
             self.sections.append((title, text.rstrip("\n")))
         return self
+
+    def add_fix(self, text):
+        if text:
+            self.fix = text.rstrip("\n")
+        return self.add("Fix", text)
 
     def render(self):
         lines = [self.summary]

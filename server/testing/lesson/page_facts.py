@@ -113,7 +113,7 @@ def _risk(risk, labels):
 
 def replay_steps(report):
     """Every step of the grader's replay: tables and row counts before and after, losses and fixes."""
-    from .checks import REVISION_CHECKPOINTS, loss_lines
+    from .render import loss_lines
     from .status import fix_of
 
     replay = report.replay
@@ -132,7 +132,7 @@ def replay_steps(report):
         if step.losses:
             entry["fixes"] = _fixes(step)
             if not entry["fixes"]:
-                checkpoint = REVISION_CHECKPOINTS.get(step.position) if step.direction == "upgrade" else "downgrades"
+                checkpoint = report.lesson.checkpoint_of(step.position) if step.direction == "upgrade" else "downgrades"
                 if checkpoint in report.results:
                     entry["fixes"] = [{"label": "Fix", "message": "", "code": fix_of(report[checkpoint])}]
         steps.append(entry)

@@ -8,79 +8,32 @@ itself, and only those readings decide a verdict. It never touches the
 student's database:
 
 1. upgrade one revision at a time from an empty database; after each one,
-   record the schema (sqlalchemy.inspect) and the lesson's rows, then insert
-   the lesson's rows into tables that just appeared (employees after the
-   revision that creates them, departments after theirs);
-2. right after revision 3, compare the student's models with the schema
-   (Alembic's autogenerate compare_metadata);
+   record the schema (reading.inspect_schema) and the lesson's rows, then
+   insert the lesson's rows into tables that just appeared (each data set
+   after the revision that creates its table);
+2. right after the lesson's end revision, compare the student's models with
+   the schema (Alembic's autogenerate compare_metadata);
 3. if every upgrade ran, downgrade one revision at a time to the base,
    recording the same things.
 
-Rows are followed as two data sets whatever the tables are called at each
-point: the employees and the departments (in `department` or `departments`,
-with the place in `address` or `location`). A step "loses" rows when a data
-set is still there afterwards but rows or values are missing.
+Rows are followed as the lesson's data sets (definition.DataSet) whatever
+their tables and columns are called at each point. A step "loses" rows when
+a data set is still there afterwards but rows or values are missing.
 
-`replay(history, sandbox, metadata, backend, server_url) -> Replay`; checks.py
-turns the recorded `Step`s into checkpoint results.
+`replay(history, sandbox, lesson, metadata, backend, server_url) -> Replay`:
+plain evidence for judge.py.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 
 from .database import throwaway_database
-from .operations import row_counts
+from .feedback import error_line
 from .pending import record
+from .reading import Schema, column_types, compare_models, inspect_schema, row_counts
 from .sandbox import ChildFailure
 from .schema_data import columns_as_text
-
-VERSION_TABLE = "alembic_version"
-MODELS_REVISION = 3  # the database stays at revision 3 at the end of the lesson
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """Rows the lesson adds, wherever the schema keeps them at each point."""
-
-    name: str
-    tables: Tuple[str, ...]
-    value_columns: Tuple[str, ...]  # the third column, by its possible names
-    rows: Tuple[Tuple[int, str, object], ...]
-
-    def locate(self, schema):
-        """(table, value column) holding this data set in `schema`, or None."""
-        for table in self.tables:
-            columns = schema.get(table)
-            if columns is None or "id" not in columns or "name" not in columns:
-                continue
-            for value_column in self.value_columns:
-                if value_column in columns:
-                    return table, value_column
-        return None
-
-
-EMPLOYEES = DataSet(
-    "employees", ("employees",), ("salary",),
-    ((1, "Kai Uri", 89000), (2, "Alena Lee", 125000)),
-)
-DEPARTMENTS = DataSet(
-    "departments", ("departments", "department"), ("location", "address"),
-    ((1, "Payroll", "Building A, 4th Floor"), (2, "Human Resources", "Building C, 1st Floor")),
-)
-DATA_SETS = (EMPLOYEES, DEPARTMENTS)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str  # "integer", "string" or the type's name
-    nullable: bool
-    primary_key: bool
-    type: object = None  # the reflected SQLAlchemy type
-
-
-Schema = Dict[str, Dict[str, Column]]  # table -> column name -> Column
 
 
 @dataclass
@@ -140,31 +93,6 @@ class Replay:
         return all(step.ran for step in self.upgrades)
 
 
-def inspect_schema(connection):
-    inspector = sa.inspect(connection)
-    schema = {}
-    for table in inspector.get_table_names():
-        if table == VERSION_TABLE:
-            continue
-        primary_key = set(inspector.get_pk_constraint(table).get("constrained_columns") or ())
-        columns = {}
-        for info in inspector.get_columns(table):
-            columns[info["name"]] = Column(
-                info["name"], _kind(info["type"]), bool(info.get("nullable", True)),
-                info["name"] in primary_key, info["type"],
-            )
-        schema[table] = columns
-    return schema
-
-
-def _kind(column_type):
-    if isinstance(column_type, sa.Integer):
-        return "integer"
-    if isinstance(column_type, sa.String):
-        return "string"
-    return type(column_type).__name__
-
-
 def read_rows(connection, schema, data_set):
     """{id: (name, value)} for a data set, or None when the schema has no place for it."""
     located = data_set.locate(schema)
@@ -177,22 +105,26 @@ def read_rows(connection, schema, data_set):
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
-def expected_rows(data_set):
-    return {i: (name, value) for i, name, value in data_set.rows}
-
-
-def insert_rows(connection, schema, data_set):
+def restore_rows(connection, schema, data_set, rows):
+    """Make a data set's table hold exactly the lesson's rows again, given the rows it holds
+    ({id: (name, value)}): rows kept are updated in place, so that a table that gained a
+    NOT NULL column since keeps its other values; missing ones are inserted."""
     table, value_column = data_set.locate(schema)
     target = sa.table(table, sa.column("id"), sa.column("name"), sa.column(value_column))
-    connection.execute(
-        target.insert(),
-        [{"id": i, "name": name, value_column: value} for i, name, value in data_set.rows],
-    )
+    expected = data_set.expected_rows()
+    stray = [i for i in rows if i not in expected]
+    if stray:
+        connection.execute(target.delete().where(target.c.id.in_(stray)))
+    for i, (name, value) in expected.items():
+        if i not in rows:
+            connection.execute(target.insert().values({"id": i, "name": name, value_column: value}))
+        elif rows[i] != (name, value):
+            connection.execute(target.update().where(target.c.id == i).values({"name": name, value_column: value}))
 
 
-def _losses(data_before, data_after, schema_before, schema_after):
+def _losses(data_sets, data_before, data_after, schema_before, schema_after):
     losses = []
-    for data_set in DATA_SETS:
+    for data_set in data_sets:
         before = data_before.get(data_set.name)
         after = data_after.get(data_set.name)
         if not before or after is None:
@@ -210,10 +142,11 @@ def _losses(data_before, data_after, schema_before, schema_after):
 
 
 class _Runner:
-    def __init__(self, connection, sandbox, url):
+    def __init__(self, connection, sandbox, url, data_sets):
         self.connection = connection
         self.sandbox = sandbox
         self.url = url
+        self.data_sets = data_sets
 
     def row_counts(self, schema):
         return row_counts(self.connection, schema)
@@ -221,7 +154,7 @@ class _Runner:
     def snapshot(self):
         schema = inspect_schema(self.connection)
         data = {}
-        for data_set in DATA_SETS:
+        for data_set in self.data_sets:
             rows = read_rows(self.connection, schema, data_set)
             if rows is not None:
                 data[data_set.name] = rows
@@ -234,14 +167,12 @@ class _Runner:
         A data set that lost rows or values in the last step gets them back,
         so that every revision is judged on its own, with all the rows.
         """
-        for data_set in DATA_SETS:
+        for data_set in self.data_sets:
             rows = data.get(data_set.name)
-            if rows is None or rows == expected_rows(data_set):
+            if rows is None or rows == data_set.expected_rows():
                 continue
-            table, _ = data_set.locate(schema)
             try:
-                self.connection.execute(sa.table(table).delete())
-                insert_rows(self.connection, schema, data_set)
+                restore_rows(self.connection, schema, data_set, rows)
                 self.connection.commit()
             except sa.exc.SQLAlchemyError:
                 self.connection.rollback()  # the schema is wrong; the checks say so
@@ -270,23 +201,23 @@ class _Runner:
         step.after, data_after = self.snapshot()
         step.row_counts_after = self.row_counts(step.after)
         self.connection.commit()
-        step.losses = _losses(data, data_after, schema, step.after)
+        step.losses = _losses(self.data_sets, data, data_after, schema, step.after)
         step.rows_after = data_after
         self.seed(step.after, data_after)
         return step
 
     def describe(self, step):
         """What the function does and risks, as the worker records it (wording only)."""
-        columns = columns_as_text({table: {name: column.type for name, column in cols.items()}
-                                   for table, cols in step.before.items()})
+        columns = columns_as_text(column_types(step.before))
         recording = record(self.sandbox, step.revision, step.direction, self.connection.dialect.name,
                            step.row_counts_before, columns)
         step.does, step.record_problem, step.risks = recording.does, recording.problem, recording.risks
 
 
-def replay(history, sandbox, metadata=None, backend="sqlite", server_url=None):
-    """Run the chain up and down on a throw-away database; see the module docstring.
-    `metadata` is the models' MetaData, or a function that returns it when it is needed."""
+def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url=None):
+    """Run the chain up and down on a throw-away database with the lesson's rows; see
+    the module docstring. `metadata` is the models' MetaData, or a function that
+    returns it when it is needed (at the lesson's end revision)."""
     result = Replay()
     chain = history.chain
     if not chain:
@@ -298,12 +229,12 @@ def replay(history, sandbox, metadata=None, backend="sqlite", server_url=None):
                 sa.event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
-                    _replay(_Runner(connection, sandbox, url), chain, metadata, result)
+                    runner = _Runner(connection, sandbox, url, lesson.data_sets)
+                    _replay(runner, chain, lesson.end.revision, metadata, result)
             finally:
                 engine.dispose()
     except (sa.exc.SQLAlchemyError, ImportError, OSError) as error:  # the server, not the student
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        result.error = f"The {backend} database for the replay could not be used: {first_line}"
+        result.error = f"The {backend} database for the replay could not be used: {error_line(error)}"
     return result
 
 
@@ -314,13 +245,13 @@ def _fast_sqlite(dbapi_connection, connection_record):
     cursor.close()
 
 
-def _replay(runner, chain, metadata, result):
+def _replay(runner, chain, end_revision, metadata, result):
     for position, revision in enumerate(chain, start=1):
         step = runner.run(revision, "upgrade", position)
         result.upgrades.append(step)
         if not step.ran:
             return
-        if position == MODELS_REVISION:
+        if position == end_revision:
             models = metadata() if callable(metadata) else metadata  # it may have been loading until now
             if models is not None:
                 result.models_diff, result.models_code, result.models_error = compare_models(runner.connection, models)
@@ -330,23 +261,3 @@ def _replay(runner, chain, metadata, result):
         if not step.ran:
             return
 
-
-def compare_models(connection, metadata):
-    """Alembic autogenerate's differences between the models and the database:
-    (diff, the upgrade code `flask db migrate` would write, error)."""
-    from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
-    from alembic.runtime.migration import MigrationContext
-
-    try:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diff = compare_metadata(context, metadata)
-        code = ""
-        if diff:
-            upgrade_ops = produce_migrations(context, metadata).upgrade_ops
-            code = render_python_code(upgrade_ops).replace("# ### commands auto generated by Alembic - please adjust! ###", "")
-            code = "\n".join(line for line in code.splitlines() if line.strip() and "end Alembic commands" not in line)
-        connection.commit()
-        return diff, code, None
-    except Exception as error:  # odd model definitions
-        connection.rollback()
-        return None, "", f"{type(error).__name__}: {error}"

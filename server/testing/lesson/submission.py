@@ -125,6 +125,12 @@ class History:
     def sound(self):
         return not self.problems
 
+    @property
+    def heads(self):
+        """The revision ids no file names as its parent, in file order."""
+        parents = {down for f in self.files for down in f.down_revisions}
+        return [f.revision for f in self.files if f.revision and f.revision not in parents]
+
     def position_of(self, revision_id):
         for number, revision in enumerate(self.chain, start=1):
             if revision.revision == revision_id:

@@ -352,11 +352,14 @@ def test_a_mistake_is_the_checkpoint_and_the_engines_reason():
 
 def test_every_named_mistake_is_a_reason_the_engine_gives():
     from testing.lesson import checks
+    from testing.lesson.checkpoints import LESSON
+    from testing.lesson.judge import ALL_REASONS
 
     documented = set(re.findall(r"[a-z_]+", checks.__doc__.split(".reason", 1)[1].split("Message formats", 1)[0]))
+    assert ALL_REASONS <= documented, ALL_REASONS - documented
     for mistake in cohort.MISTAKE_NAMES:
         checkpoint, reason = mistake.split(":")
-        assert checkpoint in {c.id for c in checks.CHECKPOINTS} and reason in documented, mistake
+        assert checkpoint in LESSON.by_id and reason in ALL_REASONS, mistake
 
 
 # --- the report --------------------------------------------------------------------------------------

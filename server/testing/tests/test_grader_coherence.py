@@ -10,7 +10,7 @@ from typing import Callable, FrozenSet
 
 import pytest
 
-from testing.lesson.checks import NEXT_STEP
+from testing.lesson.checkpoints import LESSON
 
 from .catalogue import RENAME_COLUMN_DOWN, RENAME_COLUMN_UP, _regenerated_as_one
 from .test_grader_catalogue import make_submission, run_grader
@@ -67,4 +67,4 @@ def test_messages_speak_of_the_revisions_that_exist(request, backend, case, tmp_
     for work in case.works_present:
         for message in messages:
             assert f"No revision {work} yet" not in message, message
-            assert NEXT_STEP[work] not in message, f"the fix generates step {work}'s revision again:\n{message}"
+            assert LESSON.revision(work).how not in message, f"the fix generates step {work}'s revision again:\n{message}"

@@ -1,0 +1,261 @@
+"""The shape of a lesson, as data: what the engine reads to grade one.
+
+A lesson is a line of revisions, each declared by the change it makes to the
+schema (`CreateTable`, `AddColumn`, `RenameTable`, `RenameColumn`), the rows
+it must keep (`DataSet`s followed through every rename), the state the lesson
+ends in (`EndState`), the checkpoints and points, and the words and code its
+messages use. The engine (evidence.py, judge.py, render.py) names no table,
+column or revision position of its own: it asks the lesson. checkpoints.py
+declares this repository's lesson; the project's tests declare a second one.
+
+A change answers two questions about one upgrade, from the schemas before
+and after it (plain {table: {column: schema column}} mappings):
+    done_by(before, after)      did the upgrade do this change's work?
+    expected_after(specs, before)  the specs a correct upgrade leaves, from the
+                                specs of the schema before it (None: the
+                                schema before is not one this change applies to)
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    step: int  # the README step that completes it
+    title: str
+    points: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a column must be. None: either is fine."""
+
+    kind: Optional[str]  # "integer", "string"; None: any
+    nullable: Optional[bool]
+    primary_key: Optional[bool] = False
+
+
+Specs = Dict[str, Dict[str, Spec]]  # table -> column -> Spec
+
+
+def specs_of(schema, free=()):
+    """The specs a schema meets, with the NULL rule left free for the columns named in `free`."""
+    return {
+        table: {name: Spec(column.kind, None if name in free else column.nullable, column.primary_key)
+                for name, column in columns.items()}
+        for table, columns in schema.items()
+    }
+
+
+def any_spec(columns):
+    """Specs that ask only for the columns to exist."""
+    return {name: Spec(None, None, None) for name in columns}
+
+
+def _created(before, after):
+    return [table for table in after if table not in before]
+
+
+@dataclass(frozen=True)
+class CreateTable:
+    table: str
+    columns: Tuple[Tuple[str, Spec], ...]
+    also_as: Tuple[str, ...] = ()  # later names: creating the table under one of them is this work too
+
+    def done_by(self, before, after):
+        created = _created(before, after)
+        return self.table in created or any(
+            name in created and self.table not in before for name in self.also_as)
+
+    def expected_after(self, specs, before):
+        specs[self.table] = dict(self.columns)
+        return specs
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    table: str
+    column: str
+    spec: Spec
+
+    def done_by(self, before, after):
+        return self.column in after.get(self.table, {}) and self.column not in before.get(self.table, {})
+
+    def expected_after(self, specs, before):
+        if self.table not in before or self.column in before[self.table]:
+            return None
+        specs[self.table][self.column] = self.spec
+        return specs
+
+
+@dataclass(frozen=True)
+class RenameTable:
+    old: str
+    new: str
+
+    def done_by(self, before, after):
+        return self.old in before and self.new in after and self.old not in after
+
+    def expected_after(self, specs, before):
+        if self.old not in before or self.new in before:
+            return None
+        specs[self.new] = specs.pop(self.old)
+        return specs
+
+
+@dataclass(frozen=True)
+class RenameColumn:
+    table: str
+    old: str
+    new: str
+    tables: Tuple[str, ...] = ()  # every name the table has in the lesson, where the work may show
+
+    def done_by(self, before, after):
+        tables = self.tables or (self.table,)
+        had_old = any(self.old in before.get(table, {}) for table in tables)
+        has_new = any(self.new in after.get(table, {}) and self.old not in after.get(table, {}) for table in tables)
+        return had_old and has_new
+
+    def expected_after(self, specs, before):
+        columns = before.get(self.table, {})
+        if self.old not in columns or self.new in columns:
+            return None
+        specs[self.table] = {
+            (self.new if name == self.old else name): (Spec(spec.kind, None, spec.primary_key) if name == self.old else spec)
+            for name, spec in specs[self.table].items()
+        }
+        return specs
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of the lesson: its checkpoint, its change and the words for it."""
+
+    checkpoint: Checkpoint
+    change: object  # CreateTable, AddColumn, RenameTable or RenameColumn
+    short: str  # "creates `employees`"
+    expected: str  # the whole change, for "Expected:" ("creates table `employees`: ...")
+    how: str  # how the README's step makes it (the next step's fix)
+    upgrade: Tuple[str, ...]  # the lesson's upgrade() body
+    downgrade: Tuple[str, ...]  # the lesson's downgrade() body
+    batch_upgrade: Tuple[str, ...] = ()  # the same in batch form, for a script written in batch mode
+    batch_downgrade: Tuple[str, ...] = ()
+    keeps_rows: bool = False  # "... and keeps every row" when it passes
+
+    @property
+    def step(self):
+        return self.checkpoint.step
+
+    def fix_lines(self, direction, batch=False):
+        if batch and self.batch_upgrade:
+            return self.batch_upgrade if direction == "upgrade" else self.batch_downgrade
+        return self.upgrade if direction == "upgrade" else self.downgrade
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Rows the lesson adds, wherever the schema keeps them at each point."""
+
+    name: str
+    tables: Tuple[str, ...]  # the table's names through the lesson, latest first
+    value_columns: Tuple[str, ...]  # the third column, by its possible names
+    rows: Tuple[Tuple[int, str, object], ...]
+    step: int  # the README step that adds them
+    example: str = ""  # the `flask shell` line that adds one row again
+
+    def locate(self, schema):
+        """(table, value column) holding this data set in `schema`, or None."""
+        for table in self.tables:
+            columns = schema.get(table)
+            if columns is None or "id" not in columns or "name" not in columns:
+                continue
+            for value_column in self.value_columns:
+                if value_column in columns:
+                    return table, value_column
+        return None
+
+    def expected_rows(self):
+        return {i: (name, value) for i, name, value in self.rows}
+
+
+@dataclass(frozen=True)
+class EndState:
+    """Where the lesson leaves the database and models.py."""
+
+    revision: int  # the revision the database ends at; models.py describes it
+    step: int  # the step that brings it there
+    tables: Tuple[Tuple[str, Tuple[str, ...]], ...]  # the local database's tables and columns at the end
+    kept_values: Tuple[Tuple[str, str], ...]  # (table, column) that must hold no NULL at the end
+    model_code: Tuple[str, ...]  # the model that changes along the lesson, as it ends
+    model_expected: str  # "Expected:" of models_match
+    model_fix: str  # "Fix:" of models_match; {revision} is the end revision's id, {models} the file
+    reverted_marker: Optional[str] = None  # a difference naming it: models.py was not brought back
+    model_change: str = ""  # the edit that brings models.py to the end ("put `address` back in models.py")
+    model_intro: str = ""  # what introduces model_code ("the Department model should read:")
+    model_repr_note: str = ""  # said after model_code
+    model_early_note: str = ""  # for a student who makes model_change before the last revision's upgrade
+    free_nullability: Tuple[str, ...] = ()  # columns whose NULL rule the lesson leaves free
+    free_nullability_tables: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lesson:
+    name: str
+    steps: Dict[int, str]  # README step -> title
+    checkpoints: Tuple[Checkpoint, ...]  # in report order
+    revisions: Tuple[Revision, ...]  # in chain order
+    data_sets: Tuple[DataSet, ...]
+    end: EndState
+    extra_revision_note: str  # why the lesson has no more revisions than these
+    model_names: Tuple[str, ...] = ()  # the classes models.py defines, for `from models import ...`
+    starter_models: str = "the starter"  # what models.py is before step 1's migration
+    first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
+
+    @property
+    def row_steps(self):
+        """The steps that add the lesson's rows: ("step 1", "shows") or ("steps 1 and 2", "show")."""
+        steps = [str(data_set.step) for data_set in self.data_sets]
+        if len(steps) == 1:
+            return f"step {steps[0]}", "shows"
+        return f"steps {', '.join(steps[:-1])} and {steps[-1]}", "show"
+    by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "by_id", {checkpoint.id: checkpoint for checkpoint in self.checkpoints})
+
+    @property
+    def count(self):
+        return len(self.revisions)
+
+    @property
+    def count_word(self):
+        return NUMBER_WORDS.get(self.count, str(self.count))
+
+    def revision(self, position):
+        """The lesson's revision at `position` (from 1), or None beyond the lesson."""
+        return self.revisions[position - 1] if 1 <= position <= self.count else None
+
+    def checkpoint_of(self, position):
+        revision = self.revision(position)
+        return revision.checkpoint.id if revision else None
+
+    @property
+    def revision_checkpoints(self):
+        return {position: revision.checkpoint.id for position, revision in enumerate(self.revisions, start=1)}
+
+    def works(self, step):
+        """The positions of the lesson revisions whose work an upgrade did, judged by its effect."""
+        if step is None or not step.ran:
+            return set()
+        return {position for position, revision in enumerate(self.revisions, start=1)
+                if revision.change.done_by(step.before, step.after)}
+
+    def expected_after(self, position, before):
+        """The specs a correct revision `position` leaves, from the schema it started on (None: cannot tell)."""
+        return self.revision(position).change.expected_after(specs_of(before), before)
+
+    def data_set_in(self, table):
+        return next((data_set for data_set in self.data_sets if table in data_set.tables), None)

@@ -1,0 +1,88 @@
+"""Collecting the evidence a grade is judged on: the only step that runs the
+student's code, once, in two sandboxes at once (models.py in one, the
+revisions in the other), and reads the student's own database.
+
+`collect(layout, lesson, backend, server_url, limits) -> Evidence`. Evidence
+is plain data: what the files say (static findings of app.py and env.py, the
+revision files and their history), what the replay recorded on throw-away
+databases (replay.Replay), what models.py defines, and what the local SQLite
+database holds. judge.py decides every verdict from it alone.
+"""
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from .reading import DatabaseReading, read_database
+from .replay import Replay, replay
+from .sandbox import Sandbox
+from .submission import History, Layout, check_app_py, check_env_py, load_history, load_models
+
+
+@dataclass
+class Evidence:
+    layout: Layout
+    backend: str
+    findings: List[str] = field(default_factory=list)  # problems of app.py and env.py
+    history: History = field(default_factory=History)
+    replay: Replay = field(default_factory=Replay)
+    models: object = None  # submission.Models
+    local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
+    other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
+
+    @property
+    def chain(self):
+        return self.history.chain
+
+    @property
+    def migrations_usable(self):
+        return self.layout.versions.is_dir()
+
+    def local_position(self):
+        """Where the local database is in the chain, when it can be read (else None)."""
+        local = self.local
+        if local is None or not local.usable or local.versions is None or len(local.versions) != 1:
+            return None
+        return self.history.position_of(local.versions[0])
+
+
+def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
+    evidence = Evidence(layout, backend)
+    with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
+        if layout.server.is_dir():
+            models_box.start()  # both boot while the static checks run
+            revisions_box.start()
+            evidence.findings += check_app_py(layout)
+        if layout.migrations.is_dir():
+            evidence.findings += check_env_py(layout)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            models = pool.submit(load_models, layout, models_box)
+            if evidence.migrations_usable:
+                evidence.history = load_history(layout, revisions_box)
+            if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
+                evidence.replay = replay(
+                    evidence.history, revisions_box, lesson, lambda: models.result().metadata,
+                    backend=backend, server_url=server_url,
+                )
+            evidence.models = models.result()
+    evidence.other_database = configured_database(layout)
+    if evidence.other_database is None and layout.local_database.is_file():
+        evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
+    return evidence
+
+
+def configured_database(layout):
+    """The database DATABASE_URL names (environment, then server/.env), when it
+    is not the default server/instance/app.db; None otherwise. Never shows a password."""
+    from sqlalchemy.engine import make_url
+
+    from .database import app_database_url
+
+    try:
+        parsed = make_url(app_database_url(layout.server))
+        if parsed.get_backend_name() == "sqlite" and parsed.database and \
+                Path(parsed.database).resolve() == layout.local_database.resolve():
+            return None
+        return parsed.render_as_string(hide_password=True)
+    except Exception:
+        return "(a URL that cannot be read)"

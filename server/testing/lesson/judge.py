@@ -1,0 +1,386 @@
+"""Judging: evidence in, verdicts out. Pure: it runs nothing and reads no file.
+
+`judge(evidence, lesson) -> {checkpoint id: Verdict}`, in the lesson's
+checkpoint order. A Verdict holds the status (PASSED, FAILED,
+NOT_APPLICABLE), a reason from the closed set REASONS, the checkpoint that
+must be fixed first (blocked_by, with the cause of the block), and the facts
+the renderers word (render.py). One short function per checkpoint; the
+revisions' checkpoints come first, since the history's advice and the later
+checkpoints depend on them.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from .definition import Checkpoint, any_spec, specs_of
+from .feedback import plural
+from .submission import REQUIRED_MIGRATION_FILES
+
+PASSED = "passed"
+FAILED = "failed"
+NOT_APPLICABLE = "not_applicable"
+
+REASONS = {
+    "any": ("ok", "blocked", "replay_database_unusable", "grader_fault"),
+    "init": ("no_server_folder", "migrations_at_root", "no_migrations_folder", "app_py_broken",
+             "migrations_incomplete"),
+    "history": ("no_revisions", "too_few_revisions", "extra_revisions", "not_one_line"),
+    "revision": ("missing_revision", "work_in_another_revision", "upgrade_fails", "upgrade_stopped",
+                 "loses_data", "does_another_steps_work", "wrong_schema"),
+    "downgrades": ("downgrade_not_reversed", "downgrades_not_run"),
+    "models_match": ("models_py_broken", "models_not_comparable", "models_not_reverted", "models_mismatch"),
+    "local_database": ("other_database", "no_local_database", "local_database_unreadable",
+                       "local_database_not_migrated", "local_database_several_heads",
+                       "local_database_wrong_revision", "local_database_rows_missing"),
+}
+ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in reasons)
+
+
+@dataclass
+class Verdict:
+    checkpoint: Checkpoint
+    status: str
+    reason: str = "ok"
+    blocked_by: Optional[str] = None
+    facts: Dict[str, object] = field(default_factory=dict)  # what the renderers word
+
+    def __post_init__(self):
+        assert self.reason in ALL_REASONS, self.reason
+
+    @property
+    def id(self):
+        return self.checkpoint.id
+
+    @property
+    def failed(self):
+        return self.status == FAILED
+
+
+def schema_problems(actual, expected):
+    """What differs between a database's schema and the expected specs, one line each."""
+    problems = [f"there is no table `{table}`" for table in expected if table not in actual]
+    problems += [f"there is an extra table `{table}` ({', '.join(actual[table])})"
+                 for table in actual if table not in expected]
+    for table, columns in expected.items():
+        if table in actual:
+            problems += _table_problems(table, actual[table], columns)
+    return problems
+
+
+def _table_problems(table, found, columns):
+    problems = []
+    for name, spec in columns.items():
+        column = found.get(name)
+        if column is None:
+            problems.append(f"`{table}` has no column `{name}` (it has {', '.join(found) or 'none'})")
+            continue
+        problems += _column_problems(f"`{table}.{name}`", column, spec)
+    return problems + [f"`{table}` has an extra column `{name}`" for name in found if name not in columns]
+
+
+def _column_problems(where, column, spec):
+    problems = []
+    if spec.kind and column.kind != spec.kind:
+        problems.append(f"{where} holds {column.kind} values; expected {spec.kind}")
+    if spec.primary_key and not column.primary_key:
+        problems.append(f"{where} is not the primary key")
+    if spec.primary_key is False and column.primary_key:
+        problems.append(f"{where} is part of the primary key; it should not be")
+    if spec.nullable is False and column.nullable and not column.primary_key:
+        problems.append(f"{where} allows empty values (NULL); it should be NOT NULL (nullable=False)")
+    if spec.nullable is True and not column.nullable:
+        problems.append(f"{where} is NOT NULL; it should allow empty values (nullable=True)")
+    return problems
+
+
+def free_nullability_change(item, end):
+    """A NULL/NOT NULL difference on a column whose rule the lesson leaves free."""
+    if isinstance(item, list):
+        return bool(item) and all(free_nullability_change(inner, end) for inner in item)
+    return (item[0] == "modify_nullable" and item[2] in end.free_nullability_tables
+            and item[3] in end.free_nullability)
+
+
+def names_in_difference(item):
+    """The tables and columns an entry of Alembic's compare_metadata() result names."""
+    if isinstance(item, list):  # column modifications come wrapped in a list
+        return [name for inner in item for name in names_in_difference(inner)]
+    kind = item[0]
+    if kind in ("add_table", "remove_table"):
+        return [item[1].name]
+    if kind in ("add_column", "remove_column"):
+        return [item[2], item[3].name]
+    if kind.startswith("modify_"):
+        return [item[2], item[3]]
+    return [repr(item[1:])]
+
+
+def judge(evidence, lesson):
+    judging = _Judging(evidence, lesson)
+    return judging.run()
+
+
+class _Judging:
+    def __init__(self, evidence, lesson):
+        self.evidence = evidence
+        self.lesson = lesson
+        self.verdicts = {}
+
+    @property
+    def chain(self):
+        return self.evidence.chain
+
+    @property
+    def replay(self):
+        return self.evidence.replay
+
+    def run(self):
+        self.add(self.init())
+        for position in range(1, self.lesson.count + 1):
+            self.add(self.revision(position))
+        self.add(self.history())
+        self.add(self.downgrades())
+        self.add(self.models())
+        self.add(self.local_database())
+        return {checkpoint.id: self.verdicts[checkpoint.id] for checkpoint in self.lesson.checkpoints}
+
+    def add(self, verdict):
+        self.verdicts[verdict.id] = verdict
+
+    def verdict(self, checkpoint_id, status, reason="ok", blocked_by=None, **facts):
+        return Verdict(self.lesson.by_id[checkpoint_id], status, reason, blocked_by, facts)
+
+    def failed(self, checkpoint_id, reason, **facts):
+        return self.verdict(checkpoint_id, FAILED, reason, **facts)
+
+    def blocked(self, checkpoint_id, by, cause, **facts):
+        return self.verdict(checkpoint_id, FAILED, "blocked", by, cause=cause, **facts)
+
+    def passed(self, checkpoint_id, **facts):
+        return self.verdict(checkpoint_id, PASSED, **facts)
+
+    def has_failed(self, checkpoint_id):
+        return self.verdicts[checkpoint_id].failed
+
+    @property
+    def wrong_schema(self):
+        """Positions of the revisions that leave other tables or columns than the lesson's."""
+        return [position for position, checkpoint in self.lesson.revision_checkpoints.items()
+                if self.verdicts[checkpoint].facts.get("schema_wrong")]
+
+    def revisions_doing(self, work):
+        """Positions of the revisions whose upgrade did revision `work`'s work, other than its own."""
+        return [step.position for step in self.replay.upgrades
+                if work in self.lesson.works(step) and step.position != work]
+
+    # init ---------------------------------------------------------------------------------
+    def init(self):
+        layout = self.evidence.layout
+        if not layout.server.is_dir():
+            return self.failed("init", "no_server_folder")
+        if not layout.migrations.is_dir():
+            if (layout.root / "migrations").is_dir():
+                return self.failed("init", "migrations_at_root")
+            return self.failed("init", "no_migrations_folder")
+        missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
+        if not layout.versions.is_dir():
+            missing.append("versions/")
+        if not missing and not self.evidence.findings:
+            return self.passed("init")
+        app_rel = layout.rel(layout.app_py)
+        only_app = not missing and all(p.startswith(app_rel) for p in self.evidence.findings)
+        return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", missing=missing)
+
+    # the lesson's revisions -------------------------------------------------------------
+    def blocker_before(self, position):
+        """(checkpoint, cause, facts) that stops revision `position` from being judged, or None."""
+        if not self.evidence.migrations_usable:
+            return "init", "no_versions", {}
+        history = self.evidence.history
+        if len(self.chain) < position and history.ambiguous_after is not None and history.ambiguous_after < position:
+            return "history", "history_breaks", {"position": position}
+        for earlier in range(1, min(position, len(self.chain) + 1)):
+            step = self.replay.upgrade(earlier)
+            if step is not None and not step.ran:
+                return (self.lesson.checkpoint_of(earlier) or "history", "earlier_fails",
+                        {"earlier": earlier, "position": position})
+        return None
+
+    def revision(self, position):
+        checkpoint = self.lesson.checkpoint_of(position)
+        blocker = self.blocker_before(position)
+        if blocker:
+            by, cause, facts = blocker
+            return self.blocked(checkpoint, by, cause, **facts)
+        if len(self.chain) < position:
+            doers = self.revisions_doing(position)
+            if doers:
+                return self.failed(checkpoint, "work_in_another_revision", doer=doers[0])
+            return self.failed(checkpoint, "missing_revision")
+        if self.replay.error:
+            return self.failed(checkpoint, "replay_database_unusable")
+        step = self.replay.upgrade(position)
+        if step is None:
+            return self.blocked(checkpoint, "history", "not_run", position=position)
+        if not step.ran:
+            return self.failed(checkpoint, "upgrade_stopped" if step.stopped else "upgrade_fails")
+        return self.revision_effect(checkpoint, position, step)
+
+    def revision_effect(self, checkpoint, position, step):
+        """The verdict on what an upgrade that ran did to the tables and rows."""
+        expected = self.lesson.expected_after(position, step.before)
+        if expected is None:
+            return self.blocked(checkpoint, self.lesson.checkpoint_of(position - 1), "previous_leaves_other_tables",
+                                position=position)
+        schema_wrong = schema_problems(step.after, expected)
+        if not schema_wrong and not step.losses:
+            return self.passed(checkpoint)
+        works = self.lesson.works(step)
+        other_work = sorted(works - {position})
+        another = bool(other_work) and position not in works
+        reason = "loses_data" if step.losses else ("does_another_steps_work" if another else "wrong_schema")
+        return self.failed(checkpoint, reason, schema_wrong=schema_wrong, other_work=other_work)
+
+    # history -------------------------------------------------------------------------------
+    def history(self):
+        if not self.evidence.migrations_usable:
+            return self.blocked("history", "init", "no_versions_to_read")
+        history = self.evidence.history
+        count = len(history.files)
+        if not history.files:
+            return self.failed("history", "no_revisions")
+        if not history.problems and count < self.lesson.count:
+            return self.failed("history", "too_few_revisions", next=self.next_revision(count))
+        if not history.problems and count > self.lesson.count:
+            return self.failed("history", "extra_revisions")
+        if not history.problems:
+            return self.passed("history")
+        return self.failed("history", "not_one_line")
+
+    def next_revision(self, count):
+        """What to do when the line is short: (kind, position) for the renderer."""
+        failing = [n for n in range(1, count + 1) if self.has_failed(self.lesson.checkpoint_of(n))]
+        wrong = self.wrong_schema
+        local = self.evidence.local_position()
+        if not wrong and not failing and local is not None and local < count:
+            return {"kind": "apply_local", "local": local, "count": count}
+        if not wrong and not failing:
+            doers = self.revisions_doing(count + 1)
+            if doers:
+                return {"kind": "order", "position": doers[0]}
+            return {"kind": "next_step", "position": count + 1}
+        position = (wrong or failing)[0]
+        if position == 1 and wrong:
+            return {"kind": "order", "position": 1}
+        return {"kind": "fix_first", "position": position, "then": count + 1}
+
+    # downgrades -----------------------------------------------------------------------------
+    def downgrades(self):
+        for position in range(1, self.lesson.count + 1):
+            verdict = self.verdicts.get(self.lesson.checkpoint_of(position))
+            if len(self.chain) < position or (verdict and verdict.blocked_by):
+                blocker = verdict.blocked_by if verdict and verdict.blocked_by else self.lesson.checkpoint_of(position)
+                return self.blocked("downgrades", blocker, "needs_all")
+        if self.replay.error:
+            return self.failed("downgrades", "replay_database_unusable")
+        if not self.replay.all_upgrades_ran:
+            failing = next(s for s in self.replay.upgrades if not s.ran)
+            return self.blocked("downgrades", self.lesson.checkpoint_of(failing.position) or "history",
+                                "upgrade_fails_first", earlier=failing.position)
+        failing = self.failing_downgrades()
+        if failing:
+            return self.failed("downgrades", "downgrade_not_reversed", failing=failing)
+        if len(self.replay.downgrades) != len(self.chain):  # never judged: never passed
+            return self.failed("downgrades", "downgrades_not_run")
+        return self.passed("downgrades")
+
+    def failing_downgrades(self):
+        """[{position, schema_wrong}] for the downgrades that do not undo their upgrade, from the
+        newest; the first that fails or leaves the wrong tables ends the list (those below it
+        start from the wrong tables, and judging them would blame them)."""
+        failing = []
+        free = self.lesson.end.free_nullability
+        for step in self.replay.downgrades:
+            schema_wrong = []
+            if step.ran:
+                schema_wrong = schema_problems(step.after, specs_of(self.replay.upgrade(step.position).before, free))
+                if not schema_wrong and not step.losses:
+                    continue
+            failing.append({"position": step.position, "schema_wrong": schema_wrong})
+            if not step.ran or schema_wrong:
+                break
+        return failing
+
+    # models_match --------------------------------------------------------------------------
+    def models(self):
+        if self.evidence.models.error:
+            return self.failed("models_match", "models_py_broken")
+        if self.replay.error:
+            return self.failed("models_match", "replay_database_unusable")
+        blocker = self.models_blocker()
+        if blocker:
+            by, cause, facts = blocker
+            return self.blocked("models_match", by, cause, **facts)
+        if self.replay.models_error:
+            return self.failed("models_match", "models_not_comparable")
+        end = self.lesson.end
+        diff = [item for item in self.replay.models_diff or [] if not free_nullability_change(item, end)]
+        if not diff:
+            return self.passed("models_match")
+        reverted = not end.reverted_marker or not any(
+            end.reverted_marker in name for item in diff for name in names_in_difference(item))
+        return self.failed("models_match", "models_mismatch" if reverted else "models_not_reverted", diff=diff)
+
+    def models_blocker(self):
+        end = self.lesson.end.revision
+        blocker = self.blocker_before(end)
+        if blocker is not None:
+            return blocker
+        if len(self.chain) < end:
+            return self.lesson.checkpoint_of(len(self.chain) + 1), "no_end_revision", {"end": end}
+        step = self.replay.upgrade(end)
+        wrong = [n for n in self.wrong_schema if n <= end]
+        if step is None or not step.ran:
+            return self.lesson.checkpoint_of(end), "end_fails", {"end": end}
+        if wrong:
+            return self.lesson.checkpoint_of(wrong[0]), "wrong_before_end", {"earlier": wrong[0], "end": end}
+        return None
+
+    # local_database ------------------------------------------------------------------------
+    def local_database(self):
+        evidence = self.evidence
+        if evidence.other_database:
+            return self.verdict("local_database", NOT_APPLICABLE, "other_database")
+        local = evidence.local
+        if local is None:
+            return self.verdict("local_database", NOT_APPLICABLE, "no_local_database")
+        if local.error:
+            return self.failed("local_database", "local_database_unreadable")
+        if local.versions is None:
+            return self.failed("local_database", "local_database_not_migrated")
+        if len(local.versions) != 1:
+            return self.failed("local_database", "local_database_several_heads")
+        position = evidence.history.position_of(local.versions[0])
+        if position != self.lesson.end.revision:
+            broken = [self.lesson.checkpoint_of(n) for n in range(1, self.lesson.end.revision + 1)
+                      if self.has_failed(self.lesson.checkpoint_of(n))]
+            return self.failed("local_database", "local_database_wrong_revision", position=position, broken=broken)
+        problems = self.local_problems(local)
+        if problems:
+            return self.failed("local_database", "local_database_rows_missing", problems=problems)
+        return self.passed("local_database")
+
+    def local_problems(self, local):
+        """What is wrong with the tables and rows of a local database at the end revision, one line each."""
+        end = self.lesson.end
+        problems = schema_problems(local.schema, {table: any_spec(columns) for table, columns in end.tables})
+        for table, _ in end.tables:
+            data_set = self.lesson.data_set_in(table)
+            if data_set and table in local.schema and not problems and local.counts.get(table, 0) == 0:
+                problems.append(f"`{table}` has no rows: the rows you added in step {data_set.step} are gone")
+        for table, column in end.kept_values:
+            empty = local.empty_values.get(f"{table}.{column}")
+            if not problems and empty:
+                problems.append(f"`{table}.{column}` is empty (NULL) in {plural(empty, 'row')}: the values were "
+                                "lost on the way (a column dropped and added instead of renamed)")
+        return problems
+

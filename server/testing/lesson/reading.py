@@ -1,0 +1,160 @@
+"""One reader of a database's schema and rows, for the replay's throw-away
+databases and for the student's own database alike.
+
+- `inspect_schema(connection)`: {table: {column: Column}} with SQLAlchemy's
+  inspector, alembic_version left out.
+- `read_database(url, lesson, metadata=None, label=None)`: the student's
+  database, opened read-only (SQLite in read-only mode, PostgreSQL in a
+  read-only transaction): the revisions alembic_version holds, the schema,
+  the rows of every table, the empty values the lesson's end state must not
+  have and, given models.py's MetaData, what Alembic's autogenerate finds
+  between the two. Nothing is ever written.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from .feedback import error_line, relative
+
+VERSION_TABLE = "alembic_version"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "integer", "string" or the type's name
+    nullable: bool
+    primary_key: bool
+    type: object = None  # the reflected SQLAlchemy type
+
+
+Schema = Dict[str, Dict[str, Column]]  # table -> column name -> Column
+
+
+def inspect_schema(connection):
+    inspector = sa.inspect(connection)
+    schema = {}
+    for table in inspector.get_table_names():
+        if table == VERSION_TABLE:
+            continue
+        primary_key = set(inspector.get_pk_constraint(table).get("constrained_columns") or ())
+        schema[table] = {
+            info["name"]: Column(info["name"], _kind(info["type"]), bool(info.get("nullable", True)),
+                                 info["name"] in primary_key, info["type"])
+            for info in inspector.get_columns(table)
+        }
+    return schema
+
+
+def _kind(column_type):
+    if isinstance(column_type, sa.Integer):
+        return "integer"
+    if isinstance(column_type, sa.String):
+        return "string"
+    return type(column_type).__name__
+
+
+def row_counts(connection, tables):
+    """{table: number of rows} for the named tables (read only)."""
+    return {
+        table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+        for table in tables
+    }
+
+
+def column_types(schema):
+    """{table: {column: SQLAlchemy type}}, as the data-loss analysis takes them."""
+    return {table: {name: column.type for name, column in columns.items()} for table, columns in schema.items()}
+
+
+@dataclass
+class DatabaseReading:
+    """What a student's database holds, read without changing it."""
+
+    label: str  # server/instance/app.db, or the URL without its password
+    exists: bool = False
+    error: Optional[str] = None  # "Kind: first line" when it cannot be read
+    error_detail: Optional[str] = None  # the whole message
+    versions: Optional[List[str]] = None  # alembic_version's rows; None: there is no such table
+    tables: List[str] = field(default_factory=list)  # every table, alembic_version too, sorted
+    schema: Schema = field(default_factory=dict)
+    counts: Dict[str, int] = field(default_factory=dict)  # every table -> rows
+    empty_values: Dict[str, int] = field(default_factory=dict)  # "table.column" -> rows holding NULL
+    model_differences: Optional[list] = None  # autogenerate's diff with models.py; None: unknown
+    model_error: Optional[str] = None
+
+    @property
+    def heads(self):
+        return tuple(self.versions or ())
+
+    @property
+    def usable(self):
+        return self.exists and not self.error
+
+    @property
+    def columns(self):
+        return column_types(self.schema)
+
+
+def read_database(url, lesson, metadata=None, root=None):
+    """Read the database at `url`; see the module docstring. A SQLite file is
+    labelled by its path relative to `root` (the repository), as a student sees it."""
+    from .database import read_only_engine
+
+    engine, sqlite_path = read_only_engine(url)
+    label = relative(sqlite_path, root) if sqlite_path else make_url(url).render_as_string(hide_password=True)
+    reading = DatabaseReading(label)
+    try:
+        if sqlite_path is not None and not Path(sqlite_path).is_file():
+            return reading
+        with engine.connect() as connection:
+            reading.exists = True
+            _read(connection, reading, lesson, metadata)
+            connection.rollback()
+    except Exception as error:  # an unreachable server or a damaged file
+        reading.error, reading.error_detail = error_line(error, kind=True), str(error)
+    finally:
+        engine.dispose()
+    return reading
+
+
+def _read(connection, reading, lesson, metadata):
+    from alembic.runtime.migration import MigrationContext
+
+    inspector = sa.inspect(connection)
+    reading.tables = sorted(inspector.get_table_names())
+    if VERSION_TABLE in reading.tables:
+        reading.versions = list(MigrationContext.configure(connection).get_current_heads())
+    reading.schema = inspect_schema(connection)
+    reading.counts = row_counts(connection, reading.schema)
+    for table, column in lesson.end.kept_values:
+        if column in reading.schema.get(table, {}):
+            target = sa.table(table, sa.column(column))
+            reading.empty_values[f"{table}.{column}"] = connection.execute(
+                sa.select(sa.func.count()).select_from(target).where(target.c[column].is_(None))).scalar_one()
+    if metadata is not None:
+        reading.model_differences, _code, reading.model_error = compare_models(connection, metadata)
+
+
+def compare_models(connection, metadata):
+    """Alembic autogenerate's differences between the models and the database:
+    (diff, the upgrade code `flask db migrate` would write, error)."""
+    from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+        code = ""
+        if diff:
+            upgrade_ops = produce_migrations(context, metadata).upgrade_ops
+            code = render_python_code(upgrade_ops).replace("# ### commands auto generated by Alembic - please adjust! ###", "")
+            code = "\n".join(line for line in code.splitlines() if line.strip() and "end Alembic commands" not in line)
+        connection.commit()
+        return diff, code, None
+    except Exception as error:  # odd model definitions
+        connection.rollback()
+        return None, "", f"{type(error).__name__}: {error}"
