@@ -1,0 +1,99 @@
+"""The engine grades a second lesson declared only as data (tests/second_lesson.py).
+
+A checkout is made as a student would make it: app.py and models.py written,
+`flask db init` run for real, the three revision files written; then
+checks.grade replays it on the backend under test with the lesson's rows
+and judges it against that lesson. The solution gets full marks; each of
+the three mistakes fails exactly its checkpoints, for its reasons, with
+the fix the lesson declares. No engine module names a table of either lesson.
+"""
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.lesson.checks import grade
+from testing.lesson.database import postgres_server_url
+from testing.lesson.walkthrough import flask_environment
+
+from .lesson_files import revision_file
+from .second_lesson import APP, LIBRARY, MISTAKES, MODELS, SOLUTION
+
+ENGINE = Path(__file__).resolve().parents[1] / "lesson"
+ENGINE_MODULES = ("checks.py", "evidence.py", "judge.py", "render.py", "replay.py", "reading.py")
+
+
+def library_checkout(root, revisions=None, models=MODELS):
+    server = root / "server"
+    server.mkdir(parents=True)
+    (server / "app.py").write_text(APP, encoding="utf-8")
+    (server / "models.py").write_text(models, encoding="utf-8")
+    init = subprocess.run([sys.executable, "-m", "flask", "db", "init"], cwd=server, env=flask_environment(),
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stdout + init.stderr
+    ids = [None, "b00c5000a001", "b00c5000a002", "b00c5000a003"]
+    for position, (upgrade, downgrade) in {**SOLUTION, **(revisions or {})}.items():
+        text = revision_file(ids[position], ids[position - 1], "\n".join(upgrade), "\n".join(downgrade),
+                             f"library step {position}")
+        (server / "migrations" / "versions" / f"{ids[position]}_step_{position}.py").write_text(text, encoding="utf-8")
+    return root
+
+
+def grade_library(root, backend):
+    return grade(root, server_url=postgres_server_url() if backend == "postgresql" else None, lesson=LIBRARY)
+
+
+def test_the_solution_gets_full_marks(backend, tmp_path):
+    report = grade_library(library_checkout(tmp_path / "library"), backend)
+    assert [result.id for result in report] == [checkpoint.id for checkpoint in LIBRARY.checkpoints]
+    assert report.full_marks, "\n\n".join(result.message for result in report.failed)
+    assert report.score == report.max_score == 100
+    assert report["add_pages"].summary == f"Revision 2 ({report.history.chain[1].rel}) adds `pages` to `books` and " \
+                                          "keeps every row."
+    assert report["local_database"].status == "not_applicable"
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_each_mistake_fails_exactly_its_checkpoints(backend, tmp_path, name):
+    mistake = MISTAKES[name]
+    root = library_checkout(tmp_path / "library", mistake.get("revisions"), mistake.get("models", MODELS))
+    report = grade_library(root, backend)
+    failed = {result.id: result.reason for result in report.failed}
+    assert failed == mistake["failing"], "\n\n".join(result.message for result in report.failed)
+    first = next(result for result in report.failed if result.reason != "blocked")
+    assert first.fix, first.message
+    if first.id == "models_match":
+        assert "the Book model should read:" in first.fix and "writer = db.Column(db.String)" in first.fix
+    else:
+        revision = LIBRARY.by_id[first.id]
+        position = [r.checkpoint for r in LIBRARY.revisions].index(revision) + 1
+        assert all(line in first.fix for line in LIBRARY.revision(position).upgrade), first.message
+    for result in report.failed:
+        if result.reason == "blocked":
+            assert result.blocked_by in failed and result.summary == f"blocked by {result.blocked_by}: fix that first"
+
+
+def code_words(source):
+    """The names and strings of a module's code, docstrings left out (they show examples)."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+        elif isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.attr
+
+
+def test_no_engine_module_names_a_lesson_table():
+    names = re.compile(r"\b(employees?|departments?|address|location|books|writer|author|pages)\b", re.I)
+    for module in ENGINE_MODULES:
+        words = code_words((ENGINE / module).read_text(encoding="utf-8"))
+        found = sorted({match.group(0) for word in words for match in names.finditer(word)})
+        assert not found, f"{module} names {found}: the lesson's declaration should"
