@@ -213,6 +213,7 @@ class Lesson:
     model_names: Tuple[str, ...] = ()  # the classes models.py defines, for `from models import ...`
     starter_models: str = "the starter"  # what models.py is before step 1's migration
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
+    mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
 
     @property
     def row_steps(self):
