@@ -22,18 +22,20 @@ pristine grader from its own root, e.g.
 
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
-set, appended to it as markdown. All of this happens only when the grader's
-tests ran, so the project's own suite (server/testing/tests) is undisturbed.
+set, appended to it as markdown (both drawn by testing/lesson/report_text.py).
+All of this happens only when the grader's tests ran, so the project's own
+suite (server/testing/tests) is undisturbed.
 """
 import os
 import sys
-import textwrap
 import traceback
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
 
 import pytest  # noqa: E402
+
+from testing.lesson.report_text import markdown_summary, summary_table  # noqa: E402
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader lives in
 REPORT = pytest.StashKey()
@@ -129,48 +131,3 @@ def pytest_terminal_summary(terminalreporter, config):
                 summary.write(markdown_summary(report))
         except OSError as error:
             terminalreporter.write_line(f"Could not write GITHUB_STEP_SUMMARY ({error})", yellow=True)
-
-
-STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "not_applicable": "n/a"}
-
-
-def summary_table(report):
-    width = max(len(result.id) for result in report)
-    lines = [f"{'checkpoint':<{width}}  {'result':<7}  {'points':>6}  summary"]
-    for result in report:
-        points = "-" if result.status == "not_applicable" else f"{result.earned}/{result.points}"
-        row = f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  "
-        first, *more = _wrapped(result.summary)
-        lines.append(row + first)
-        lines += [" " * len(row) + line for line in more]
-    return lines
-
-
-def _points_cell(result):
-    return "-" if result.status == "not_applicable" else f"{result.earned} / {result.points}"
-
-
-def _wrapped(text, limit=80):
-    """A summary as lines of at most `limit` characters, broken between words only."""
-    return textwrap.wrap(text, width=limit, break_long_words=False, break_on_hyphens=False) or [""]
-
-
-def markdown_summary(report):
-    icons = {"passed": "✅ passed", "failed": "❌ failed", "not_applicable": "➖ n/a"}
-    lines = [
-        f"## Lesson grade: {report.score} / {report.max_score} points",
-        "",
-        "| Checkpoint | Result | Points |",
-        "|---|---|---:|",
-    ]
-    for result in report:
-        lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {_points_cell(result)} |")
-    for result in report:
-        if result.status != "passed":
-            lines += ["", f"<details><summary><code>{result.id}</code>: {_cell(result.summary)}</summary>",
-                      "", "```text", result.message, "```", "", "</details>"]
-    return "\n".join(lines) + "\n\n"
-
-
-def _cell(text):
-    return text.replace("|", "\\|").replace("\n", " ")

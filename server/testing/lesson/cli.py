@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -37,13 +38,32 @@ tool_commands.add_command(status_command)
 tool_commands.add_command(review_command)
 
 
-@tool_commands.command("walkthrough", context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def walkthrough_command(args):
-    """Do the whole lesson in a scratch copy, as the README tells a student."""
+WALKTHROUGH_STEPS = range(1, 6)  # 1..walkthrough.LAST_STEP; walkthrough.py loads only when the command runs
+
+
+def _step(ctx, param, value):
+    if value not in WALKTHROUGH_STEPS:
+        raise click.BadParameter(f"{value} is not one of {', '.join(map(str, WALKTHROUGH_STEPS))}.")
+    return value
+
+
+@tool_commands.command(
+    "walkthrough",
+    short_help="Do the whole lesson in a scratch copy, as the README tells a student.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--backend", type=click.Choice(("sqlite", "postgresql")), default="sqlite",
+              help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
+@click.option("--stop-after", type=int, default=WALKTHROUGH_STEPS[-1], callback=_step, metavar="N",
+              help="stop after step N (1-5)")
+@click.option("--dest", type=click.Path(path_type=Path), metavar="DEST",
+              help="build the copy here (kept afterwards) instead of a temporary folder")
+@click.option("--keep", is_flag=True, help="keep the temporary copy to look at afterwards")
+def walkthrough_command(backend, stop_after, dest, keep):
+    """Do the lesson in a scratch copy of the starter, exactly as README.md says."""
     from .walkthrough import main
 
-    sys.exit(main(list(args)))
+    sys.exit(main(backend, stop_after, dest, keep))
 
 
 @tool_commands.command("page")

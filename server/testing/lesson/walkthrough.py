@@ -8,7 +8,6 @@ models.py and generated migrations must match the real files.
 
     pipenv run walkthrough [--backend sqlite|postgresql] [--stop-after N] [--dest DIR] [--keep]
 """
-import argparse
 import ast
 import difflib
 import os
@@ -483,27 +482,22 @@ def _indent(text):
 # --- command line -----------------------------------------------------------
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="pipenv run walkthrough",
-        description="Do the lesson in a scratch copy of the starter, exactly as README.md says.",
-    )
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
-    parser.add_argument("--stop-after", type=int, choices=range(1, LAST_STEP + 1), default=LAST_STEP,
-                        metavar="N", help="stop after step N (1-5)")
-    parser.add_argument("--dest", type=Path, help="build the copy here (kept afterwards) instead of a temporary folder")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary copy to look at afterwards")
-    options = parser.parse_args(argv)
+def main(backend="sqlite", stop_after=LAST_STEP, dest=None, keep=False):
+    """`pipenv run walkthrough` (its options are parsed in cli.py); the exit code.
 
-    dest = options.dest or Path(tempfile.mkdtemp(prefix="lesson-walkthrough-"))
-    keep = options.keep or options.dest is not None
+    dest None builds the copy in a temporary folder, removed afterwards unless
+    keep; a given dest is always kept. Exit code 0 when the walk succeeds, 1
+    when a step cannot be done as the README says, 2 when the PostgreSQL
+    server of backend "postgresql" cannot be reached.
+    """
+    keep = keep or dest is not None
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="lesson-walkthrough-"))
     try:
         copy_starter(dest)
         print(f"Scratch copy of the starter: {dest}")
-        if options.backend == "postgresql":
-            return _on_postgresql(dest, options.stop_after)
-        return _finish(run_walkthrough(dest, stop_after=options.stop_after))
+        if backend == "postgresql":
+            return _on_postgresql(dest, stop_after)
+        return _finish(run_walkthrough(dest, stop_after=stop_after))
     except (WalkthroughError, readme.ReadmeError) as error:
         print(f"\nWALKTHROUGH FAILED: {error}", file=sys.stderr)
         return 1
@@ -535,4 +529,6 @@ def _finish(result):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from testing.lesson.cli import walkthrough_command
+
+    walkthrough_command(prog_name="pipenv run walkthrough")

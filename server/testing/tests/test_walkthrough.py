@@ -13,11 +13,20 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from click.testing import CliRunner
 
-from testing.lesson import readme
+from testing.lesson import readme, walkthrough
+from testing.lesson.cli import WALKTHROUGH_STEPS, tool_commands
 from testing.lesson.database import normalize_url, throwaway_database
 from testing.lesson.checkpoints import CHECKPOINTS, STEPS
-from testing.lesson.walkthrough import REPO_ROOT, WalkthroughError, flask_environment, main, run_walkthrough
+from testing.lesson.walkthrough import (
+    LAST_STEP,
+    REPO_ROOT,
+    WalkthroughError,
+    flask_environment,
+    main,
+    run_walkthrough,
+)
 from testing.tests.lesson_builds import (
     StateMismatch,
     assert_empty,
@@ -269,7 +278,7 @@ def test_readme_not_null_example_backfills_existing_rows(backend):
 
 def test_main_runs_the_first_step_into_a_kept_folder(tmp_path, capsys):
     dest = tmp_path / "scratch"
-    assert main(["--stop-after", "1", "--dest", str(dest)]) == 0
+    assert main(stop_after=1, dest=dest) == 0
     printed = capsys.readouterr().out
     assert "Step 1: Initial migration: the employees table" in printed and "Done: steps 1-1 on sqlite" in printed
     assert len(list((dest / "server" / "migrations" / "versions").glob("*.py"))) == 1
@@ -280,5 +289,36 @@ def test_main_reports_a_failure_without_a_traceback(tmp_path, capsys):
     dest = tmp_path / "scratch"
     dest.mkdir()
     (dest / "something").write_text("")
-    assert main(["--dest", str(dest)]) == 1
+    assert main(dest=dest) == 1
     assert "is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, values", (
+    ([], ("sqlite", LAST_STEP, None, False)),
+    (["--backend", "postgresql", "--stop-after", "3", "--dest", "copy", "--keep"], ("postgresql", 3, "copy", True)),
+))
+def test_the_command_passes_its_options_to_main(monkeypatch, args, values):
+    calls = []
+    monkeypatch.setattr(walkthrough, "main", lambda *given: calls.append(given) or 7)
+    result = CliRunner().invoke(tool_commands, ["walkthrough", *args])
+    assert result.exit_code == 7, result.output  # main's exit code
+    [(backend, stop_after, dest, keep)] = calls
+    assert (backend, stop_after, None if dest is None else str(dest), keep) == values
+
+
+@pytest.mark.parametrize("args", (["--stop-after", "0"], ["--stop-after", str(LAST_STEP + 1)],
+                                  ["--backend", "mysql"], ["extra"]))
+def test_the_command_refuses_other_options(monkeypatch, args):
+    monkeypatch.setattr(walkthrough, "main", lambda *given: pytest.fail("main ran"))
+    result = CliRunner().invoke(tool_commands, ["walkthrough", *args])
+    assert result.exit_code == 2, result.output
+    assert list(WALKTHROUGH_STEPS) == list(range(1, LAST_STEP + 1))
+
+
+@pytest.mark.parametrize("flag", ("--help", "-h"))
+def test_the_command_help_shows_the_options(flag):
+    result = CliRunner().invoke(tool_commands, ["walkthrough", flag], prog_name="pipenv run")
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage: pipenv run walkthrough [OPTIONS]")
+    for option in ("--backend [sqlite|postgresql]", "--stop-after N", "--dest DEST", "--keep"):
+        assert option in result.output, result.output
