@@ -104,8 +104,8 @@ def _grader_fault(root, error):
 
     if os.environ.get("LESSON_GRADER_DEBUG"):
         traceback.print_exception(type(error), error, error.__traceback__)
-    feedback = Feedback(f"The grader could not grade {root}: {type(error).__name__}: {error}").add(
-        "Fix", "This is a fault in the grader, not in your work: tell your instructor, and include this message "
+    feedback = Feedback(f"The grader could not grade {root}: {type(error).__name__}: {error}").add_fix(
+        "This is a fault in the grader, not in your work: tell your instructor, and include this message "
                "(LESSON_GRADER_DEBUG=1 shows the details).")
     results = {c.id: Result(c, FAILED, feedback, reason="grader_fault") for c in CHECKPOINTS}
     return Report(root=root, backend="?", results=results)

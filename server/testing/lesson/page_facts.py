@@ -74,7 +74,7 @@ def revision_files(report, local):
     pending_ids = chain_ids[chain_ids.index(current) + 1:] if current in chain_ids else []
     if local is not None and not local.error and not local.heads:
         pending_ids = list(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
-    rows, columns = (dict(local.rows_all), dict(local.columns)) if local is not None else ({}, {})
+    rows, columns = (dict(local.counts), dict(local.columns)) if local is not None else ({}, {})
     by_id = {f.revision: f for f in history.chain}
     files = []
     with Sandbox(Layout.of(root)) as sandbox:

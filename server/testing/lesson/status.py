@@ -161,7 +161,7 @@ def step_marks(report, local=None, chain=()):
     lost = where.loss_on_the_way()
     for data_set in lesson.data_sets:
         rows = max(local.counts.get(table, 0) for table in data_set.tables)
-        lost_later = lost is not None and lost[1].data_set == data_set.name and lost[0] > _made_by(lesson, data_set)
+        lost_later = lost is not None and lost[0] > _made_by(lesson, data_set)
         marks[data_set.step] = marks[data_set.step] and (lost_later or rows > 0)
     return marks
 
