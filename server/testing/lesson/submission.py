@@ -5,8 +5,9 @@
   loaded one by one in the sandbox's worker process (a broken file never
   hides the others), and the graph they form: `History.chain` is the linear
   run of revisions from the base, as far as it is unambiguous;
-  `History.problems` says what is wrong with the rest. Alembic's own
-  RevisionMap confirms a history that looks sound.
+  `History.problems` says what is wrong with the rest; `History.heads` the
+  revisions nothing follows. Alembic's own RevisionMap
+  (`History.revision_map()`) confirms a history that looks sound.
 - `load_models(layout, sandbox)`: the tables server/models.py defines, built
   in the worker and rebuilt here as a MetaData (app.py is never imported: it
   may create tables in the student's database).
@@ -136,6 +137,19 @@ class History:
             if revision.revision == revision_id:
                 return number
         return None
+
+    def files_by_id(self):
+        """{revision id: file} for the files that have an id; of two files with
+        the same id the later one counts, as in Alembic."""
+        return {f.revision: f for f in self.files if f.revision}
+
+    def revision_map(self):
+        """Alembic's RevisionMap of the files that have an id."""
+        from alembic.script.revision import Revision, RevisionMap
+
+        by_id = self.files_by_id()
+        # Alembic calls this when first asked, so a revision it refuses raises there.
+        return RevisionMap(lambda: [Revision(f.revision, f.down_revision) for f in by_id.values()])
 
 
 def _declared_ids(source):
@@ -309,11 +323,8 @@ def _all(files):
 
 def _confirm_with_alembic(history):
     """Ask Alembic's own RevisionMap for the same history."""
-    from alembic.script.revision import Revision, RevisionMap
-
-    revisions = [Revision(f.revision, f.down_revision) for f in history.files]
     try:
-        revision_map = RevisionMap(lambda: revisions)
+        revision_map = history.revision_map()
         heads = revision_map.heads
         order = [revision.revision for revision in revision_map.iterate_revisions("heads", "base")]
     except Exception as error:  # Alembic refuses the history
