@@ -32,6 +32,7 @@ from . import operations as analysis
 from .alembic_internals import new_revision_path
 from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
+from .feedback import error_line
 from .pending import record_pending
 from .sandbox import Sandbox
 from .submission import Layout, load_history, load_models
@@ -237,7 +238,7 @@ def _read_database(url, server_dir):
                 current = MigrationContext.configure(connection).get_current_heads()
                 row_counts, columns = analysis.database_facts(connection)
         except Exception as error:  # unreachable server, missing driver, not a database, ...
-            raise _CannotReview(f"the database {where} cannot be read: {_first_line(error)}")
+            raise _CannotReview(f"the database {where} cannot be read: {error_line(error)}")
         finally:
             engine.dispose()
     return where, current, row_counts, columns
@@ -317,10 +318,6 @@ def _report_script(recording):
             click.echo(f"     {line}")
     if not recording.risks and not recording.problem:
         click.echo("  ok: keeps every row")
-
-
-def _first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _pending(history, current, where):
