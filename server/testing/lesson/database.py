@@ -12,6 +12,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from .feedback import error_line
+
 DEFAULT_APP_URL = "sqlite:///app.db"  # Flask-SQLAlchemy puts it in server/instance/
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -111,7 +113,7 @@ def postgres_unreachable_reason(server_url=None):
             connection.execute(sa.text("SELECT 1"))
         return None
     except Exception as error:  # any driver error means "not usable"
-        return f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+        return error_line(error, kind=True)
     finally:
         engine.dispose()
 

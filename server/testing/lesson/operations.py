@@ -433,66 +433,109 @@ def find_risks(operations, row_counts=None, columns=None, batch=None, direction=
 
     direction names the function the operations come from in the messages.
     """
+    changes = _changes(operations, row_counts, columns)
+    table_risks = _table_risks(changes, direction)
+    column_risks, rename_adds = _column_risks(changes, batch, direction)
+    return table_risks + column_risks + _not_null_risks(changes, rename_adds, batch)
+
+
+@dataclass
+class _Changes:
+    """The drops and additions among some operations, each with the rows of its table when it runs."""
+
+    dropped_tables: List[Any] = field(default_factory=list)  # (name, {column: type}, rows)
+    created_tables: List[Any] = field(default_factory=list)  # (name, {column: type}), new tables only
+    dropped_columns: List[Any] = field(default_factory=list)  # (table, column, type, rows, in_batch)
+    added_columns: List[Any] = field(default_factory=list)  # (AddColumnOp, rows, in_batch)
+
+
+def _changes(operations, row_counts, columns):
+    """The _Changes of the operations, followed one by one from the tables as they are."""
     tables = _Tables(row_counts, columns)
-    dropped_tables, created_tables, dropped_columns, added_columns = [], [], [], []
+    changes = _Changes()
     for o, in_batch in _leaves(operations):
         if isinstance(o, ops.DropTableOp):
             own = {c.name: c.type for c in o.to_table().columns}  # autogenerate says
-            dropped_tables.append((o.table_name, own or tables.columns.get(o.table_name), tables.rows.get(o.table_name)))
+            changes.dropped_tables.append(
+                (o.table_name, own or tables.columns.get(o.table_name), tables.rows.get(o.table_name)))
         elif isinstance(o, ops.CreateTableOp) and o.table_name not in tables.columns:
-            created_tables.append((o.table_name, {c.name: c.type for c in o.columns if isinstance(c, sa.Column)}))
+            changes.created_tables.append(
+                (o.table_name, {c.name: c.type for c in o.columns if isinstance(c, sa.Column)}))
         elif isinstance(o, ops.DropColumnOp):
             own = o.to_column().type
             if not _known_type(own):
                 own = tables.columns.get(o.table_name, {}).get(o.column_name)
-            dropped_columns.append((o.table_name, o.column_name, own, tables.rows.get(o.table_name), in_batch))
+            changes.dropped_columns.append(
+                (o.table_name, o.column_name, own, tables.rows.get(o.table_name), in_batch))
         elif isinstance(o, ops.AddColumnOp):
-            added_columns.append((o, tables.rows.get(o.table_name), in_batch))
+            changes.added_columns.append((o, tables.rows.get(o.table_name), in_batch))
         tables.apply(o)
+    return changes
 
-    risks = []
-    paired_new_tables = set()
-    for old, cols, rows in dropped_tables:
+
+def _table_risks(changes, direction):
+    """Each dropped table: renamed when a new table has its columns, else its rows lost."""
+    risks, paired = [], set()
+    for old, cols, rows in changes.dropped_tables:
         matches = [
-            new for new, new_cols in created_tables
-            if new != old and new not in paired_new_tables and _same_columns(cols, new_cols)
+            new for new, new_cols in changes.created_tables
+            if new != old and new not in paired and _same_columns(cols, new_cols)
         ]
         if matches:
             new = _closest(old, matches)
-            paired_new_tables.add(new)
+            paired.add(new)
             risks.append(_table_rename(old, new, list(cols), rows, direction))
         elif rows:
-            risks.append(Risk(
-                "drop_with_rows", old, rows=rows,
-                message=(f"Table '{old}' is dropped with its {_rows_phrase(rows)}: they are deleted for good. "
-                         "If the table is still needed, remove the drop; otherwise back the rows up first."),
-            ))
+            risks.append(_table_dropped(old, rows))
+    return risks
 
-    paired_adds = set()
-    for table, old, old_type, rows, in_batch in dropped_columns:
+
+def _column_risks(changes, batch, direction):
+    """(risks, ids of the additions that are renames): each dropped column is renamed
+    when a column of a compatible type is added to its table, else its values lost."""
+    risks, paired = [], set()
+    for table, old, old_type, rows, in_batch in changes.dropped_columns:
         matches = [
-            add for add, _, _ in added_columns
-            if add.table_name == table and add.column.name != old and id(add) not in paired_adds
+            add for add, _, _ in changes.added_columns
+            if add.table_name == table and add.column.name != old and id(add) not in paired
             and compatible_types(old_type, add.column.type)
         ]
         if matches:
             by_name = {add.column.name: add for add in matches}
             add = by_name[_closest(old, list(by_name))]
-            paired_adds.add(id(add))
-            risks.append(_column_rename(table, old, add.column.name, rows, in_batch if batch is None else batch, direction))
+            paired.add(id(add))
+            risks.append(_column_rename(
+                table, old, add.column.name, rows, in_batch if batch is None else batch, direction))
         elif rows:
-            risks.append(Risk(
-                "drop_with_rows", table, column=old, rows=rows,
-                message=(f"Column '{old}' is dropped from '{table}': its values in {_rows_phrase(rows)} are deleted "
-                         "for good. If they are still needed, remove the drop or copy them elsewhere first."),
-            ))
+            risks.append(_column_dropped(table, old, rows))
+    return risks, paired
 
-    for add, rows, in_batch in added_columns:
+
+def _not_null_risks(changes, rename_adds, batch):
+    """NOT NULL columns without a server_default added to tables with rows (renames aside)."""
+    risks = []
+    for add, rows, in_batch in changes.added_columns:
         column = add.column
-        if id(add) in paired_adds or column.nullable or column.server_default is not None or not rows:
+        if id(add) in rename_adds or column.nullable or column.server_default is not None or not rows:
             continue
         risks.append(_not_null(add.table_name, column, rows, in_batch if batch is None else batch))
     return risks
+
+
+def _table_dropped(table, rows):
+    return Risk(
+        "drop_with_rows", table, rows=rows,
+        message=(f"Table '{table}' is dropped with its {_rows_phrase(rows)}: they are deleted for good. "
+                 "If the table is still needed, remove the drop; otherwise back the rows up first."),
+    )
+
+
+def _column_dropped(table, column, rows):
+    return Risk(
+        "drop_with_rows", table, column=column, rows=rows,
+        message=(f"Column '{column}' is dropped from '{table}': its values in {_rows_phrase(rows)} are deleted "
+                 "for good. If they are still needed, remove the drop or copy them elsewhere first."),
+    )
 
 
 def _table_rename(old, new, columns, rows, direction="upgrade"):

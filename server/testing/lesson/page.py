@@ -31,6 +31,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy.engine import make_url
 
 from .database import app_database_url, backend_of, in_instance_folder, normalize_url, read_only_engine
+from .feedback import error_line
 
 ENGINE_SERVER_DIR = Path(__file__).resolve().parents[2]  # this grader's server/
 DEFAULT_ROOT = ENGINE_SERVER_DIR.parent
@@ -97,18 +98,13 @@ def describe_database(url, server_dir):
     return "PostgreSQL " + parsed.render_as_string(hide_password=True)
 
 
-def first_line(error):
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-
-
 def read_database(url, server_dir, preview_rows=PREVIEW_ROWS):
     """The database's revision, tables, columns, keys, indexes and first rows."""
     try:
         view = DatabaseView(describe_database(url, server_dir), backend_of(url))
         engine, sqlite_path = read_only_engine(url)
     except Exception as error:  # a URL SQLAlchemy cannot parse, a missing driver
-        return DatabaseView(f"DATABASE_URL {url!r}", "unknown", error=first_line(error))
+        return DatabaseView(f"DATABASE_URL {url!r}", "unknown", error=error_line(error, kind=True))
     if sqlite_path is not None and not sqlite_path.is_file():
         return view
     try:
@@ -125,7 +121,7 @@ def read_database(url, server_dir, preview_rows=PREVIEW_ROWS):
             ]
             connection.rollback()
     except Exception as error:  # unreachable server, damaged file, no permission
-        view.error = first_line(error)
+        view.error = error_line(error, kind=True)
     finally:
         engine.dispose()
     return view
@@ -182,7 +178,7 @@ def table_page(url, name, page, page_size=PAGE_SIZE):
     try:
         engine, sqlite_path = read_only_engine(url)
     except Exception as error:
-        return None, first_line(error), 200
+        return None, error_line(error, kind=True), 200
     if sqlite_path is not None and not sqlite_path.is_file():
         return None, "The database file does not exist yet: `flask db upgrade head` in server/ creates it.", 404
     try:
@@ -194,7 +190,7 @@ def table_page(url, name, page, page_size=PAGE_SIZE):
             connection.rollback()
             return table, None, 200
     except Exception as error:  # unreachable server, damaged file
-        return None, f"Your database cannot be read: {first_line(error)}", 200
+        return None, f"Your database cannot be read: {error_line(error, kind=True)}", 200
     finally:
         engine.dispose()
 
@@ -434,7 +430,7 @@ def _context():
         url = lesson_database_url(root)
     except Exception as error:
         url, problems = None, problems + [
-            f"DATABASE_URL cannot be read ({first_line(error)}). Fix the DATABASE_URL line in server/.env "
+            f"DATABASE_URL cannot be read ({error_line(error, kind=True)}). Fix the DATABASE_URL line in server/.env "
             "(or the variable in your environment): see the README's section SQLite and PostgreSQL."
         ]
     return root, url, problems

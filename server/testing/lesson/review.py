@@ -12,11 +12,15 @@ Two entry points, one analysis (operations.find_risks):
   now, the rows it would delete and the upgrades that would fail. Exit code
   1 when data would be lost, 2 when the review could not be done, else 0.
   It only reads: the database is opened read-only and no file is written.
+  review_pending does the review and returns it as a PendingReview, printing
+  nothing; run_review prints it.
 """
 import logging
 import os
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, List, Optional, Tuple
 
 import click
 from alembic.autogenerate import renderers
@@ -28,6 +32,7 @@ from . import operations as analysis
 from .alembic_internals import new_revision_path
 from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
+from .feedback import error_line
 from .pending import record_pending
 from .sandbox import Sandbox
 from .submission import Layout, load_history, load_models
@@ -165,21 +170,66 @@ def run_review(server_dir=None, url=None):
     server_dir = Path(server_dir or SERVER_DIR)
     tolerate_unencodable_output()
     try:
-        return _review(server_dir, url)
+        return _render(review_pending(server_dir, url))
     except _CannotReview as problem:
         click.secho(f"Cannot review: {problem}", err=True, fg="red")
         return 2
 
 
-def _review(server_dir, url):
+@dataclass
+class PendingReview:
+    """What the review found, before any of it is printed."""
+
+    where: Optional[str] = None  # the database, as the student reads it; None when it was not looked at
+    current: Tuple[str, ...] = ()  # the revisions the database is at
+    pending: List[Any] = field(default_factory=list)  # RevisionFile, oldest first
+    recordings: List[Any] = field(default_factory=list)  # pending.Recording, one per pending revision
+    extra: List[Any] = field(default_factory=list)  # pending revisions beyond the lesson's fourth
+    models_describe_database: bool = False  # only looked at when nothing else needs fixing
+    nothing_to_review: Optional[str] = None  # why, when there is nothing to review
+
+    @property
+    def loses_data(self):
+        return any(recording.loses_data for recording in self.recordings)
+
+    @property
+    def needs_fixing(self):
+        return any(recording.risks or recording.problem for recording in self.recordings)
+
+    @property
+    def exit_code(self):
+        return 1 if self.loses_data else 0
+
+
+def review_pending(server_dir, url):
+    """Review the migrations not yet applied, printing nothing; _CannotReview when it cannot be done."""
     versions = server_dir / "migrations" / "versions"
     if not versions.is_dir():
-        click.echo(
-            f"Nothing to review: there is no {versions.relative_to(server_dir.parent)} folder yet.\n"
+        return PendingReview(nothing_to_review=(
+            f"there is no {versions.relative_to(server_dir.parent)} folder yet.\n"
             "Run `flask db init` in server/ to start the lesson."
-        )
-        return 0
+        ))
     url = normalize_url(url) if url else app_database_url(server_dir)
+    found = PendingReview()
+    found.where, found.current, row_counts, columns = _read_database(url, server_dir)
+    layout = Layout.of(server_dir.parent, server=server_dir)
+    with Sandbox(layout) as sandbox:
+        history = load_history(layout, sandbox)
+        found.pending = _pending(history, found.current, found.where)
+        found.recordings = record_pending(
+            sandbox, found.pending, row_counts, columns, make_url(url).get_backend_name())
+        models = load_models(layout, sandbox)
+    if not found.pending:
+        found.nothing_to_review = "every migration is already applied."
+        return found
+    found.extra = _beyond_the_lesson(history.chain if history.sound else [], found.pending)
+    if not found.loses_data and not found.needs_fixing:
+        found.models_describe_database = _models_describe_database(layout, url, models.metadata)
+    return found
+
+
+def _read_database(url, server_dir):
+    """(where, current revisions, row counts, columns) of the app's database, opened read-only."""
     row_counts, columns, current = {}, {}, ()
     engine, where = _read_only_engine(url, server_dir)
     if engine is not None:
@@ -188,51 +238,52 @@ def _review(server_dir, url):
                 current = MigrationContext.configure(connection).get_current_heads()
                 row_counts, columns = analysis.database_facts(connection)
         except Exception as error:  # unreachable server, missing driver, not a database, ...
-            raise _CannotReview(f"the database {where} cannot be read: {_first_line(error)}")
+            raise _CannotReview(f"the database {where} cannot be read: {error_line(error)}")
         finally:
             engine.dispose()
-    layout = Layout.of(server_dir.parent, server=server_dir)
-    with Sandbox(layout) as sandbox:
-        history = load_history(layout, sandbox)
-        pending = _pending(history, current, where)
-        recordings = record_pending(sandbox, pending, row_counts, columns, make_url(url).get_backend_name())
-        models = load_models(layout, sandbox)
-    at = f"at revision {', '.join(current)}" if current else "no revision applied yet"
-    click.echo(f"Database: {where}, {at}")
-    if not pending:
-        click.echo("Nothing to review: every migration is already applied.")
-        return 0
-    if len(pending) == 1:
+    return where, current, row_counts, columns
+
+
+def _render(found):
+    """Print the review as the student reads it; the exit code."""
+    if found.where is not None:
+        at = f"at revision {', '.join(found.current)}" if found.current else "no revision applied yet"
+        click.echo(f"Database: {found.where}, {at}")
+    if found.nothing_to_review:
+        click.echo(f"Nothing to review: {found.nothing_to_review}")
+        return found.exit_code
+    if len(found.pending) == 1:
         click.echo("1 migration not applied yet:")
     else:
-        click.echo(f"{len(pending)} migrations not applied yet, in the order `flask db upgrade` runs them:")
-    for recording in recordings:
+        click.echo(f"{len(found.pending)} migrations not applied yet, in the order `flask db upgrade` runs them:")
+    for recording in found.recordings:
         _report_script(recording)
     click.echo("")
-    losing = any(recording.loses_data for recording in recordings)
-    extra = _beyond_the_lesson(history.chain if history.sound else [], pending)
-    if extra:
-        names = "\n".join("    " + os.path.relpath(revision.path) for revision in extra)
+    if found.extra:
+        names = "\n".join("    " + os.path.relpath(revision.path) for revision in found.extra)
         note = ("The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
                 f"For the lesson, do not fix or apply these; delete them:\n{names}")
-        if losing:
+        if found.loses_data:
             click.secho(note, fg="red", bold=True)
-            return 1
+            return found.exit_code
         click.echo(note + "\n")
-    if losing:
-        click.secho("Data would be lost: fix what is marked !! before `flask db upgrade`.", fg="red", bold=True)
-        return 1
-    if any(recording.risks or recording.problem for recording in recordings):
-        click.secho("Nothing here deletes data, but fix what is marked !! before `flask db upgrade`.", fg="yellow")
-        return 0
-    if _models_describe_database(layout, url, models.metadata):
-        click.secho(
+    text, style = _conclusion(found)
+    click.secho(text, **style)
+    return found.exit_code
+
+
+def _conclusion(found):
+    """The review's last words and their colour."""
+    if found.loses_data:
+        return "Data would be lost: fix what is marked !! before `flask db upgrade`.", {"fg": "red", "bold": True}
+    if found.needs_fixing:
+        return "Nothing here deletes data, but fix what is marked !! before `flask db upgrade`.", {"fg": "yellow"}
+    if found.models_describe_database:
+        return (
             "Nothing here deletes data, but models.py already matches your database as it is, so your models\n"
             "do not need these revisions. At the end of the lesson (step 5) revision 4 stays unapplied:\n"
-            "do not run `flask db upgrade`.", fg="yellow")
-        return 0
-    click.secho("Nothing here deletes data: `flask db upgrade` is safe to run.", fg="green")
-    return 0
+            "do not run `flask db upgrade`."), {"fg": "yellow"}
+    return "Nothing here deletes data: `flask db upgrade` is safe to run.", {"fg": "green"}
 
 
 def _beyond_the_lesson(chain, pending):
@@ -269,21 +320,14 @@ def _report_script(recording):
         click.echo("  ok: keeps every row")
 
 
-def _first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _pending(history, current, where):
     """The revision files an upgrade to head would run, oldest first."""
-    from alembic.script.revision import Revision, RevisionMap
-
     broken = [f.load_error for f in history.files if f.load_error]
     if broken:
         raise _CannotReview(f"the migrations cannot be loaded: {broken[0]}")
-    by_id = {f.revision: f for f in history.files if f.revision}
-    revision_map = RevisionMap(lambda: [Revision(f.revision, f.down_revision) for f in by_id.values()])
+    by_id = history.files_by_id()
     try:
-        newest_first = list(revision_map.iterate_revisions("heads", current or "base"))
+        newest_first = list(history.revision_map().iterate_revisions("heads", current or "base"))
     except Exception as error:
         raise _CannotReview(
             f"the database {where} is at revision {', '.join(current)}, which the files in "

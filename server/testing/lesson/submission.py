@@ -5,8 +5,9 @@
   loaded one by one in the sandbox's worker process (a broken file never
   hides the others), and the graph they form: `History.chain` is the linear
   run of revisions from the base, as far as it is unambiguous;
-  `History.problems` says what is wrong with the rest. Alembic's own
-  RevisionMap confirms a history that looks sound.
+  `History.problems` says what is wrong with the rest; `History.heads` the
+  revisions nothing follows. Alembic's own RevisionMap
+  (`History.revision_map()`) confirms a history that looks sound.
 - `load_models(layout, sandbox)`: the tables server/models.py defines, built
   in the worker and rebuilt here as a MetaData (app.py is never imported: it
   may create tables in the student's database).
@@ -137,6 +138,19 @@ class History:
                 return number
         return None
 
+    def files_by_id(self):
+        """{revision id: file} for the files that have an id; of two files with
+        the same id the later one counts, as in Alembic."""
+        return {f.revision: f for f in self.files if f.revision}
+
+    def revision_map(self):
+        """Alembic's RevisionMap of the files that have an id."""
+        from alembic.script.revision import Revision, RevisionMap
+
+        by_id = self.files_by_id()
+        # Alembic calls this when first asked, so a revision it refuses raises there.
+        return RevisionMap(lambda: [Revision(f.revision, f.down_revision) for f in by_id.values()])
+
 
 def _declared_ids(source):
     """revision/down_revision read from the text, for files that do not load."""
@@ -211,9 +225,27 @@ def load_history(layout, sandbox):
 
 
 def _analyse_graph(history, layout):
+    """Fill in the chain, where it stops being unambiguous, and the problems."""
     problems = history.problems
+    usable = _usable_files(history.files, problems)
+    graph = _Graph.of(usable)
+    history.chain, history.ambiguous_after = _chain_from_base(graph)
+    if len(history.chain) < len(usable) and history.ambiguous_after is None:
+        history.ambiguous_after = len(history.chain)  # some revisions are not on the line
+    problems.extend(_duplicate_problems(graph))
+    problems.extend(_parent_problems(graph, layout, _probable_parent(history.chain)))
+    problems.extend(_base_problems(graph))
+    problems.extend(_branch_problems(graph))
+    if not problems and len(history.chain) != len(usable):
+        problems.append(
+            f"Only {len(history.chain)} of the {len(usable)} revisions form a line from the first one."
+        )
+
+
+def _usable_files(files, problems):
+    """The files that declare a revision id; why the others cannot be used goes to `problems`."""
     usable = []
-    for revision_file in history.files:
+    for revision_file in files:
         if revision_file.load_error:
             problems.append(revision_file.load_error)
         if revision_file.revision is None and not revision_file.load_error:
@@ -224,83 +256,120 @@ def _analyse_graph(history, layout):
             )
         elif revision_file.revision is not None:
             usable.append(revision_file)
+    return usable
 
-    by_id, children, bases = {}, {}, []
-    for revision_file in usable:
-        by_id.setdefault(revision_file.revision, []).append(revision_file)
-        if not revision_file.down_revisions:
-            bases.append(revision_file)
-        for parent in revision_file.down_revisions:
-            children.setdefault(parent, []).append(revision_file)
-    duplicated = {revision_id for revision_id, same in by_id.items() if len(same) > 1}
 
-    # Follow the one unambiguous line from the single base.
+@dataclass
+class _Graph:
+    """The usable revision files, looked up by their id and by their parents' ids."""
+
+    usable: List[RevisionFile]
+    by_id: dict = field(default_factory=dict)  # revision id -> the files that declare it
+    children: dict = field(default_factory=dict)  # revision id -> the files that name it as parent
+    bases: List[RevisionFile] = field(default_factory=list)  # down_revision = None
+    duplicated: set = field(default_factory=set)  # ids declared by more than one file
+
+    @classmethod
+    def of(cls, usable):
+        graph = cls(usable)
+        for revision_file in usable:
+            graph.by_id.setdefault(revision_file.revision, []).append(revision_file)
+            if not revision_file.down_revisions:
+                graph.bases.append(revision_file)
+            for parent in revision_file.down_revisions:
+                graph.children.setdefault(parent, []).append(revision_file)
+        graph.duplicated = {revision_id for revision_id, same in graph.by_id.items() if len(same) > 1}
+        return graph
+
+
+def _chain_from_base(graph):
+    """(chain, ambiguous_after): the one unambiguous line from the single base,
+    and the length past which it cannot be followed (None when nothing stops it)."""
+    if len(graph.bases) != 1 or graph.bases[0].revision in graph.duplicated:
+        return [], (0 if graph.usable else None)
     chain, on_chain = [], set()
-    if len(bases) == 1 and bases[0].revision not in duplicated:
-        current = bases[0]
-        while True:
-            chain.append(current)
-            on_chain.add(id(current))
-            followers = children.get(current.revision, [])
-            if len(followers) != 1 or len(followers[0].down_revisions) != 1:
-                if followers:
-                    history.ambiguous_after = len(chain)
-                break
-            current = followers[0]
-            if current.revision in duplicated or id(current) in on_chain:
-                history.ambiguous_after = len(chain)
-                break
-    elif usable:
-        history.ambiguous_after = 0
-    history.chain = chain
-    if len(chain) < len(usable) and history.ambiguous_after is None:
-        history.ambiguous_after = len(chain)  # some revisions are not on the line
-    last = f" (probably '{chain[-1].revision}', the last revision of the line from the first one)" if chain else ""
+    current = graph.bases[0]
+    while True:
+        chain.append(current)
+        on_chain.add(id(current))
+        followers = graph.children.get(current.revision, [])
+        if len(followers) != 1 or len(followers[0].down_revisions) != 1:
+            return chain, (len(chain) if followers else None)
+        current = followers[0]
+        if current.revision in graph.duplicated or id(current) in on_chain:
+            return chain, len(chain)
 
-    for revision_id, same in by_id.items():
-        if len(same) > 1:
-            problems.append(
-                f"{_names(same)} {_all(same)} say revision = '{revision_id}'. Every revision needs its "
-                "own id: if one file is a copy of another, delete the copy."
-            )
-    for revision_file in usable:
-        parents = revision_file.down_revisions
-        if len(parents) > 1:
-            problems.append(
-                f"{revision_file.rel} merges {len(parents)} revisions "
-                f"(down_revision = {revision_file.down_revision!r}); the lesson's history is one "
-                "straight line with no merges."
-            )
-        for parent in parents:
-            if parent not in by_id:
-                problems.append(
-                    f"{revision_file.rel} says down_revision = '{parent}', but no file in "
-                    f"{layout.rel(layout.versions)}/ has that revision id. "
-                    f"Set down_revision to the id of the revision this one follows{last}."
-                )
-    if len(bases) > 1:
-        problems.append(
-            f"{_names(bases)} {_all(bases)} start the history (down_revision = None); "
+
+def _probable_parent(chain):
+    """The end of a sentence suggesting the parent a revision probably follows."""
+    if not chain:
+        return ""
+    return f" (probably '{chain[-1].revision}', the last revision of the line from the first one)"
+
+
+def _duplicate_problems(graph):
+    return [
+        f"{_names(same)} {_all(same)} say revision = '{revision_id}'. Every revision needs its "
+        "own id: if one file is a copy of another, delete the copy."
+        for revision_id, same in graph.by_id.items() if len(same) > 1
+    ]
+
+
+def _parent_problems(graph, layout, probable_parent):
+    """Merges and missing parents, file by file."""
+    problems = []
+    for revision_file in graph.usable:
+        problems.extend(_merge_problems(revision_file))
+        problems.extend(_missing_parent_problems(revision_file, graph, layout, probable_parent))
+    return problems
+
+
+def _merge_problems(revision_file):
+    parents = revision_file.down_revisions
+    if len(parents) <= 1:
+        return []
+    return [
+        f"{revision_file.rel} merges {len(parents)} revisions "
+        f"(down_revision = {revision_file.down_revision!r}); the lesson's history is one "
+        "straight line with no merges."
+    ]
+
+
+def _missing_parent_problems(revision_file, graph, layout, probable_parent):
+    return [
+        f"{revision_file.rel} says down_revision = '{parent}', but no file in "
+        f"{layout.rel(layout.versions)}/ has that revision id. "
+        f"Set down_revision to the id of the revision this one follows{probable_parent}."
+        for parent in revision_file.down_revisions if parent not in graph.by_id
+    ]
+
+
+def _base_problems(graph):
+    """Several files start the history, or none does."""
+    if len(graph.bases) > 1:
+        return [
+            f"{_names(graph.bases)} {_all(graph.bases)} start the history (down_revision = None); "
             "only the first revision may. Delete the extra file, or set its down_revision "
             "to the revision it follows."
-        )
-    elif usable and not bases:
-        problems.append(
+        ]
+    if graph.usable and not graph.bases:
+        return [
             "No revision starts the history: every file names a down_revision, so the first "
             "revision (the one that creates `employees`) must say down_revision = None."
-        )
-    for parent, followers in children.items():
-        if len(followers) > 1 and parent in by_id and len({f.revision for f in followers}) > 1:
-            problems.append(
-                f"{_names(followers)} {_all(followers)} follow revision '{parent}', so the history splits "
-                f"into {len(followers)} branches (`flask db heads` lists more than one head). "
-                "Keep one line: delete a file you do not need, or set its down_revision to the "
-                "revision it should follow."
-            )
-    if not problems and len(chain) != len(usable):
-        problems.append(
-            f"Only {len(chain)} of the {len(usable)} revisions form a line from the first one."
-        )
+        ]
+    return []
+
+
+def _branch_problems(graph):
+    """Revisions with more than one distinct follower."""
+    return [
+        f"{_names(followers)} {_all(followers)} follow revision '{parent}', so the history splits "
+        f"into {len(followers)} branches (`flask db heads` lists more than one head). "
+        "Keep one line: delete a file you do not need, or set its down_revision to the "
+        "revision it should follow."
+        for parent, followers in graph.children.items()
+        if len(followers) > 1 and parent in graph.by_id and len({f.revision for f in followers}) > 1
+    ]
 
 
 def _all(files):
@@ -309,11 +378,8 @@ def _all(files):
 
 def _confirm_with_alembic(history):
     """Ask Alembic's own RevisionMap for the same history."""
-    from alembic.script.revision import Revision, RevisionMap
-
-    revisions = [Revision(f.revision, f.down_revision) for f in history.files]
     try:
-        revision_map = RevisionMap(lambda: revisions)
+        revision_map = history.revision_map()
         heads = revision_map.heads
         order = [revision.revision for revision in revision_map.iterate_revisions("heads", "base")]
     except Exception as error:  # Alembic refuses the history
