@@ -67,6 +67,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.types import NullType
 
 from .alembic_internals import BatchTarget, installed_as_op
+from .reading import row_counts
 
 RISK_KINDS = ("table_rename", "column_rename", "drop_with_rows", "not_null_no_default")
 
@@ -314,14 +315,6 @@ def database_facts(connection, tables=None):
              if name != "alembic_version" and (tables is None or name in tables)]
     columns = {name: {c["name"]: c["type"] for c in inspector.get_columns(name)} for name in names}
     return row_counts(connection, names), columns
-
-
-def row_counts(connection, tables):
-    """{table: number of rows} for the named tables (read only)."""
-    return {
-        table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
-        for table in tables
-    }
 
 
 class _Tables:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from . import operations as analysis
 from .alembic_internals import new_revision_path
+from .checkpoints import LESSON
 from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
 from .feedback import error_line
@@ -41,7 +42,6 @@ logger = logging.getLogger("alembic.env")
 
 SERVER_DIR = Path(__file__).resolve().parents[2]
 WIDTH = 76
-LESSON_REVISIONS = 4
 
 LABELS = {
     "table_rename": "Table rename written as drop + create",
@@ -288,7 +288,7 @@ def _conclusion(found):
 
 def _beyond_the_lesson(chain, pending):
     """The pending revisions after the lesson's fourth."""
-    extra = {revision.revision for revision in chain[LESSON_REVISIONS:]}
+    extra = {revision.revision for revision in chain[LESSON.count:]}
     return [revision for revision in pending if revision.revision in extra]
 
 
