@@ -3,8 +3,8 @@ student's code, once, in two sandboxes at once (models.py in one, the
 revisions in the other), and reads the student's own database.
 
 `collect(layout, lesson, backend, server_url, limits) -> Evidence`. Evidence
-is plain data: what the files say (static findings of app.py and env.py, the
-revision files and their history), what the replay recorded on throw-away
+is plain data: what the files say (the folders `flask db init` makes, static
+findings of app.py and env.py, the revision files and their history), what the replay recorded on throw-away
 databases (replay.Replay), what models.py defines, and what the local SQLite
 database holds. judge.py decides every verdict from it alone.
 """
@@ -16,13 +16,36 @@ from typing import List, Optional
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
-from .submission import History, Layout, check_app_py, check_env_py, load_history, load_models
+from .submission import (
+    REQUIRED_MIGRATION_FILES, History, Layout, check_app_py, check_env_py, load_history, load_models,
+)
+
+
+@dataclass
+class Folders:
+    """Which of the folders and files `flask db init` makes are there."""
+
+    server: bool = False
+    migrations: bool = False
+    versions: bool = False
+    migrations_at_root: bool = False  # `flask db init` ran in the repository root instead
+    missing: List[str] = field(default_factory=list)  # what server/migrations/ lacks ("versions/" last)
+
+    @classmethod
+    def of(cls, layout):
+        folders = cls(layout.server.is_dir(), layout.migrations.is_dir(), layout.versions.is_dir(),
+                      (layout.root / "migrations").is_dir())
+        if folders.migrations:
+            folders.missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
+            folders.missing += [] if folders.versions else ["versions/"]
+        return folders
 
 
 @dataclass
 class Evidence:
     layout: Layout
     backend: str
+    folders: Folders = field(default_factory=Folders)
     findings: List[str] = field(default_factory=list)  # problems of app.py and env.py
     history: History = field(default_factory=History)
     replay: Replay = field(default_factory=Replay)
@@ -36,7 +59,7 @@ class Evidence:
 
     @property
     def migrations_usable(self):
-        return self.layout.versions.is_dir()
+        return self.folders.versions
 
     def local_position(self):
         """Where the local database is in the chain, when it can be read (else None)."""
@@ -47,7 +70,7 @@ class Evidence:
 
 
 def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
-    evidence = Evidence(layout, backend)
+    evidence = Evidence(layout, backend, Folders.of(layout))
     with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
         if layout.server.is_dir():
             models_box.start()  # both boot while the static checks run

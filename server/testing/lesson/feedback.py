@@ -38,16 +38,19 @@ class Feedback:
     summary: str
     sections: List[Tuple[str, str]] = field(default_factory=list)
     fix: Optional[str] = None  # the "Fix" section's text: the one thing to do
+    core_fix: Optional[str] = None  # the fix without its remarks (the code to write, the command to run)
 
     def add(self, title, text):
         if text:
             self.sections.append((title, text.rstrip("\n")))
         return self
 
-    def add_fix(self, text):
+    def add_fix(self, text, remark=""):
+        """The "Fix" section: `text`, then `remark` (what else to know) after a blank line."""
         if text:
-            self.fix = text.rstrip("\n")
-        return self.add("Fix", text)
+            self.fix = (text + (f"\n\n{remark}" if remark else "")).rstrip("\n")
+            self.core_fix = text.rstrip("\n")
+        return self.add("Fix", self.fix)
 
     def render(self):
         lines = [self.summary]

@@ -13,7 +13,6 @@ from typing import Dict, Optional
 
 from .definition import Checkpoint, any_spec, specs_of
 from .feedback import plural
-from .submission import REQUIRED_MIGRATION_FILES
 
 PASSED = "passed"
 FAILED = "failed"
@@ -92,26 +91,23 @@ def _column_problems(where, column, spec):
     return problems
 
 
-def free_nullability_change(item, end):
-    """A NULL/NOT NULL difference on a column whose rule the lesson leaves free."""
-    if isinstance(item, list):
-        return bool(item) and all(free_nullability_change(inner, end) for inner in item)
-    return (item[0] == "modify_nullable" and item[2] in end.free_nullability_tables
-            and item[3] in end.free_nullability)
+def free_nullability_change(change, end):
+    """A NULL/NOT NULL difference on a column whose rule the lesson leaves free
+    (`change`: one entry of reading.differences_of, a tuple of Differences)."""
+    return bool(change) and all(
+        item.kind == "modify_nullable" and item.table in end.free_nullability_tables
+        and item.column in end.free_nullability for item in change)
 
 
-def names_in_difference(item):
-    """The tables and columns an entry of Alembic's compare_metadata() result names."""
-    if isinstance(item, list):  # column modifications come wrapped in a list
-        return [name for inner in item for name in names_in_difference(inner)]
-    kind = item[0]
-    if kind in ("add_table", "remove_table"):
-        return [item[1].name]
-    if kind in ("add_column", "remove_column"):
-        return [item[2], item[3].name]
-    if kind.startswith("modify_"):
-        return [item[2], item[3]]
-    return [repr(item[1:])]
+def names_in_difference(change):
+    """The tables and columns one entry of reading.differences_of names."""
+    names = []
+    for item in change:
+        if item.kind in ("add_table", "remove_table", "add_column", "remove_column") or item.kind.startswith("modify_"):
+            names += [name for name in (item.table, item.column) if name is not None]
+        else:
+            names.append(item.detail)
+    return names
 
 
 def judge(evidence, lesson):
@@ -174,18 +170,15 @@ class _Judging:
 
     # init ---------------------------------------------------------------------------------
     def init(self):
-        layout = self.evidence.layout
-        if not layout.server.is_dir():
+        folders = self.evidence.folders
+        if not folders.server:
             return self.failed("init", "no_server_folder")
-        if not layout.migrations.is_dir():
-            if (layout.root / "migrations").is_dir():
-                return self.failed("init", "migrations_at_root")
-            return self.failed("init", "no_migrations_folder")
-        missing = [name for name in REQUIRED_MIGRATION_FILES if not (layout.migrations / name).is_file()]
-        if not layout.versions.is_dir():
-            missing.append("versions/")
+        if not folders.migrations:
+            return self.failed("init", "migrations_at_root" if folders.migrations_at_root else "no_migrations_folder")
+        missing = folders.missing
         if not missing and not self.evidence.findings:
             return self.passed("init")
+        layout = self.evidence.layout
         app_rel = layout.rel(layout.app_py)
         only_app = not missing and all(p.startswith(app_rel) for p in self.evidence.findings)
         return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", missing=missing)

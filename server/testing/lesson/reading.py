@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .feedback import error_line, relative
+from .feedback import relative
 
 VERSION_TABLE = "alembic_version"
 
@@ -28,7 +28,38 @@ class Column:
     kind: str  # "integer", "string" or the type's name
     nullable: bool
     primary_key: bool
-    type: object = None  # the reflected SQLAlchemy type
+    type: str = ""  # the reflected SQLAlchemy type, as its repr ("VARCHAR()")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One entry of Alembic's compare_metadata() result, as plain data."""
+
+    kind: str  # Alembic's: add_table, remove_table, add_column, remove_column, modify_nullable, ...
+    table: Optional[str] = None
+    column: Optional[str] = None
+    existing: Optional[str] = None  # modify_*: what the database has (a repr)
+    new: Optional[str] = None  # modify_*: what models.py says (a repr)
+    detail: str = ""  # the rest of Alembic's entry, as text
+
+    @classmethod
+    def of(cls, item):
+        kind, rest = item[0], item[1:]
+        if kind in ("add_table", "remove_table"):
+            return cls(kind, rest[0].name, detail=repr(rest))
+        if kind in ("add_column", "remove_column"):
+            return cls(kind, rest[1], rest[2].name, detail=repr(rest))
+        if kind.startswith("modify_"):
+            existing, new = (repr(rest[4]), repr(rest[5])) if len(rest) >= 6 else (None, None)
+            return cls(kind, rest[1], rest[2], existing, new, detail=repr(rest))
+        return cls(kind, detail=repr(rest))
+
+
+def differences_of(diff):
+    """compare_metadata()'s result as plain data: each entry a tuple of Differences
+    (Alembic wraps the changes of one column in a list)."""
+    return [tuple(Difference.of(inner) for inner in item) if isinstance(item, list) else (Difference.of(item),)
+            for item in diff]
 
 
 Schema = Dict[str, Dict[str, Column]]  # table -> column name -> Column
@@ -43,7 +74,7 @@ def inspect_schema(connection):
         primary_key = set(inspector.get_pk_constraint(table).get("constrained_columns") or ())
         schema[table] = {
             info["name"]: Column(info["name"], _kind(info["type"]), bool(info.get("nullable", True)),
-                                 info["name"] in primary_key, info["type"])
+                                 info["name"] in primary_key, repr(info["type"]))
             for info in inspector.get_columns(table)
         }
     return schema
@@ -66,7 +97,7 @@ def row_counts(connection, tables):
 
 
 def column_types(schema):
-    """{table: {column: SQLAlchemy type}}, as the data-loss analysis takes them."""
+    """{table: {column: type repr}}, as the data-loss analysis takes them across to the worker."""
     return {table: {name: column.type for name, column in columns.items()} for table, columns in schema.items()}
 
 
@@ -76,15 +107,28 @@ class DatabaseReading:
 
     label: str  # server/instance/app.db, or the URL without its password
     exists: bool = False
-    error: Optional[str] = None  # "Kind: first line" when it cannot be read
-    error_detail: Optional[str] = None  # the whole message
+    error_kind: Optional[str] = None  # the exception's type when it cannot be read
+    error_detail: Optional[str] = None  # its whole message
     versions: Optional[List[str]] = None  # alembic_version's rows; None: there is no such table
     tables: List[str] = field(default_factory=list)  # every table, alembic_version too, sorted
     schema: Schema = field(default_factory=dict)
     counts: Dict[str, int] = field(default_factory=dict)  # every table -> rows
     empty_values: Dict[str, int] = field(default_factory=dict)  # "table.column" -> rows holding NULL
-    model_differences: Optional[list] = None  # autogenerate's diff with models.py; None: unknown
+    model_differences: Optional[list] = None  # autogenerate's diff with models.py (differences_of); None: unknown
     model_error: Optional[str] = None
+
+    @property
+    def error(self):
+        """"Kind: first line" of why it cannot be read, or None."""
+        if self.error_kind is None:
+            return None
+        first = self.error_first_line
+        return self.error_kind if first == self.error_kind else f"{self.error_kind}: {first}"
+
+    @property
+    def error_first_line(self):
+        lines = (self.error_detail or "").strip().splitlines()
+        return lines[0] if lines else self.error_kind
 
     @property
     def heads(self):
@@ -115,7 +159,7 @@ def read_database(url, lesson, metadata=None, root=None):
             _read(connection, reading, lesson, metadata)
             connection.rollback()
     except Exception as error:  # an unreachable server or a damaged file
-        reading.error, reading.error_detail = error_line(error, kind=True), str(error)
+        reading.error_kind, reading.error_detail = type(error).__name__, str(error)
     finally:
         engine.dispose()
     return reading
@@ -141,13 +185,13 @@ def _read(connection, reading, lesson, metadata):
 
 def compare_models(connection, metadata):
     """Alembic autogenerate's differences between the models and the database:
-    (diff, the upgrade code `flask db migrate` would write, error)."""
+    (differences as plain data, the upgrade code `flask db migrate` would write, error)."""
     from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
     from alembic.runtime.migration import MigrationContext
 
     try:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diff = compare_metadata(context, metadata)
+        diff = differences_of(compare_metadata(context, metadata))
         code = ""
         if diff:
             upgrade_ops = produce_migrations(context, metadata).upgrade_ops

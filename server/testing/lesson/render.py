@@ -143,29 +143,28 @@ def what_it_does(step):
     return "" if step.stopped else "nothing (the function runs no operations)"
 
 
-def describe_difference(item, database="the database at revision 3"):
-    """One line for an entry of Alembic's compare_metadata() result."""
-    if isinstance(item, list):  # column modifications come wrapped in a list
-        return "; ".join(describe_difference(inner, database) for inner in item)
-    kind = item[0]
+def describe_difference(change, database="the database at revision 3"):
+    """One line for an entry of reading.differences_of (Alembic's compare_metadata())."""
+    return "; ".join(_describe_one_difference(item, database) for item in change)
+
+
+def _describe_one_difference(item, database):
+    kind, table, column = item.kind, item.table, item.column
     if kind == "add_table":
-        return f"models.py defines table `{item[1].name}`, which {database} does not have"
+        return f"models.py defines table `{table}`, which {database} does not have"
     if kind == "remove_table":
-        return f"{database} has table `{item[1].name}`, which models.py does not define"
+        return f"{database} has table `{table}`, which models.py does not define"
     if kind == "add_column":
-        return f"models.py gives `{item[2]}` a column `{item[3].name}`, which {database} does not have"
+        return f"models.py gives `{table}` a column `{column}`, which {database} does not have"
     if kind == "remove_column":
-        return f"{database} has column `{item[2]}.{item[3].name}`, which models.py does not define"
+        return f"{database} has column `{table}.{column}`, which models.py does not define"
     if kind == "modify_nullable":
-        _, _, table, column, _, existing, new = item
-        return (f"`{table}.{column}`: models.py says nullable={new}, {database} "
-                f"says nullable={existing}")
+        return f"`{table}.{column}`: models.py says nullable={item.new}, {database} says nullable={item.existing}"
     if kind == "modify_type":
-        _, _, table, column, _, existing, new = item
-        return f"`{table}.{column}`: models.py says {new!r}, {database} has {existing!r}"
+        return f"`{table}.{column}`: models.py says {item.new}, {database} has {item.existing}"
     if kind == "modify_default":
-        return f"`{item[2]}.{item[3]}`: the server default differs"
-    return f"{kind.replace('_', ' ')}: {item[1:]}"
+        return f"`{table}.{column}`: the server default differs"
+    return f"{kind.replace('_', ' ')}: {item.detail}"
 
 
 # --- one checkpoint's message ----------------------------------------------------------------
@@ -323,13 +322,12 @@ class _Words:
         feedback.add("Expected", f"Revision {position} {self.lesson.revision(position).expected}.")
         fix = (f"In {revision_file.rel}, make the functions read:\n\n"
                f"{fix_functions(self.lesson.revision(position), revision_file.uses_batch)}")
+        remark = ""
         if step is not None and lost_rows(step):
             steps, verb = self.lesson.row_steps
-            fix += (
-                "\n\nIf `flask db upgrade` already ran the old version on your own database, the rows are gone "
-                f"there too: after fixing the file, add them again with `flask shell` ({steps} {verb} how)."
-            )
-        return feedback.add_fix(fix)
+            remark = ("If `flask db upgrade` already ran the old version on your own database, the rows are gone "
+                      f"there too: after fixing the file, add them again with `flask shell` ({steps} {verb} how).")
+        return feedback.add_fix(fix, remark)
 
     def work_elsewhere(self, position, doer):
         """Step `position`'s work, which revision `doer` does instead of a revision of its own."""

@@ -44,8 +44,9 @@ def _argument(node):
 
 
 def columns_as_text(columns):
-    """{table: {column: type}} with each type as its repr, to cross to the worker and back."""
-    return {table: {name: repr(type_) for name, type_ in cols.items()} for table, cols in (columns or {}).items()}
+    """{table: {column: type}} with each type as its repr (a repr already is one), to cross to the worker and back."""
+    return {table: {name: type_ if isinstance(type_, str) else repr(type_) for name, type_ in cols.items()}
+            for table, cols in (columns or {}).items()}
 
 
 def column_to_data(column):

@@ -313,7 +313,7 @@ def _rows_lost_by(where, position, loss):
 
 def _fix_code(result):
     """The grader's fix for a revision, without its remark about re-adding rows."""
-    return fix_of(result).split("\n\nIf `flask db upgrade` already ran", 1)[0]
+    return result.feedback.core_fix or fix_of(result)
 
 
 def _fix_before_upgrade(where, revision):

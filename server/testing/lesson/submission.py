@@ -15,6 +15,7 @@
   parsed, never run).
 """
 import ast
+import functools
 import importlib.util
 import re
 import sys
@@ -400,14 +401,21 @@ def _names(revision_files):
 
 @dataclass
 class Models:
-    metadata: object = None
+    """The tables models.py defines, as the worker described them (plain data)."""
+
+    data: object = None  # schema_data's description of the MetaData (plain data)
     error: Optional[str] = None
+
+    @functools.cached_property
+    def metadata(self):
+        """The tables as a SQLAlchemy MetaData, rebuilt here (None when models.py did not load)."""
+        from .schema_data import metadata_from_data
+
+        return metadata_from_data(self.data) if self.data is not None else None
 
 
 def load_models(layout, sandbox):
-    """The tables server/models.py defines, as a MetaData, without importing app.py."""
-    from .schema_data import metadata_from_data
-
+    """The tables server/models.py defines, without importing app.py."""
     path = layout.models_py
     rel = layout.rel(path)
     if not path.is_file():
@@ -421,8 +429,10 @@ def load_models(layout, sandbox):
     data = (answer.get("result") or {}).get("metadata")
     if data is None:
         return Models(error=f"{rel} defines no `db = SQLAlchemy(...)` (no MetaData found).")
+    models = Models(data=data)
     try:
-        return Models(metadata=metadata_from_data(data))
+        models.metadata  # rebuilt once here, so that a description that makes no tables is reported now
+        return models
     except Exception as error:  # the worker's description of the tables does not make tables
         return Models(error=f"{rel} defines tables the grader cannot rebuild: {type(error).__name__}: {error}")
 

@@ -1,0 +1,62 @@
+"""The engine's one-way shape: collect -> judge -> render.
+
+- Evidence is plain data: every field of it, down to the replay's schemas and
+  models.py's differences, turns into JSON (paths as text) with nothing of
+  SQLAlchemy or of the student's code inside, so it could cross a process
+  boundary or be cached.
+- judge.py and render.py run nothing: they import neither the sandbox, nor
+  the collecting modules, nor SQLAlchemy or Alembic.
+- Judging the same evidence twice gives the same verdicts.
+"""
+import ast
+import dataclasses
+import json
+from pathlib import Path, PurePath
+
+from testing.lesson.checkpoints import LESSON
+from testing.lesson.judge import judge
+
+from .lesson_builds import copy_reference, reference_solution
+from .test_second_lesson import ENGINE
+
+COLLECTING = {"sandbox", "evidence", "replay", "reading", "submission", "worker", "pending", "database",
+              "sqlalchemy", "alembic"}
+
+
+def plain(value):
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"{type(value).__module__}.{type(value).__qualname__} is not plain data")
+
+
+def test_the_evidence_of_a_finished_lesson_is_plain_data(request, tmp_path):
+    from testing.lesson.checks import grade
+
+    build = reference_solution(request, "sqlite")
+    copy = copy_reference(request, build, tmp_path / "checkout")
+    report = grade(copy.checkout)
+    assert report.full_marks, [result.message for result in report.failed]
+    evidence = report.evidence
+    data = json.loads(json.dumps(dataclasses.asdict(evidence), default=plain))
+    assert data["local"]["versions"] == [build.revisions[2]]
+    assert [step["position"] for step in data["replay"]["upgrades"]] == [1, 2, 3, 4]
+    assert data["replay"]["models_diff"] == []
+    assert judge(evidence, LESSON) == judge(evidence, LESSON)
+
+
+def imported_modules(path):
+    modules = set()
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            modules.add((node.module or "").split(".")[0])
+            if node.level and node.module is None:
+                modules.update(alias.name for alias in node.names)
+    return modules
+
+
+def test_judging_and_rendering_run_nothing():
+    for module in ("judge.py", "render.py"):
+        found = imported_modules(ENGINE / module) & COLLECTING
+        assert not found, f"{module} imports {sorted(found)}: it should only read the evidence"
