@@ -25,16 +25,15 @@ from typing import Any, List, Optional, Tuple
 import click
 from alembic.autogenerate import renderers
 from alembic.operations import ops
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
 from .alembic_internals import new_revision_path
 from .checkpoints import LESSON
 from .console import tolerate_unencodable_output
-from .database import app_database_url, in_instance_folder, normalize_url, read_only_engine
-from .feedback import error_line
+from .database import app_database_url, in_instance_folder, normalize_url
 from .pending import record_pending
+from .reading import DatabaseReading, read_database
 from .sandbox import Sandbox
 from .submission import Layout, load_history, load_models
 
@@ -211,37 +210,35 @@ def review_pending(server_dir, url):
         ))
     url = normalize_url(url) if url else app_database_url(server_dir)
     found = PendingReview()
-    found.where, found.current, row_counts, columns = _read_database(url, server_dir)
     layout = Layout.of(server_dir.parent, server=server_dir)
     with Sandbox(layout) as sandbox:
         history = load_history(layout, sandbox)
+        models = load_models(layout, sandbox)
+        found.where, database = _read_database(url, server_dir, models.metadata)
+        found.current = database.heads
         found.pending = _pending(history, found.current, found.where)
         found.recordings = record_pending(
-            sandbox, found.pending, row_counts, columns, make_url(url).get_backend_name())
-        models = load_models(layout, sandbox)
+            sandbox, found.pending, database.counts, database.columns, make_url(url).get_backend_name())
     if not found.pending:
         found.nothing_to_review = "every migration is already applied."
         return found
     found.extra = _beyond_the_lesson(history.chain if history.sound else [], found.pending)
-    if not found.loses_data and not found.needs_fixing:
-        found.models_describe_database = _models_describe_database(layout, url, models.metadata)
+    found.models_describe_database = (
+        database.exists and database.model_differences == [] and not database.model_error)
     return found
 
 
-def _read_database(url, server_dir):
-    """(where, current revisions, row counts, columns) of the app's database, opened read-only."""
-    row_counts, columns, current = {}, {}, ()
-    engine, where = _read_only_engine(url, server_dir)
-    if engine is not None:
-        try:
-            with engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_heads()
-                row_counts, columns = analysis.database_facts(connection)
-        except Exception as error:  # unreachable server, missing driver, not a database, ...
-            raise _CannotReview(f"the database {where} cannot be read: {error_line(error)}")
-        finally:
-            engine.dispose()
-    return where, current, row_counts, columns
+def _read_database(url, server_dir, metadata):
+    """(where, reading.DatabaseReading) of the app's database, opened read-only;
+    an empty reading where there is no database to open yet."""
+    url = in_instance_folder(url, server_dir)
+    where, stored = _where(url)
+    if not stored:
+        return where, DatabaseReading(where)
+    database = read_database(url, LESSON, metadata, root=server_dir.parent)
+    if database.error_kind:  # unreachable server, missing driver, not a database, ...
+        raise _CannotReview(f"the database {where} cannot be read: {database.error_first_line}")
+    return where, database
 
 
 def _render(found):
@@ -261,7 +258,7 @@ def _render(found):
     click.echo("")
     if found.extra:
         names = "\n".join("    " + os.path.relpath(revision.path) for revision in found.extra)
-        note = ("The lesson has exactly four revisions (step 5 goes back with a downgrade instead of adding one).\n"
+        note = (f"The lesson has exactly {LESSON.count_word} revisions ({LESSON.extra_revision_note}).\n"
                 f"For the lesson, do not fix or apply these; delete them:\n{names}")
         if found.loses_data:
             click.secho(note, fg="red", bold=True)
@@ -281,8 +278,8 @@ def _conclusion(found):
     if found.models_describe_database:
         return (
             "Nothing here deletes data, but models.py already matches your database as it is, so your models\n"
-            "do not need these revisions. At the end of the lesson (step 5) revision 4 stays unapplied:\n"
-            "do not run `flask db upgrade`."), {"fg": "yellow"}
+            f"do not need these revisions. At the end of the lesson (step {LESSON.end.step}) revision {LESSON.count} "
+            "stays unapplied:\ndo not run `flask db upgrade`."), {"fg": "yellow"}
     return "Nothing here deletes data: `flask db upgrade` is safe to run.", {"fg": "green"}
 
 
@@ -290,16 +287,6 @@ def _beyond_the_lesson(chain, pending):
     """The pending revisions after the lesson's fourth."""
     extra = {revision.revision for revision in chain[LESSON.count:]}
     return [revision for revision in pending if revision.revision in extra]
-
-
-def _models_describe_database(layout, url, metadata):
-    """True when models.py matches the database as it is now (autogenerate finds nothing)."""
-    from .status import inspect_local_database
-
-    if metadata is None:
-        return False
-    local = inspect_local_database(layout, in_instance_folder(url, layout.server), metadata)
-    return local.exists and local.model_differences == [] and not local.model_error
 
 
 def _report_script(recording):
@@ -336,17 +323,15 @@ def _pending(history, current, where):
     return [by_id[r.revision] for r in reversed(newest_first) if r.revision not in current]
 
 
-def _read_only_engine(url, server_dir):
-    """(engine or None, a description) for reading the app's database safely."""
-    url = in_instance_folder(url, server_dir)
+def _where(url):
+    """(the database as the student reads it, whether there is a stored database to open)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            return None, "an in-memory SQLite database (nothing stored)"
-        path = Path(parsed.database)
-        where = f"SQLite file {os.path.relpath(path)}"
-        if not path.exists():
-            return None, where + " (not created yet)"
-    else:
-        where = parsed.render_as_string(hide_password=True)
-    return read_only_engine(url)[0], where
+    if parsed.get_backend_name() != "sqlite":
+        return parsed.render_as_string(hide_password=True), True
+    if not parsed.database or parsed.database == ":memory:":
+        return "an in-memory SQLite database (nothing stored)", False
+    path = Path(parsed.database)
+    where = f"SQLite file {os.path.relpath(path)}"
+    if not path.exists():
+        return where + " (not created yet)", False
+    return where, True
