@@ -201,6 +201,10 @@ class EndState:
     free_nullability_tables: Tuple[str, ...] = ()
 
 
+# Besides one checkpoint per revision, every lesson has these; the engine judges each.
+SHARED_CHECKPOINTS = ("init", "history", "downgrades", "models_match", "local_database")
+
+
 @dataclass(frozen=True)
 class Lesson:
     name: str
@@ -226,6 +230,15 @@ class Lesson:
 
     def __post_init__(self):
         object.__setattr__(self, "by_id", {checkpoint.id: checkpoint for checkpoint in self.checkpoints})
+        problems = [f"no checkpoint {name!r}" for name in SHARED_CHECKPOINTS if name not in self.by_id]
+        problems += [f"revision {n}'s checkpoint {revision.checkpoint.id!r} is not among the checkpoints"
+                     for n, revision in enumerate(self.revisions, start=1) if revision.checkpoint not in self.checkpoints]
+        problems += [f"step {checkpoint.step} of {checkpoint.id!r} is not a step" for checkpoint in self.checkpoints
+                     if checkpoint.step not in self.steps]
+        if not 1 <= self.end.revision <= len(self.revisions):
+            problems.append(f"the end revision {self.end.revision} is not one of the {len(self.revisions)} revisions")
+        if problems:
+            raise ValueError(f"the lesson {self.name!r} is not complete: " + "; ".join(problems))
 
     @property
     def count(self):

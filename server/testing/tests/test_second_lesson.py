@@ -5,7 +5,8 @@ A checkout is made as a student would make it: app.py and models.py written,
 checks.grade replays it on the backend under test with the lesson's rows
 and judges it against that lesson. The solution gets full marks; each of
 the three mistakes fails exactly its checkpoints, for its reasons, with
-the fix the lesson declares. No engine module names a table of either lesson.
+the fix the lesson declares. No engine module (nor the status, the review
+or the page's facts) names a table of either lesson.
 """
 import ast
 import re
@@ -23,7 +24,8 @@ from .lesson_files import revision_file
 from .second_lesson import APP, LIBRARY, MISTAKES, MODELS, SOLUTION
 
 ENGINE = Path(__file__).resolve().parents[1] / "lesson"
-ENGINE_MODULES = ("checks.py", "evidence.py", "judge.py", "render.py", "replay.py", "reading.py")
+ENGINE_MODULES = ("checks.py", "evidence.py", "judge.py", "render.py", "replay.py", "reading.py",
+                  "status.py", "review.py", "page_facts.py")
 
 
 def library_checkout(root, revisions=None, models=MODELS):
@@ -97,3 +99,14 @@ def test_no_engine_module_names_a_lesson_table():
         words = code_words((ENGINE / module).read_text(encoding="utf-8"))
         found = sorted({match.group(0) for word in words for match in names.finditer(word)})
         assert not found, f"{module} names {found}: the lesson's declaration should"
+
+
+def test_an_incomplete_declaration_says_what_it_lacks():
+    import dataclasses
+
+    with pytest.raises(ValueError) as raised:
+        dataclasses.replace(LIBRARY, checkpoints=tuple(c for c in LIBRARY.checkpoints if c.id != "add_pages"))
+    assert "revision 2's checkpoint 'add_pages' is not among the checkpoints" in str(raised.value)
+    with pytest.raises(ValueError) as raised:
+        dataclasses.replace(LIBRARY, end=dataclasses.replace(LIBRARY.end, revision=4))
+    assert "the end revision 4 is not one of the 3 revisions" in str(raised.value)
