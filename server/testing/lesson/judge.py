@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from .definition import Checkpoint, any_spec, specs_of
-from .feedback import plural
 
 PASSED = "passed"
 FAILED = "failed"
@@ -54,11 +53,22 @@ class Verdict:
         return self.status == FAILED
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """One way a schema or its rows differ from what the lesson expects (render.py words it)."""
+
+    kind: str  # no_table, extra_table, no_column, extra_column, kind, not_primary_key, in_primary_key,
+    #            allows_null, not_null, no_rows, empty_values
+    table: str
+    column: Optional[str] = None
+    found: object = None  # the columns a table has, the kind a column holds, rows with NULL
+    expected: object = None  # the kind a column should hold, the step that adds a table's rows
+
+
 def schema_problems(actual, expected):
-    """What differs between a database's schema and the expected specs, one line each."""
-    problems = [f"there is no table `{table}`" for table in expected if table not in actual]
-    problems += [f"there is an extra table `{table}` ({', '.join(actual[table])})"
-                 for table in actual if table not in expected]
+    """How a database's schema differs from the expected specs, as Mismatches."""
+    problems = [Mismatch("no_table", table) for table in expected if table not in actual]
+    problems += [Mismatch("extra_table", table, found=list(actual[table])) for table in actual if table not in expected]
     for table, columns in expected.items():
         if table in actual:
             problems += _table_problems(table, actual[table], columns)
@@ -70,25 +80,21 @@ def _table_problems(table, found, columns):
     for name, spec in columns.items():
         column = found.get(name)
         if column is None:
-            problems.append(f"`{table}` has no column `{name}` (it has {', '.join(found) or 'none'})")
-            continue
-        problems += _column_problems(f"`{table}.{name}`", column, spec)
-    return problems + [f"`{table}` has an extra column `{name}`" for name in found if name not in columns]
+            problems.append(Mismatch("no_column", table, name, found=list(found)))
+        else:
+            problems += _column_problems(table, name, column, spec)
+    return problems + [Mismatch("extra_column", table, name) for name in found if name not in columns]
 
 
-def _column_problems(where, column, spec):
-    problems = []
-    if spec.kind and column.kind != spec.kind:
-        problems.append(f"{where} holds {column.kind} values; expected {spec.kind}")
-    if spec.primary_key and not column.primary_key:
-        problems.append(f"{where} is not the primary key")
-    if spec.primary_key is False and column.primary_key:
-        problems.append(f"{where} is part of the primary key; it should not be")
-    if spec.nullable is False and column.nullable and not column.primary_key:
-        problems.append(f"{where} allows empty values (NULL); it should be NOT NULL (nullable=False)")
-    if spec.nullable is True and not column.nullable:
-        problems.append(f"{where} is NOT NULL; it should allow empty values (nullable=True)")
-    return problems
+def _column_problems(table, name, column, spec):
+    checks = (
+        ("kind", spec.kind and column.kind != spec.kind),
+        ("not_primary_key", spec.primary_key and not column.primary_key),
+        ("in_primary_key", spec.primary_key is False and column.primary_key),
+        ("allows_null", spec.nullable is False and column.nullable and not column.primary_key),
+        ("not_null", spec.nullable is True and not column.nullable),
+    )
+    return [Mismatch(kind, table, name, column.kind, spec.kind) for kind, wrong in checks if wrong]
 
 
 def free_nullability_change(change, end):
@@ -363,17 +369,16 @@ class _Judging:
         return self.passed("local_database")
 
     def local_problems(self, local):
-        """What is wrong with the tables and rows of a local database at the end revision, one line each."""
+        """What is wrong with the tables and rows of a local database at the end revision (Mismatches)."""
         end = self.lesson.end
         problems = schema_problems(local.schema, {table: any_spec(columns) for table, columns in end.tables})
         for table, _ in end.tables:
             data_set = self.lesson.data_set_in(table)
             if data_set and table in local.schema and not problems and local.counts.get(table, 0) == 0:
-                problems.append(f"`{table}` has no rows: the rows you added in step {data_set.step} are gone")
+                problems.append(Mismatch("no_rows", table, expected=data_set.step))
         for table, column in end.kept_values:
             empty = local.empty_values.get(f"{table}.{column}")
             if not problems and empty:
-                problems.append(f"`{table}.{column}` is empty (NULL) in {plural(empty, 'row')}: the values were "
-                                "lost on the way (a column dropped and added instead of renamed)")
+                problems.append(Mismatch("empty_values", table, column, found=empty))
         return problems
 

@@ -57,6 +57,35 @@ def fix_functions(revision, batch=False):
     return code_block(lines)
 
 
+MISMATCH_WORDS = {
+    "no_table": "there is no table `{table}`",
+    "extra_table": "there is an extra table `{table}` ({found})",
+    "no_column": "`{table}` has no column `{column}` (it has {found_or_none})",
+    "extra_column": "`{table}` has an extra column `{column}`",
+    "kind": "{where} holds {found} values; expected {expected}",
+    "not_primary_key": "{where} is not the primary key",
+    "in_primary_key": "{where} is part of the primary key; it should not be",
+    "allows_null": "{where} allows empty values (NULL); it should be NOT NULL (nullable=False)",
+    "not_null": "{where} is NOT NULL; it should allow empty values (nullable=True)",
+    "no_rows": "`{table}` has no rows: the rows you added in step {expected} are gone",
+    "empty_values": "{where} is empty (NULL) in {rows}: the values were lost on the way (a column dropped and "
+                    "added instead of renamed)",
+}
+
+
+def mismatch_lines(mismatches):
+    """judge.Mismatch records as the lines a student reads."""
+    lines = []
+    for mismatch in mismatches:
+        found = ", ".join(mismatch.found) if isinstance(mismatch.found, list) else mismatch.found
+        lines.append(MISMATCH_WORDS[mismatch.kind].format(
+            table=mismatch.table, column=mismatch.column, where=f"`{mismatch.table}.{mismatch.column}`",
+            found=found, found_or_none=found or "none", expected=mismatch.expected,
+            rows=plural(found, "row") if isinstance(found, int) else "",
+        ))
+    return lines
+
+
 def loss_lines(step):
     lines = []
     for loss in step.losses:
@@ -309,7 +338,8 @@ class _Words:
                        f"instead of step {revision.step}'s: nothing {revision.short} before it.")
         else:
             summary = f"{name} does not do what step {revision.step} asks."
-        feedback = Feedback(summary).add("Found", bullet_list(verdict.facts["schema_wrong"] + loss_lines(step)))
+        feedback = Feedback(summary).add("Found", bullet_list(mismatch_lines(verdict.facts["schema_wrong"])
+                                                              + loss_lines(step)))
         return self.revision_advice(feedback, position, step)
 
     def revision_advice(self, feedback, position, step):
@@ -472,7 +502,7 @@ class _Words:
     def downgrade_section(self, entry):
         position = entry["position"]
         step = next(s for s in self.evidence.replay.downgrades if s.position == position)
-        problems = ["it fails: " + step.error] if not step.ran else entry["schema_wrong"] + loss_lines(step)
+        problems = ["it fails: " + step.error] if not step.ran else mismatch_lines(entry["schema_wrong"]) + loss_lines(step)
         text = bullet_list(problems)
         does = what_it_does(step)
         if does:
@@ -544,7 +574,7 @@ class _Words:
         if reason == "local_database_wrong_revision":
             return self.local_wrong_revision(verdict, rel)
         return Feedback(f"{rel} is at revision {self.lesson.end.revision} but its tables or rows are not right.").add(
-            "Found", bullet_list(verdict.facts["problems"])).add_fix(self.add_rows_again())
+            "Found", bullet_list(mismatch_lines(verdict.facts["problems"]))).add_fix(self.add_rows_again())
 
     def end_file(self):
         end = self.lesson.end.revision
