@@ -177,23 +177,21 @@ def describe_difference(change, database="the database at revision 3"):
     return "; ".join(_describe_one_difference(item, database) for item in change)
 
 
+DIFFERENCE_WORDS = {
+    "add_table": "models.py defines table `{table}`, which {database} does not have",
+    "remove_table": "{database} has table `{table}`, which models.py does not define",
+    "add_column": "models.py gives `{table}` a column `{column}`, which {database} does not have",
+    "remove_column": "{database} has column `{table}.{column}`, which models.py does not define",
+    "modify_nullable": "`{table}.{column}`: models.py says nullable={new}, {database} says nullable={existing}",
+    "modify_type": "`{table}.{column}`: models.py says {new}, {database} has {existing}",
+    "modify_default": "`{table}.{column}`: the server default differs",
+}
+
+
 def _describe_one_difference(item, database):
-    kind, table, column = item.kind, item.table, item.column
-    if kind == "add_table":
-        return f"models.py defines table `{table}`, which {database} does not have"
-    if kind == "remove_table":
-        return f"{database} has table `{table}`, which models.py does not define"
-    if kind == "add_column":
-        return f"models.py gives `{table}` a column `{column}`, which {database} does not have"
-    if kind == "remove_column":
-        return f"{database} has column `{table}.{column}`, which models.py does not define"
-    if kind == "modify_nullable":
-        return f"`{table}.{column}`: models.py says nullable={item.new}, {database} says nullable={item.existing}"
-    if kind == "modify_type":
-        return f"`{table}.{column}`: models.py says {item.new}, {database} has {item.existing}"
-    if kind == "modify_default":
-        return f"`{table}.{column}`: the server default differs"
-    return f"{kind.replace('_', ' ')}: {item.detail}"
+    template = DIFFERENCE_WORDS.get(item.kind, "{kind}: {detail}")
+    return template.format(kind=item.kind.replace("_", " "), table=item.table, column=item.column,
+                           new=item.new, existing=item.existing, detail=item.detail, database=database)
 
 
 # --- one checkpoint's message ----------------------------------------------------------------
