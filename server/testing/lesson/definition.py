@@ -6,7 +6,10 @@ it must keep (`DataSet`s followed through every rename), the state the lesson
 ends in (`EndState`), the checkpoints and points, and the words and code its
 messages use. The engine (evidence.py, judge.py, render.py) names no table,
 column or revision position of its own: it asks the lesson. checkpoints.py
-declares this repository's lesson; the project's tests declare a second one.
+declares this repository's lesson; the project's tests declare a second one
+(tests/second_lesson.py), graded with `checks.grade(root, lesson=...)`.
+Besides one checkpoint per revision, a lesson has the SHARED_CHECKPOINTS;
+a declaration that lacks one, or whose parts disagree, is refused at once.
 
 A change answers two questions about one upgrade, from the schemas before
 and after it (plain {table: {column: schema column}} mappings):
