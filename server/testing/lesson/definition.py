@@ -222,13 +222,6 @@ class Lesson:
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
     mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
 
-    @property
-    def row_steps(self):
-        """The steps that add the lesson's rows: ("step 1", "shows") or ("steps 1 and 2", "show")."""
-        steps = [str(data_set.step) for data_set in self.data_sets]
-        if len(steps) == 1:
-            return f"step {steps[0]}", "shows"
-        return f"steps {', '.join(steps[:-1])} and {steps[-1]}", "show"
     by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -242,6 +235,14 @@ class Lesson:
             problems.append(f"the end revision {self.end.revision} is not one of the {len(self.revisions)} revisions")
         if problems:
             raise ValueError(f"the lesson {self.name!r} is not complete: " + "; ".join(problems))
+
+    @property
+    def row_steps(self):
+        """The steps that add the lesson's rows: ("step 1", "shows") or ("steps 1 and 2", "show")."""
+        steps = [str(data_set.step) for data_set in self.data_sets]
+        if len(steps) == 1:
+            return f"step {steps[0]}", "shows"
+        return f"steps {', '.join(steps[:-1])} and {steps[-1]}", "show"
 
     @property
     def count(self):
@@ -262,6 +263,17 @@ class Lesson:
     @property
     def revision_checkpoints(self):
         return {position: revision.checkpoint.id for position, revision in enumerate(self.revisions, start=1)}
+
+    def position_of(self, checkpoint_id):
+        """The position of the revision a checkpoint judges, or None for the shared checkpoints."""
+        return next((position for position, revision in enumerate(self.revisions, start=1)
+                     if revision.checkpoint.id == checkpoint_id), None)
+
+    def made_by(self, data_set):
+        """The position of the revision that creates a data set's table."""
+        return next(position for position, revision in enumerate(self.revisions, start=1)
+                    if isinstance(revision.change, CreateTable)
+                    and {revision.change.table, *revision.change.also_as} & set(data_set.tables))
 
     def works(self, step):
         """The positions of the lesson revisions whose work an upgrade did, judged by its effect."""

@@ -42,10 +42,10 @@ def feedback(verdict, evidence, lesson, verdicts):
         return words.blocked(verdict)
     if verdict.status == PASSED:
         return Feedback(words.passed(verdict))
-    checkpoint = verdict.id
-    if checkpoint in lesson.revision_checkpoints.values():
-        return words.revision(verdict)
-    return getattr(words, checkpoint)(verdict)
+    position = lesson.position_of(verdict.id)
+    if position is not None:
+        return words.revision(verdict, position)
+    return getattr(words, verdict.id)(verdict)
 
 
 # --- wording shared with the status and the page -----------------------------------------
@@ -231,13 +231,12 @@ class _Words:
         return Feedback(f"blocked by {verdict.blocked_by}: fix that first").add("Why", why)
 
     def passed(self, verdict):
-        checkpoint = verdict.id
-        if checkpoint in self.lesson.revision_checkpoints.values():
-            position = next(p for p, c in self.lesson.revision_checkpoints.items() if c == checkpoint)
+        position = self.lesson.position_of(verdict.id)
+        if position is not None:
             revision = self.lesson.revision(position)
             keeps = " and keeps every row" if revision.keeps_rows else ""
             return f"{capital(self.revision_name(position))} {revision.short}{keeps}."
-        return getattr(self, f"{checkpoint}_passed")()
+        return getattr(self, f"{verdict.id}_passed")()
 
     def init_passed(self):
         return f"{self.rel(self.layout.migrations)}/ has alembic.ini, env.py, script.py.mako and versions/."
@@ -311,8 +310,7 @@ class _Words:
         return feedback
 
     # the lesson's revisions -------------------------------------------------------------
-    def revision(self, verdict):
-        position = next(p for p, c in self.lesson.revision_checkpoints.items() if c == verdict.id)
+    def revision(self, verdict, position):
         revision, reason = self.lesson.revision(position), verdict.reason
         if reason == "work_in_another_revision":
             return self.work_elsewhere(position, verdict.facts["doer"])

@@ -161,15 +161,9 @@ def step_marks(report, local=None, chain=()):
     lost = where.loss_on_the_way()
     for data_set in lesson.data_sets:
         rows = max(local.counts.get(table, 0) for table in data_set.tables)
-        lost_later = lost is not None and lost[0] > _made_by(lesson, data_set)
+        lost_later = lost is not None and lost[0] > lesson.made_by(data_set)
         marks[data_set.step] = marks[data_set.step] and (lost_later or rows > 0)
     return marks
-
-
-def _made_by(lesson, data_set):
-    """The position of the revision that creates the data set's table."""
-    return next(position for position, revision in enumerate(lesson.revisions, start=1)
-                if getattr(revision.change, "table", None) in data_set.tables)
 
 
 def fix_of(result):
