@@ -4,9 +4,9 @@ revisions in the other), and reads the student's own database.
 
 `collect(layout, lesson, backend, server_url, limits) -> Evidence`. Evidence
 is plain data: what the files say (the folders `flask db init` makes, static
-findings of app.py and env.py, the revision files and their history), what the replay recorded on throw-away
-databases (replay.Replay), what models.py defines, and what the local SQLite
-database holds. judge.py decides every verdict from it alone.
+findings of app.py and env.py, the revision files and their history), what
+the replay recorded on throw-away databases (replay.Replay), what models.py
+defines, and what the local SQLite database holds. judge.py decides every verdict from it alone.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,11 +72,11 @@ class Evidence:
 def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
     evidence = Evidence(layout, backend, Folders.of(layout))
     with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
-        if layout.server.is_dir():
+        if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
             revisions_box.start()
             evidence.findings += check_app_py(layout)
-        if layout.migrations.is_dir():
+        if evidence.folders.migrations:
             evidence.findings += check_env_py(layout)
         with ThreadPoolExecutor(max_workers=1) as pool:
             models = pool.submit(load_models, layout, models_box)

@@ -256,7 +256,7 @@ class _Judging:
         return self.failed("history", "not_one_line")
 
     def next_revision(self, count):
-        """What to do when the line is short: (kind, position) for the renderer."""
+        """What to do when the line is short, as {"kind": ..., positions} for the renderer."""
         failing = [n for n in range(1, count + 1) if self.has_failed(self.lesson.checkpoint_of(n))]
         wrong = self.wrong_schema
         local = self.evidence.local_position()

@@ -3,7 +3,7 @@ databases and for the student's own database alike.
 
 - `inspect_schema(connection)`: {table: {column: Column}} with SQLAlchemy's
   inspector, alembic_version left out.
-- `read_database(url, lesson, metadata=None, label=None)`: the student's
+- `read_database(url, lesson, metadata=None, root=None)`: the student's
   database, opened read-only (SQLite in read-only mode, PostgreSQL in a
   read-only transaction): the revisions alembic_version holds, the schema,
   the rows of every table, the empty values the lesson's end state must not
