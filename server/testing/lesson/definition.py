@@ -256,6 +256,11 @@ class Lesson:
         """The lesson's revision at `position` (from 1), or None beyond the lesson."""
         return self.revisions[position - 1] if 1 <= position <= self.count else None
 
+    def step_of(self, position):
+        """The README step of the lesson's revision at `position`, or None beyond the lesson."""
+        revision = self.revision(position)
+        return revision.step if revision else None
+
     def checkpoint_of(self, position):
         revision = self.revision(position)
         return revision.checkpoint.id if revision else None

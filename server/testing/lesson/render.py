@@ -213,9 +213,6 @@ class _Words:
     def revision_name(self, position):
         return f"revision {position} ({self.chain[position - 1].rel})"
 
-    def step_of(self, position):
-        return self.lesson.revision(position).step
-
     def blocked(self, verdict):
         facts = dict(verdict.facts)
         position = facts.get("position")
@@ -382,7 +379,7 @@ class _Words:
                 f"    and do the steps again from step {first.step} (`{self.lesson.first_migrate}`)."
             )
         later = [r.rel for r in self.chain[position - 1:]]
-        step, previous_step = self.step_of(position), self.step_of(position - 1)
+        step, previous_step = self.lesson.step_of(position), self.lesson.step_of(position - 1)
         return (
             f"The lesson makes one revision per step, in order. Go back to revision {position - 1} and do the "
             f"steps from step {step} again: in server/ run\n"
@@ -468,7 +465,7 @@ class _Words:
         kind = advice["kind"]
         if kind == "apply_local":
             count = advice["count"]
-            return (f"Step {self.step_of(count)}: {self.rel(self.layout.local_database)} is at revision "
+            return (f"Step {self.lesson.step_of(count)}: {self.rel(self.layout.local_database)} is at revision "
                     f"{advice['local']}; apply the rest first, in server/:\n    flask db upgrade head\n"
                     f"Then step {count + 1}.")
         if kind == "order":

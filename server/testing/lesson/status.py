@@ -285,15 +285,10 @@ def _path_advice(where, local):
     return []
 
 
-def _step_of(lesson, position):
-    revision = lesson.revision(position)
-    return revision.step if revision else None
-
-
 def _rows_lost_by(where, position, loss):
     revision, lesson = where.chain[position - 1], where.lesson
     checkpoint = lesson.checkpoint_of(position)
-    step = _step_of(lesson, position)
+    step = lesson.step_of(position)
     what = f"the rows of `{loss.table_before}`" if loss.missing_rows else f"the values of `{loss.table_before}.{loss.column_before}`"
     text = f"Your database ran revision {position} ({revision.rel}), which deleted {what}.\n"
     if checkpoint and where.failed(checkpoint):
@@ -312,7 +307,7 @@ def _fix_code(result):
 
 def _fix_before_upgrade(where, revision):
     position = where.ids.index(revision.revision) + 1
-    step = _step_of(where.lesson, position)
+    step = where.lesson.step_of(position)
     result = where.report[where.lesson.checkpoint_of(position)]
     return Advice(
         f"Step {step}: fix revision {position} before `flask db upgrade`",
@@ -378,7 +373,7 @@ def _waiting(where, pending):
         text += "Warning: " + review + "\nRun `flask lesson review`, fix the script, then `flask db upgrade head`."
     else:
         text += "Read the script, then apply it with `flask db upgrade head`."
-    step = _step_of(where.lesson, where.ids.index(pending[-1].revision) + 1)
+    step = where.lesson.step_of(where.ids.index(pending[-1].revision) + 1)
     title = f"{plural(len(pending), 'revision')} waiting to be applied"
     return Advice(f"Step {step}: {title}" if step else title, text, step)
 
