@@ -79,9 +79,15 @@ def starter(request, backend, folder):
     return Place(checkout, LessonCopy(checkout, sqlite_url(checkout / "server" / "instance" / "app.db"), None), backend)
 
 
+FORGED_GRADER = "the submission's own copy of the grader ran"
+
+
 def grader_and_submission(request, backend, folder):
-    """A pristine copy of the grader (the starter) and a finished submission beside it."""
+    """A pristine copy of the grader (the starter) and a finished submission beside
+    it, whose own copy of the grader must not be the one that runs."""
     place = finished(request, backend, folder)
+    (place.lesson.server / "testing" / "codegrade_test.py").write_text(
+        f"def test_own_grader():\n    raise AssertionError({FORGED_GRADER!r})\n", encoding="utf-8")
     grader = copy_starter(folder / "grader")
     return Place(grader, place.lesson, backend, place.revisions, {"PATH": str(place.lesson.checkout),
                                                                    "/path/to/submission": str(place.lesson.checkout)})
@@ -250,7 +256,8 @@ def git(place, *args):
 
 def as_run(place, text, extra_args=()):
     """(argv, cwd, extra environment) of a README command, as a student's terminal would run it."""
-    for placeholder, value in place.fills.items():
+    fills = {"postgresql://...": postgres_server_url(), **place.fills}
+    for placeholder, value in fills.items():
         text = text.replace(placeholder, value)
     words = shlex.split(text)
     env = {}
@@ -360,7 +367,7 @@ def puts_the_file_back(place, output):
 
 
 def grades_without_writing(place, output, before):
-    assert "Score: 100/100 points" in output, output
+    assert re.search(r"^Score of .*: 100/100 points", output, re.M) and FORGED_GRADER not in output, output
     assert tree_digest(place.lesson.checkout) == before, "grading wrote into the graded checkout"
 
 
@@ -391,8 +398,9 @@ def collects_the_suite(place, output):
 
 
 def collects_only_golden(place, output):
-    files = set(re.findall(r"(testing/tests/\w+\.py)::", output))
-    assert files == {"testing/tests/test_golden_verdicts.py"}, output
+    collected = re.findall(r"^(?:server/)?(testing/tests/\w+\.py)::(.*)$", output, re.M)
+    assert "testing/tests/test_golden_verdicts.py" in {path for path, _ in collected}, output
+    assert all("golden" in (path + name).lower() for path, name in collected), output  # what -k selects
     golden = (REPO_ROOT / "server" / "testing" / "tests" / "test_golden_verdicts.py").read_text(encoding="utf-8")
     assert "LESSON_UPDATE_GOLDEN" in golden
 
@@ -507,7 +515,7 @@ PROOFS = {
     "git push": Exempt("needs the student's fork on GitHub; grade.yml grades what a push sends"),
     # Check your work.
     "pytest": ProvenBy("test_folders", "test_plain_pytest_grades_from_any_folder", "Score: 100/100 points"),
-    "pytest --lesson-database postgresql://...": Run(finished, expect=r"replayed on postgresql", backends=("postgresql",)),
+    "pytest --lesson-database=postgresql://...": Run(finished, expect=r"replayed on postgresql", backends=("postgresql",)),
     "flask lesson status": Run(finished, expect=r"\[x\] Step 5"),
     # Troubleshooting.
     "flask db stamp head": Run(tables_made_by_create_all, check=records_without_running,
@@ -529,8 +537,6 @@ PROOFS = {
     "pytest server/testing/tests": ProvenBy("test_folders", "test_the_project_suite_runs_when_asked_for_by_path",
                                             "server/testing/tests"),
     "pipenv run walkthrough": RunBy(".github/workflows/maintainers.yml", r"run: pipenv run walkthrough "),
-    "pytest --lesson-root PATH": Run(grader_and_submission, check=grades_without_writing,
-                                     before_check=lambda place: tree_digest(place.lesson.checkout)),
     "LESSON_ROOT=PATH pytest": Run(grader_and_submission, check=grades_without_writing,
                                    before_check=lambda place: tree_digest(place.lesson.checkout)),
     "pytest --lesson-root=/path/to/submission --junitxml=report.xml": Run(
