@@ -19,11 +19,11 @@ whose command the README no longer shows. Commands written for PowerShell or
 cmd are also checked for syntax (a lexer and patterns); the Windows jobs of
 the Maintainers workflow run them for real.
 """
+import importlib
 import inspect
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -356,6 +356,13 @@ def only_alembic_version_left(place, output):
     assert set(state.tables) == {"alembic_version"} and state.versions == [], state
 
 
+def stages_the_lesson(place, output):
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=place.root, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "server/models.py" in staged, staged
+    assert len([name for name in staged if name.startswith("server/migrations/versions/")]) == 4, staged
+
+
 def commits_the_lesson_but_not_the_database(place, output):
     files = subprocess.run(["git", "ls-files"], cwd=place.root, capture_output=True, text=True, check=True).stdout.split()
     assert "server/models.py" in files and len([name for name in files if name.startswith("server/migrations/versions/")]) == 4
@@ -403,6 +410,15 @@ def collects_only_golden(place, output):
     assert all("golden" in (path + name).lower() for path, name in collected), output  # what -k selects
     golden = (REPO_ROOT / "server" / "testing" / "tests" / "test_golden_verdicts.py").read_text(encoding="utf-8")
     assert "LESSON_UPDATE_GOLDEN" in golden
+
+
+def a_checklist_and_what_next(place, output):
+    assert all(f"Step {step}" in output for step in range(1, 6)) and "Next" in output, output
+
+
+def a_checklist_where_the_database_is(place, output):
+    a_checklist_and_what_next(place, output)
+    assert place.revisions[2] in output, output
 
 
 def prints_a_scripts_folder(place, output):
@@ -491,15 +507,16 @@ PROOFS = {
     "pipenv install": RunBy(".github/workflows/maintainers.yml", r"run: pipenv install --deploy$"),
     "pipenv shell": Exempt("starts an interactive shell; the workflows run the same commands through `pipenv run`"),
     "cd server": Run(repository, check=server_holds_the_app),
-    "pipenv run status": Run(starter, expect=r"\[ \] Step 1.*\n(.*\n)*Next: "),
+    "pipenv run status": Run(starter, expect="flask db init", check=a_checklist_and_what_next),
     "flask run": ProvenBy("test_page", "test_flask_run_in_server_serves_the_page_at_the_root", '"flask", "run"'),
     "pipenv run page": ProvenBy("test_page", "test_pipenv_run_page_shows_another_checkout", '"page"'),
     "python -m pip install --user pipenv": RunBy(".github/workflows/maintainers.yml", r"run: python -m pip install --user pipenv$"),
     "python -m pipenv install": RunBy(".github/workflows/maintainers.yml", r"run: python -m pipenv install --dev --deploy"),
-    "python -m pipenv run status": Run(starter, expect=r"Next: "),
+    "python -m pipenv run status": Run(starter, expect="flask db init", check=a_checklist_and_what_next),
     # The steps.
     "flask db migrate": Run(finished, code=1, expect=r"Target database is not up to date", backends=BOTH),
-    "flask db upgrade": Run(finished, expect=r"Running upgrade \w+ -> \w+, rename address", check=at_revision(4), backends=BOTH),
+    "flask db upgrade": (Run(finished, expect=r"Running upgrade \w+ -> \w+, rename address", check=at_revision(4), backends=BOTH),
+                         Run(two_heads, after=('flask db merge heads -m "merge"',), check=applies_both_branches)),
     "flask db downgrade": Run(after_step_4, expect=r"Running downgrade \w+ -> \w+, rename address", check=at_revision(3),
                               backends=BOTH),
     "flask db downgrade -- -1": Run(after_step_4, expect=r"Running downgrade \w+ -> \w+, rename address",
@@ -509,14 +526,14 @@ PROOFS = {
     "flask db init": Walkthrough(),
     "flask lesson review": Walkthrough(),
     "flask db history --indicate-current": Walkthrough(),
-    "git add server/models.py server/migrations": Run(committed_lesson, check=lambda place, output: None),
+    "git add server/models.py server/migrations": Run(committed_lesson, check=stages_the_lesson),
     'git commit -m "Schema migrations lesson"': Run(committed_lesson, after=("git add server/models.py server/migrations",),
                                                    check=commits_the_lesson_but_not_the_database),
     "git push": Exempt("needs the student's fork on GitHub; grade.yml grades what a push sends"),
     # Check your work.
     "pytest": ProvenBy("test_folders", "test_plain_pytest_grades_from_any_folder", "Score: 100/100 points"),
     "pytest --lesson-database=postgresql://...": Run(finished, expect=r"replayed on postgresql", backends=("postgresql",)),
-    "flask lesson status": Run(finished, expect=r"\[x\] Step 5"),
+    "flask lesson status": Run(finished, check=a_checklist_where_the_database_is),
     # Troubleshooting.
     "flask db stamp head": Run(tables_made_by_create_all, check=records_without_running,
                                before_check=lambda place: database_state(place.lesson.database_url), backends=BOTH),
@@ -572,7 +589,18 @@ PROOFS = {
 # --- the tests ---------------------------------------------------------------------------------
 
 COMMANDS = readme.commands(README)
-RUNS = [(text, backend) for text, proof in PROOFS.items() if isinstance(proof, Run) for backend in proof.backends]
+
+
+def proofs(kind):
+    """[(command, proof)] of one kind; a command the README uses in several senses has a tuple of proofs."""
+    return [(text, proof) for text, given in PROOFS.items()
+            for proof in (given if isinstance(given, tuple) else (given,)) if isinstance(proof, kind)]
+
+
+RUNS = [pytest.param(text, proof, backend, id=f"{text}-{backend}" + (f"-{index}" if index else ""))
+        for text, given in PROOFS.items()
+        for index, proof in enumerate(given if isinstance(given, tuple) else (given,)) if isinstance(proof, Run)
+        for backend in proof.backends]
 USAGE_ERROR = re.compile(r"^(Error: (No such option|No such command|Got unexpected extra argument|Missing argument|"
                          r"Invalid value)|.*error: (unrecognized arguments|the following arguments are required))", re.M)
 
@@ -609,7 +637,7 @@ def test_the_reader_finds_commands_across_lines_and_skips_names():
 
 
 def test_the_exemptions_stay_few_and_say_why():
-    exempt = {text: proof.reason for text, proof in PROOFS.items() if isinstance(proof, Exempt)}
+    exempt = {text: proof.reason for text, proof in proofs(Exempt)}
     assert len(exempt) <= 16, exempt
     assert all(len(reason.split()) >= 4 for reason in exempt.values()), exempt
 
@@ -624,31 +652,26 @@ def walkthrough_commands():
     return found
 
 
-@pytest.mark.parametrize("text", [text for text, proof in PROOFS.items() if isinstance(proof, Walkthrough)])
+@pytest.mark.parametrize("text", [text for text, _ in proofs(Walkthrough)])
 def test_the_walkthrough_runs_it(text):
     assert text in walkthrough_commands()
 
 
-@pytest.mark.parametrize("text", [text for text, proof in PROOFS.items() if isinstance(proof, RunBy)])
-def test_a_workflow_or_script_runs_it(text):
-    proof = PROOFS[text]
+@pytest.mark.parametrize("text, proof", proofs(RunBy))
+def test_a_workflow_or_script_runs_it(text, proof):
     lines = (REPO_ROOT / proof.path).read_text(encoding="utf-8").splitlines()
     assert [line for line in lines if re.search(proof.line, line.strip())], f"no line of {proof.path} matches {proof.line!r}"
 
 
-@pytest.mark.parametrize("text", [text for text, proof in PROOFS.items() if isinstance(proof, ProvenBy)])
-def test_another_test_runs_it(text):
-    import importlib
-
-    proof = PROOFS[text]
+@pytest.mark.parametrize("text, proof", proofs(ProvenBy))
+def test_another_test_runs_it(text, proof):
     test = getattr(importlib.import_module(f"testing.tests.{proof.module}"), proof.test, None)
     assert callable(test), f"{proof.module}.{proof.test} does not exist"
     assert proof.words in inspect.getsource(test), f"{proof.module}.{proof.test} no longer mentions {proof.words!r}"
 
 
-@pytest.mark.parametrize("text, backend", RUNS, indirect=["backend"])
-def test_the_command_does_what_the_readme_says(request, text, backend, tmp_path):
-    proof = PROOFS[text]
+@pytest.mark.parametrize("text, proof, backend", RUNS, indirect=["backend"])
+def test_the_command_does_what_the_readme_says(request, text, proof, backend, tmp_path):
     place = proof.state(request, backend, tmp_path)
     for earlier in proof.after:
         code, output = run_readme(place, earlier)
