@@ -15,6 +15,9 @@ before its opening fence, inside a `## Step N` section:
                                                wrote (upgrade/downgrade, ids)
     <!-- walkthrough: migration "MESSAGE" -->  the edited functions that replace the
                                                generated ones in that revision
+
+commands() reads every other command the README shows (code spans in the
+prose, `$ ` lines of unmarked blocks), for the test that proves each one.
 """
 import re
 import shlex

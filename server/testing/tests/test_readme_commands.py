@@ -39,6 +39,7 @@ from testing.lesson import readme
 from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url
 from testing.lesson.walkthrough import REPO_ROOT, copy_starter, flask_environment
 
+from .catalogue import Checkout
 from .cohort_submissions import make_class
 from .lesson_builds import LessonCopy, copy_reference, database_state, reference_solution
 from .page_states import tree_digest
@@ -93,32 +94,10 @@ def grader_and_submission(request, backend, folder):
                                                                    "/path/to/submission": str(place.lesson.checkout)})
 
 
-BRANCH_REVISION = '''"""another branch
-
-Revision ID: 0b0b0b0b0b0b
-Revises: {parent}
-"""
-revision = '0b0b0b0b0b0b'
-down_revision = '{parent}'
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    pass
-
-
-def downgrade():
-    pass
-'''
-
-
 def two_heads(request, backend, folder):
     """The finished lesson plus a revision made elsewhere on top of revision 3: two tips."""
     place = finished(request, backend, folder)
-    versions = place.lesson.server / "migrations" / "versions"
-    (versions / "0b0b0b0b0b0b_another_branch.py").write_text(BRANCH_REVISION.format(parent=place.revisions[2]),
-                                                             encoding="utf-8")
+    Checkout(place.root, place.revisions).add_revision("0b0b0b0b0b0b", place.revisions[2], "another branch", "pass", "pass")
     place.revisions += ("0b0b0b0b0b0b",)
     return place
 
@@ -138,29 +117,6 @@ def tables_made_by_create_all(request, backend, folder):
     return place
 
 
-FAILING_RENAME = '''"""rename department
-
-Revision ID: 0f0f0f0f0f0f
-Revises: {parent}
-"""
-from alembic import op
-
-revision = '0f0f0f0f0f0f'
-down_revision = '{parent}'
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.rename_table('department', 'departments')
-    op.execute('UPDATE no_such_table SET x = 1')  # the mistake
-
-
-def downgrade():
-    op.rename_table('departments', 'department')
-'''
-
-
 def half_applied_on_sqlite(request, backend, folder):
     """Step 3 on SQLite where the upgrade failed after the rename ran, and the
     file was then fixed: the database already looks like the fixed revision."""
@@ -168,12 +124,15 @@ def half_applied_on_sqlite(request, backend, folder):
     server = place.lesson.server
     models = server / "models.py"
     models.write_text(models.read_text(encoding="utf-8").replace('"department"', '"departments"'), encoding="utf-8")
-    script = server / "migrations" / "versions" / "0f0f0f0f0f0f_rename_department.py"
-    script.write_text(FAILING_RENAME.format(parent=place.revisions[1]), encoding="utf-8")
+    mistake = "op.execute('UPDATE no_such_table SET x = 1')"
+    script = Checkout(place.root, place.revisions).add_revision(
+        "0f0f0f0f0f0f", place.revisions[1], "rename department", f"op.rename_table('department', 'departments')\n{mistake}",
+        "op.rename_table('departments', 'department')")
     failed = run_flask(place, "db", "upgrade")
     assert failed.returncode == 1 and "no such table: no_such_table" in failed.stdout, failed.stdout
-    script.write_text(script.read_text(encoding="utf-8").replace("    op.execute('UPDATE no_such_table SET x = 1')  # the mistake\n", ""),
-                      encoding="utf-8")
+    half = database_state(place.lesson.database_url)  # as the README says: renamed, yet not recorded
+    assert "departments" in half.tables and half.versions == [place.revisions[1]], half
+    script.write_text(script.read_text(encoding="utf-8").replace(mistake, "pass"), encoding="utf-8")  # the fix
     place.fills["<failed revision id>"] = "0f0f0f0f0f0f"
     return place
 
