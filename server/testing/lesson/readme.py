@@ -198,13 +198,12 @@ def is_command(text):
     return bool(words) and words[0] in PROGRAMS
 
 
-def shell_of(text, context):
+def shell_of(text, before):
     """The shell a command is written for: the README says "PowerShell" or
-    "cmd" just before it (a list item or clause naming the shell)."""
+    "cmd" in the sentence or clause just before it."""
     if POWERSHELL_CALL.match(text):
         return "powershell"
-    before = context[: context.find("`" + text.split()[0])] if ("`" + text.split()[0]) in context else context
-    clause = re.split(r"[.;]\s", before)[-1]
+    clause = re.split(r"[.;]\s", " ".join(before.split()))[-1]
     if re.search(r"\bPowerShell\b", clause):
         return "powershell"
     if re.search(r"\bcmd\b", clause):
@@ -233,7 +232,7 @@ def commands(text) -> List[Command]:
             if is_command(span):
                 first = paragraph[0][0] + joined.count("\n", 0, match.start())
                 context = " ".join(joined.split())
-                found.append(Command(span, first, section, shell_of(span, context), context))
+                found.append(Command(span, first, section, shell_of(span, joined[: match.start()]), context))
         paragraph.clear()
 
     index = 0

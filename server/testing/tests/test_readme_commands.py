@@ -190,8 +190,8 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Student", "GIT_AUTHOR_EMAIL": "student@examp
 
 
 def environment(place, extra=()):
-    url = place.lesson.database_url if place.lesson else None
-    env = flask_environment(url)
+    # As in a student's terminal: no DATABASE_URL (a PostgreSQL copy names its database in server/.env).
+    env = flask_environment()
     for name in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"):
         env.pop(name, None)
     env.update(GIT_IDENTITY, **place.env)
