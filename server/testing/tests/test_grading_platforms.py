@@ -12,12 +12,12 @@ run them:
   installed from the registry (AutoTest v2), whose structured messages are
   read from stderr.
 Both are compared with the JUnit points of the same run (AutoTest v1 reads
-that JUnit file), and the plain run must show nothing of CodeGrade.
+that JUnit file), the terminal's score and the job summary's, and the plain
+run must show nothing of CodeGrade.
 """
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +30,8 @@ import pytest
 from testing.lesson.checkpoints import BY_ID, CHECKPOINTS
 from testing.lesson.database import postgres_server_url
 
-from .catalogue import VALID, WRONG, Checkout
-from .lesson_builds import reference_solution
+from .catalogue import VALID, WRONG
+from .test_grader_catalogue import make_submission
 
 REPO = Path(__file__).resolve().parents[3]
 CODEGRADE_PLUGIN = "cg-pytest-reporter==1!1.1.3"  # AutoTest v2's pytest plugin, as CodeGrade installs it
@@ -48,16 +48,6 @@ EXPECTED = {  # (submission, backend) -> (score, max_score, failed checkpoints, 
     (WRONG_ONE.name, "sqlite"): (70, 95, {"rename_table", "downgrades"}, {"local_database"}),
     (WRONG_ONE.name, "postgresql"): (70, 95, {"rename_table", "downgrades"}, {"local_database"}),
 }
-
-
-def make_submission(request, backend, submission, dest):
-    build = reference_solution(request, backend)
-    shutil.copytree(build.snapshots[5].checkout, dest)
-    (dest / "server" / ".env").unlink(missing_ok=True)  # the reference's own database stays private
-    if not submission.keep_local_database:
-        shutil.rmtree(dest / "server" / "instance", ignore_errors=True)
-    submission.change(Checkout(dest, build.revisions))
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +72,15 @@ def codegrade_python(tmp_path_factory):
     return python
 
 
-def grade(python, root, backend, junit, *options):
-    """`pytest --lesson-root=root` run by `python` from this repository; the process."""
+def grade(python, root, backend, junit, *options, **variables):
+    """`pytest --lesson-root=root` run by `python` from this repository, with
+    these environment variables added; the process."""
     command = [str(python), "-m", "pytest", f"--lesson-root={root}", f"--junitxml={junit}", *options]
     if backend == "postgresql":
         command.append(f"--lesson-database={postgres_server_url()}")
     # Outside AutoTest: the plugin writes to stderr instead of piping to `cg truncate`.
     environment = {k: v for k, v in os.environ.items() if k not in ("CG_ATV2", "CG_PYTEST_REPORTER_TRUNCATE")}
+    environment.update(variables)
     process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=environment)
     assert "Traceback" not in process.stdout + process.stderr, process.stdout + process.stderr
     return process
@@ -148,17 +140,19 @@ def read_environment_file(path):
 
 @pytest.mark.parametrize("submission", [CORRECT, WRONG_ONE], ids=["correct", "wrong"])
 def test_classroom_and_codegrade_give_the_graders_own_points(request, backend, submission, tmp_path, codegrade_python):
-    root = make_submission(request, backend, submission, tmp_path / "checkout")
+    root = make_submission(request, backend, submission, tmp_path / "checkout").root
     score, max_score, failed, not_applicable = EXPECTED[submission.name, backend]
 
     # As classroom.yml grades: this environment, no CodeGrade plugin.
-    plain = grade(sys.executable, root, backend, tmp_path / "plain.xml", f"--lesson-classroom={tmp_path / 'env'}")
+    plain = grade(sys.executable, root, backend, tmp_path / "plain.xml", f"--lesson-classroom={tmp_path / 'env'}",
+                  GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
     junit = junit_points(tmp_path / "plain.xml")
     assert list(junit) == [c.id for c in CHECKPOINTS]
     assert {c for c, p in junit.items() if p["status"] == "failed"} == failed
     assert {c for c, p in junit.items() if p["status"] == "not_applicable"} == not_applicable
     assert sum(p["points"] for p in junit.values()) == score and sum(p["max_points"] for p in junit.values()) == max_score
     assert f"Score of {root}: {score}/{max_score} points" in plain.stdout
+    assert f"## Lesson grade: {score} / {max_score} points" in (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert plain.returncode == (0 if not failed else 1), plain.stdout
     # Nothing of CodeGrade without its plugin: no marks, no unknown-mark warning, no messages.
     assert "cg_" not in plain.stdout + plain.stderr and "Unknown" not in plain.stdout + plain.stderr
