@@ -7,6 +7,7 @@
     pytest --junitxml=report.xml            # JUnit XML with each checkpoint's points
     pytest --lesson-timeout=SECONDS         # time for the student's code (or LESSON_TIMEOUT; 20)
     pytest --lesson-memory=MB               # its memory, on Linux and macOS (or LESSON_MEMORY_MB; 1024)
+    pytest --lesson-classroom="$GITHUB_ENV"  # GitHub Classroom's reporter inputs (.github/workflows/classroom.yml)
 
 The student's code (revision scripts, models.py) never runs in this process:
 it runs in a separate, time-limited worker process on a private copy
@@ -23,6 +24,10 @@ pristine grader from its own root, e.g.
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
 set, appended to it as markdown (both drawn by testing/lesson/report_text.py).
+With --lesson-classroom=FILE, one result per checkpoint for GitHub Classroom's
+reporter is appended to FILE, as variables in $GITHUB_ENV's format.
+Where CodeGrade's cg-pytest-reporter plugin is installed, each checkpoint test
+carries its marks (codegrade_test.py).
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
 """
@@ -35,7 +40,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
 
 import pytest  # noqa: E402
 
-from testing.lesson.report_text import markdown_summary, summary_table  # noqa: E402
+from testing.lesson.report_text import classroom_environment, markdown_summary, summary_table  # noqa: E402
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader lives in
 REPORT = pytest.StashKey()
@@ -61,6 +66,11 @@ def pytest_addoption(parser):
         "--lesson-database", metavar="URL", default=None,
         help="replay the migrations on this PostgreSQL server, in throw-away databases "
              "(default: $LESSON_GRADE_DATABASE_URL, else a temporary SQLite file)",
+    )
+    group.addoption(
+        "--lesson-classroom", metavar="FILE", default=None,
+        help="append each checkpoint's result for GitHub Classroom's reporter to FILE, "
+             "as variables in the format of $GITHUB_ENV",
     )
 
 
@@ -124,10 +134,15 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        try:
-            with open(path, "a", encoding="utf-8") as summary:
-                summary.write(markdown_summary(report))
-        except OSError as error:
-            terminalreporter.write_line(f"Could not write GITHUB_STEP_SUMMARY ({error})", yellow=True)
+    _append(terminalreporter, "GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"), markdown_summary(report))
+    _append(terminalreporter, "--lesson-classroom", config.getoption("lesson_classroom"), classroom_environment(report))
+
+
+def _append(terminalreporter, what, path, text):
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as error:
+        terminalreporter.write_line(f"Could not write {what} ({error})", yellow=True)
