@@ -23,6 +23,9 @@ pristine grader from its own root, e.g.
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
 set, appended to it as markdown (both drawn by testing/lesson/report_text.py).
+A short "Before production" note follows the score: what squawk says about
+each revision's PostgreSQL SQL (testing/lesson/production.py). It is never
+part of a checkpoint's message and never changes the score.
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
 """
@@ -89,7 +92,8 @@ def lesson_report(request):
     config = request.config
     try:
         limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"))
-        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits)
+        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits,
+                       before_production=True)
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)
     config.stash[REPORT] = report
@@ -124,6 +128,8 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
+    for line in before_production_note(report):
+        terminalreporter.write_line(line)
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
         try:
@@ -131,3 +137,19 @@ def pytest_terminal_summary(terminalreporter, config):
                 summary.write(markdown_summary(report))
         except OSError as error:
             terminalreporter.write_line(f"Could not write GITHUB_STEP_SUMMARY ({error})", yellow=True)
+
+
+def before_production_note(report):
+    """squawk's findings on the revisions' PostgreSQL SQL, in a few lines; nothing to say, nothing printed."""
+    from testing.lesson.production import short_note
+
+    evidence = report.evidence
+    if evidence is None:
+        return []
+    lines = [evidence.production_problem] if evidence.production_problem else short_note(evidence.production)
+    if not lines:
+        return []
+    return ["Before production (squawk, on each revision's PostgreSQL SQL; a note that does not change the score):"
+            ] + ["  " + line for line in lines] + [
+        "  What each means and how teams do it instead: `flask lesson review` in server/ (pending revisions) "
+        "or the lesson page (`pipenv run page`)."]

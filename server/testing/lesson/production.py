@@ -211,16 +211,15 @@ def judge_required(review, required_findings):
             review.required.append(RequiredResult(required, True))
 
 
-def review_revisions(sandbox, layout, files, lesson, positions=None):
+def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision_id: None):
     """[RevisionReview] of `files` (submission.RevisionFile), in their order; empty when the
-    lesson declares no production rules. positions: {revision id: place in the chain}."""
+    lesson declares no production rules. position_of: a revision id's place in the chain (History.position_of)."""
     rules = lesson.production
     if rules is None:
         return []
-    positions = positions or {}
     reviews, texts = [], {}
     for revision_file in files:
-        position = positions.get(revision_file.revision)
+        position = position_of(revision_file.revision)
         review = RevisionReview(revision_file, position, lesson.step_of(position) if position else None)
         for direction in DIRECTIONS:
             sql, why = offline_sql(sandbox, layout, revision_file, direction)
@@ -245,6 +244,12 @@ def review_revisions(sandbox, layout, files, lesson, positions=None):
 
 
 # --- as text -----------------------------------------------------------------------------
+
+
+def heading(review):
+    where = ", ".join(part for part in (
+        f"revision {review.position}" if review.position else "", f"step {review.step}" if review.step else "") if part)
+    return f"Before production ({where + ': ' if where else ''}its PostgreSQL SQL, checked by squawk; not part of the grade):"
 
 
 def text_lines(review, width=72):
