@@ -207,6 +207,10 @@ PRODUCTION_RULES = ProductionRules(
                                              "is built, minutes on a big table. Build it with CREATE INDEX "
                                              "CONCURRENTLY: op.create_index(..., postgresql_concurrently=True) "
                                              "inside `with op.get_context().autocommit_block():`.",
+        "require-concurrent-index-deletion": "A plain DROP INDEX blocks reads and writes of the table while it "
+                                             "waits for its lock. Drop it with DROP INDEX CONCURRENTLY: "
+                                             "op.drop_index(..., postgresql_concurrently=True) inside "
+                                             "`with op.get_context().autocommit_block():`.",
         "ban-concurrent-index-creation-in-transaction": "PostgreSQL refuses CREATE INDEX CONCURRENTLY inside a "
                                                         "transaction, and Alembic runs each migration in one. Put "
                                                         "it inside `with op.get_context().autocommit_block():`.",

@@ -299,11 +299,12 @@ def _in_order(findings):
     return sorted(findings, key=lambda f: (DIRECTIONS.index(f.direction), f.line))
 
 
-def to_data(review):
-    """One review as plain data (the lesson page)."""
+def to_data(review, direction):
+    """What the review says of one function of the revision, as plain data (the lesson page)."""
     return {
-        "revision": review.revision.revision, "position": review.position, "step": review.step,
-        "sql": review.sql, "problems": review.problems, "left_out": review.left_out,
-        "findings": [vars(finding).copy() for finding in review.findings],
-        "required": [{"says": r.required.says, "met": r.met, "why": r.why} for r in review.required],
+        "position": review.position, "step": review.step, "sql": review.sql.get(direction),
+        "problem": review.problems.get(direction),
+        "findings": [vars(finding).copy() for finding in _in_order(review.findings) if finding.direction == direction],
+        "required": [{"says": r.required.says, "met": r.met, "why": r.why}
+                     for r in review.required] if direction == "upgrade" else [],
     }
