@@ -249,7 +249,7 @@ def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision
 def heading(review):
     where = ", ".join(part for part in (
         f"revision {review.position}" if review.position else "", f"step {review.step}" if review.step else "") if part)
-    return f"Before production ({where + ': ' if where else ''}its PostgreSQL SQL, checked by squawk; not part of the grade):"
+    return f"Before production{f' ({where})' if where else ''}: squawk on its PostgreSQL SQL (not graded)"
 
 
 def text_lines(review, width=72):

@@ -289,7 +289,7 @@ def test_flask_lesson_review_has_a_before_production_section_per_pending_revisio
     output = run.stdout + run.stderr
     assert run.returncode == 0 and "Traceback" not in output, output
     assert output.count("Before production") == 1, output
-    section = output.split("Before production (revision 4, step 4: ", 1)[1]
+    section = output.split("Before production (revision 4, step 4): squawk on its PostgreSQL SQL (not graded)", 1)[1]
     assert "renaming-column" in section and "https://squawkhq.com/docs/renaming-column" in section
     assert "upgrade() SQL line 5: ALTER TABLE departments RENAME address TO location;" in section
     assert not any(rule in output for rule in LEFT_OUT)
