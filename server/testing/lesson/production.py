@@ -95,7 +95,8 @@ def offline_sql(sandbox, layout, revision_file, direction):
     if "error" in answer:
         needs = (" (it reads from the database with op.get_bind(), which needs a live connection)"
                  if "get_bind" in revision_file.source else "")
-        return None, f"{direction}() fails without a database{needs}: {_first_line(answer['error'])}"
+        error = _first_line(answer["error"])
+        return None, f"Alembic cannot write {direction}() as SQL without a database{needs}: {error}"
     sql = (answer.get("result") or {}).get("sql")
     return (sql, None) if isinstance(sql, str) else (None, "the worker gave no SQL")
 
