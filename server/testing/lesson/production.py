@@ -206,7 +206,8 @@ def judge_required(review, required_findings):
         elif not re.search(required.shows, review.sql["upgrade"], re.IGNORECASE):
             review.required.append(RequiredResult(required, False, f"the upgrade's SQL has no {required.shows_words}"))
         elif required.rule in review.rules("upgrade"):
-            lines = ", ".join(str(f.line) for f in review.findings if f.rule == required.rule and f.direction == "upgrade")
+            lines = ", ".join(str(f.line) for f in _in_order(review.findings)
+                              if f.rule == required.rule and f.direction == "upgrade")
             review.required.append(RequiredResult(required, False, f"squawk's {required.rule} flags line {lines}"))
         else:
             review.required.append(RequiredResult(required, True))
@@ -247,9 +248,14 @@ def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision
 # --- as text -----------------------------------------------------------------------------
 
 
+def _where(review):
+    """"revision 3, step 3", "revision 5" (beyond the lesson), or "" outside the chain."""
+    parts = [f"revision {review.position}" if review.position else "", f"step {review.step}" if review.step else ""]
+    return ", ".join(part for part in parts if part)
+
+
 def heading(review):
-    where = ", ".join(part for part in (
-        f"revision {review.position}" if review.position else "", f"step {review.step}" if review.step else "") if part)
+    where = _where(review)
     return f"Before production{f' ({where})' if where else ''}: squawk on its PostgreSQL SQL (not graded)"
 
 
@@ -281,17 +287,16 @@ def short_note(reviews):
     notes = []
     for review in reviews:
         said = []
-        if review.findings:
-            said.append(", ".join(
-                f"{rule} ({', '.join(dict.fromkeys(f'{f.direction} line {f.line}' for f in _in_order(review.findings) if f.rule == rule))})"
-                for rule in review.rules()))
+        for rule in review.rules():
+            places = dict.fromkeys(f"{f.direction} line {f.line}" for f in _in_order(review.findings) if f.rule == rule)
+            said.append(f"{rule} ({', '.join(places)})")
         said += [f"{direction}() {CANNOT}" for direction in review.problems]
         said += [f"required \"{r.required.says}\": {'not yet' if r.met is False else CANNOT}"
                  for r in review.required if not r.met]
         if said:
-            where = f"revision {review.position} (step {review.step})" if review.step else (
-                f"revision {review.position}" if review.position else review.revision.name)
-            notes.append(f"{where}, {review.revision.rel}: " + "; ".join(said))
+            where = _where(review)
+            label = f"{where} ({review.revision.rel})" if where else review.revision.rel
+            notes.append(f"{label}: " + "; ".join(said))
     return notes
 
 

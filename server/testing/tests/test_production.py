@@ -195,7 +195,7 @@ def test_a_revision_that_reads_the_database_cannot_be_checked_offline(tmp_path):
                                "database (it reads from the database with op.get_bind(), which needs a live connection): ")
     assert lines[0].endswith("AttributeError: 'NoneType' object has no attribute 'fetchall'")
     assert production.short_note([checked]) == [
-        f"revision 1 (step 1), {checked.revision.rel}: upgrade() cannot be checked offline"]
+        f"revision 1, step 1 ({checked.revision.rel}): upgrade() cannot be checked offline"]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="the fake squawk is a shell script")
