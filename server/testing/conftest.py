@@ -143,10 +143,7 @@ def before_production_note(report):
     """squawk's findings on the revisions' PostgreSQL SQL, in a few lines; nothing to say, nothing printed."""
     from testing.lesson.production import short_note
 
-    evidence = report.evidence
-    if evidence is None:
-        return []
-    lines = [evidence.production_problem] if evidence.production_problem else short_note(evidence.production)
+    lines = short_note(report.evidence.production) if report.evidence is not None else []
     if not lines:
         return []
     return ["Before production (squawk, on each revision's PostgreSQL SQL; a note that does not change the score):"

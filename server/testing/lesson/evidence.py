@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from .production import CANNOT, RevisionReview, review_revisions
+from .production import RevisionReview, review_revisions
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
@@ -56,7 +56,6 @@ class Evidence:
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
     production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
-    production_problem: Optional[str] = None  # why that review could not be done at all
 
     @property
     def chain(self):
@@ -93,12 +92,9 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
                     backend=backend, server_url=server_url,
                 )
             evidence.models = models.result()
-        if before_production and evidence.history.chain:
-            try:
-                evidence.production = review_revisions(
-                    revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
-            except Exception as error:  # a note beside the grade: it must never stop one
-                evidence.production_problem = f"{CANNOT}: {type(error).__name__}: {error}"
+        if before_production:
+            evidence.production = review_revisions(
+                revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
     evidence.other_database = configured_database(layout)
     if evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)

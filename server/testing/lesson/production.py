@@ -215,10 +215,19 @@ def judge_required(review, required_findings):
 
 def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision_id: None):
     """[RevisionReview] of `files` (submission.RevisionFile), in their order; empty when the
-    lesson declares no production rules. position_of: a revision id's place in the chain (History.position_of)."""
-    rules = lesson.production
-    if rules is None:
+    lesson declares no production rules. position_of: a revision id's place in the chain
+    (History.position_of). Never raises: whatever goes wrong is a "cannot be checked" line."""
+    if lesson.production is None:
         return []
+    try:
+        return _review(sandbox, layout, files, lesson, position_of)
+    except Exception as error:  # a note beside the grade must never stop a grade, a review or the page
+        why = f"the review itself failed ({type(error).__name__}: {error})"
+        return [RevisionReview(revision_file, problems={direction: why for direction in DIRECTIONS})
+                for revision_file in files]
+
+
+def _review(sandbox, layout, files, lesson, position_of):
     reviews, texts = [], {}
     for revision_file in files:
         position = position_of(revision_file.revision)
@@ -238,7 +247,7 @@ def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision
                 review.problems[direction] = str(problem)
         found = {}
     for (index, direction), violations in found.items():
-        judge_violations(reviews[index], direction, violations, rules)
+        judge_violations(reviews[index], direction, violations, lesson.production)
     for review in reviews:
         lesson_revision = lesson.revision(review.position) if review.position else None
         judge_required(review, lesson_revision.requires if lesson_revision else ())

@@ -198,6 +198,19 @@ def test_a_revision_that_reads_the_database_cannot_be_checked_offline(tmp_path):
         f"revision 1, step 1 ({checked.revision.rel}): upgrade() cannot be checked offline"]
 
 
+def test_a_fault_in_the_review_itself_is_a_line_too(tmp_path, monkeypatch):
+    root = hand_written_checkout(tmp_path / "c", [("drop", "op.drop_table('employees')", "pass")])
+
+    def broken(sql):
+        raise RuntimeError("a fault in the review")
+    monkeypatch.setattr(production, "statements", broken)
+    (checked,) = review(root)
+    assert checked.problems == {direction: "the review itself failed (RuntimeError: a fault in the review)"
+                                for direction in ("upgrade", "downgrade")}
+    assert production.text_lines(checked)[0] == (
+        "upgrade(): cannot be checked offline: the review itself failed (RuntimeError: a fault in the review)")
+
+
 @pytest.mark.skipif(os.name == "nt", reason="the fake squawk is a shell script")
 @pytest.mark.parametrize("squawk", ["missing", "failing", "garbage"])
 def test_squawk_missing_or_failing_gives_a_line_and_the_same_grade(request, squawk, tmp_path, monkeypatch):
