@@ -1,6 +1,6 @@
 """What "Before production" (production.py) adds to `flask lesson review` and to the lesson page.
 
-    pipenv run python server/testing/production_benchmark.py [--runs N]
+    pipenv run production-benchmark [--runs N]
 
 Builds the finished lesson with the reference walkthrough (SQLite, a scratch
 copy), then times, N runs each, median and fastest:
@@ -58,7 +58,7 @@ def without_review():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pipenv run production-benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="production-benchmark-"))

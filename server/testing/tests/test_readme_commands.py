@@ -476,6 +476,9 @@ PROOFS = {
     "flask db migrate": Run(finished, code=1, expect=r"Target database is not up to date", backends=BOTH),
     "flask db upgrade": (Run(finished, expect=r"Running upgrade \w+ -> \w+, rename address", check=at_revision(4), backends=BOTH),
                          Run(two_heads, after=('flask db merge heads -m "merge"',), check=applies_both_branches)),
+    # Offline mode writes the SQL and touches no database: the finished lesson stays at revision 3.
+    "flask db upgrade --sql": Run(finished, expect=r"ALTER TABLE department RENAME TO departments", check=at_revision(3),
+                                  backends=BOTH),
     "flask db downgrade": Run(after_step_4, expect=r"Running downgrade \w+ -> \w+, rename address", check=at_revision(3),
                               backends=BOTH),
     "flask db downgrade -- -1": Run(after_step_4, expect=r"Running downgrade \w+ -> \w+, rename address",
@@ -529,6 +532,7 @@ PROOFS = {
     "pipenv run page --screenshots docs": ProvenBy("test_page", "test_the_readme_pictures_of_the_page_are_made_by_the_screenshot_tool",
                                                    "pipenv run page --screenshots docs"),
     "apt-get install chromium": RunBy(".ci/run", r"apt-get install -y -qq chromium"),
+    "pipenv run production-benchmark": Run(repository, extra_args=("--help",), expect=r"usage: pipenv run production-benchmark"),
     "pipenv run page-benchmark": Run(repository, extra_args=("--help",), expect=r"usage: pipenv run page-benchmark"),
     # GitHub Classroom and CodeGrade.
     'pytest --lesson-classroom="$GITHUB_ENV"': ProvenBy(
