@@ -191,9 +191,12 @@ class Report:
         return not self.failed
 
 
-def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
+def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, local_url=None):
     """Grade the checkout at `root`; see the module docstring. `limits`
-    (sandbox.Limits) bounds the time and memory of the student's code."""
+    (sandbox.Limits) bounds the time and memory of the student's code.
+    `local_url` names the database the student's app uses, judged as the local
+    database (the status and the page pass it; pytest reads only
+    server/instance/app.db)."""
     from .database import backend_of, normalize_url
 
     started = time.perf_counter()
@@ -201,7 +204,7 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
         server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
-    evidence = collect(layout, lesson, backend, server_url, limits)
+    evidence = collect(layout, lesson, backend, server_url, limits, local_url)
     verdicts = judge(evidence, lesson)
     results = {
         checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),
