@@ -257,7 +257,8 @@ def _finding_advice(where, result):
     if result.id == "models_match" and where.on_chain and where.lesson_revisions_good:
         return _end_advice(where)[0]  # the grader's fix, in the order the database's place asks for
     step = lesson.step_of(position) if position else result.checkpoint.step
-    text = fix_of(result) + _reset_offer(where, result)
+    problems = dict(result.feedback.sections).get("Problems") if position is None else None
+    text = (f"{problems}\n" if problems else "") + fix_of(result) + _reset_offer(where, result)
     return Advice(f"Step {step}: {result.summary}", text, step)
 
 

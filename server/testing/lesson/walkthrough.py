@@ -70,7 +70,7 @@ class WalkthroughResult:
 # --- the starter ------------------------------------------------------------
 
 # Never part of what a student starts from: local state and generated files.
-SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml", "test-artifacts"}
+SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml", "test-artifacts", "lesson-backups"}
 SKIPPED_IN_SERVER = {"instance", "migrations", ".env"}
 
 

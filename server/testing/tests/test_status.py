@@ -5,6 +5,8 @@ student's own database; the status runs as a real process and only reads.
 """
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +102,17 @@ def test_models_not_reverted_after_the_downgrade(request, backend, tmp_path):
     advice = next_section(output)
     assert advice.startswith("Step 5: put `address` back in models.py")
     assert "flask db upgrade" not in advice
+
+
+def test_a_fresh_clone_of_the_finished_lesson_is_as_the_readme_shows(request, tmp_path):
+    copy = copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "c")
+    shutil.rmtree(copy.server / "instance")  # databases are never committed
+    output = status(copy.checkout)
+    assert checked_steps(output) == [1, 2, 3, 4, 5]
+    readme_ids = {real: shown for shown, real in copy.result.readme_ids.items()}
+    for real, shown in readme_ids.items():
+        output = output.replace(real, shown)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```console\n\$ pipenv run status\n(Flask schema migrations lesson.*?)```", readme, re.S)
+    assert block, "README.md shows no status of a fresh clone"
+    assert output.rstrip("\n").splitlines() == block.group(1).rstrip("\n").splitlines()
