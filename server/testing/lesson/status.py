@@ -141,9 +141,21 @@ class _Position:
         end = self.lesson.end.revision
         return self.chain[end - 1] if len(self.chain) >= end else None
 
+    @property
+    def after_last_step(self):
+        """Every revision made and models.py brought back as the last step does (it names nothing of
+        what that step undoes): the database is not meant to pass the end revision any more."""
+        if len(self.chain) < self.lesson.count:
+            return False
+        if self.finished_files:
+            return True
+        metadata, marker = self.report.models.metadata if self.report.models else None, self.lesson.end.reverted_marker
+        return metadata is not None and bool(marker) and not any(
+            marker in name for table in metadata.tables.values() for name in [table.name, *table.columns.keys()])
+
     def upgrade_target(self):
-        """What `flask db upgrade` is given: the end revision once the files are finished, else head."""
-        return self.end_revision.revision if self.finished_files else "head"
+        """What `flask db upgrade` is given: the end revision after the last step, else head."""
+        return self.end_revision.revision if self.after_last_step else "head"
 
     def loss_on_the_way(self):
         """(position, loss) of the first revision the database ran that loses rows, else None."""
@@ -311,7 +323,7 @@ def _fix_before_upgrade(where, revision):
     return Advice(
         f"Step {step}: fix revision {position} before `flask db upgrade`",
         f"{result.summary}\n{_fix_code(result)}\n"
-        "Then check it with `flask lesson review` and apply it with `flask db upgrade head`.",
+        f"Then check it with `flask lesson review` and apply it with `flask db upgrade {where.upgrade_target()}`.",
         step,
     )
 
