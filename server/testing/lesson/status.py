@@ -268,25 +268,38 @@ def _finding_advice(where, result):
         return _extra_revisions(where)
     if result.id == "models_match" and where.on_chain and where.lesson_revisions_good:
         return _end_advice(where)[0]  # the grader's fix, in the order the database's place asks for
-    step = lesson.step_of(position) if position else result.checkpoint.step
+    step = _step_of_finding(lesson, result)
     problems = dict(result.feedback.sections).get("Problems") if position is None else None
     text = (f"{problems}\n" if problems else "") + fix_of(result) + _reset_offer(where, result)
-    return Advice(f"Step {step}: {result.summary}", text, step)
+    return Advice(f"Step {step}: {result.summary}" if step else result.summary, text, step)
+
+
+def _step_of_finding(lesson, result):
+    """The README step whose work the finding's fix redoes (None: no one step)."""
+    facts = result.verdict.facts
+    if result.id == "history":
+        position = facts.get("next", {}).get("position")
+        return lesson.step_of(position) if position else None
+    if result.id == "downgrades" and facts.get("failing"):
+        return lesson.step_of(facts["failing"][0]["position"])
+    position = lesson.position_of(result.id)
+    return lesson.step_of(position) if position else result.checkpoint.step
 
 
 def _reset_offer(where, result):
     """For a chain no edit mends: the way back to the start of a step, with the lesson's own files."""
     kind = result.verdict.facts.get("next", {}).get("kind") if result.id == "history" else None
-    deleted_folder = result.reason == "no_migrations_folder" and where.on_chain is False and \
-        where.local is not None and where.local.versions
+    deleted_folder = result.reason == "no_migrations_folder" and where.local is not None and where.local.versions
     if result.reason not in TANGLED and kind not in ("order", "fix_first") and not deleted_folder:
         return ""
+    what = ("models.py, the revisions and your database as that step begins (it shows what it replaces, asks "
+            "first and keeps a backup).")
+    if deleted_folder:
+        return f"\nOr put the lesson's own files back at the start of the step you were on: `flask lesson reset <step>` puts back {what}"
     lesson = where.lesson
     failing = [n for n in range(1, lesson.count + 1) if where.failed(lesson.checkpoint_of(n))]
-    step = lesson.step_of(failing[0]) if failing and not deleted_folder else 1
-    return (f"\nOr start step {step} again from the lesson's own files: `flask lesson reset {step}` puts back "
-            f"models.py, the revisions and your database as step {step} begins (it shows what it replaces, "
-            "asks first and keeps a backup).")
+    step = lesson.step_of(failing[0]) if failing else 1
+    return f"\nOr start step {step} again from the lesson's own files: `flask lesson reset {step}` puts back {what}"
 
 
 def _rows_lost_by(where, position, loss):
