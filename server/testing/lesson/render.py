@@ -483,7 +483,12 @@ class _Words:
         if kind == "order":
             return self.order_fix(advice["position"])
         if kind == "next_step":
-            return f"Step {advice['position']}: " + self.lesson.revision(advice["position"]).how
+            text = f"Step {advice['position']}: " + self.lesson.revision(advice["position"]).how
+            if self.evidence.other_database:  # not read here: it may still wait for an upgrade
+                text = (f"First make sure your database has every revision applied: in server/, `flask db current` "
+                        f"shows revision {advice['position'] - 1}'s id, else run `flask db upgrade head` "
+                        "(`pipenv run status` reads your database and tells).\n" + text)
+            return text
         return self.fix_first(advice["position"], advice["then"])
 
     # downgrades -----------------------------------------------------------------------------
