@@ -216,8 +216,12 @@ def first_finding(report):
             continue
         if result.reason in IN_PROGRESS:
             continue
-        if result.reason == "too_few_revisions" and result.verdict.facts["next"]["kind"] in ("apply_local", "next_step"):
+        advice = result.verdict.facts.get("next", {}) if result.reason == "too_few_revisions" else {}
+        if advice.get("kind") in ("apply_local", "next_step"):
             continue
+        if advice.get("kind") == "fix_first":  # the history's fix is that revision's: its own finding says more
+            revision = report[report.lesson.checkpoint_of(advice["position"])]
+            return revision if revision.status == FAILED and not revision.blocked_by else result
         return result
     return None
 
@@ -226,7 +230,7 @@ def diagnose(report, where):
     """What the files and the database say, as advice, most urgent first: the
     files' first finding, else the database's next step."""
     local = where.local
-    advice = _heads_advice(report.history)
+    advice = []
     finding = first_finding(report)
     if finding is not None:
         advice.append(_finding_advice(where, finding))
@@ -237,18 +241,6 @@ def diagnose(report, where):
     if not local.exists:
         return advice + _build_database(where)
     return advice + _revision_advice(report, where)
-
-
-def _heads_advice(history):
-    heads_in_files = history.heads if history is not None else []
-    if len(heads_in_files) <= 1:
-        return []
-    return [Advice(
-        f"Your migrations have {len(heads_in_files)} heads: {', '.join(heads_in_files)}",
-        "Two revisions claim the same parent, so `flask db upgrade` does not know which way to go.\n"
-        "See them with `flask db heads`. If one is a mistake, delete its file; if both are\n"
-        "wanted, join them with `flask db merge heads -m \"merge heads\"`.",
-    )]
 
 
 # --- the files first --------------------------------------------------------------------
@@ -265,7 +257,7 @@ def _finding_advice(where, result):
         if position > where.position and position <= len(where.chain):
             return _fix_before_upgrade(where, where.chain[position - 1])
     if result.reason == "extra_revisions":
-        return _extra_revisions(where)
+        return _extra_revisions(where, result)
     if result.id == "models_match" and where.on_chain and where.lesson_revisions_good:
         return _end_advice(where)[0]  # the grader's fix, in the order the database's place asks for
     step = _step_of_finding(lesson, result)
@@ -341,17 +333,17 @@ def _fix_before_upgrade(where, revision):
     )
 
 
-def _extra_revisions(where):
+def _extra_revisions(where, result):
+    """The grader's fix, after what the database says of it."""
     lesson = where.lesson
     extras = where.chain[lesson.count:]
-    last_good = where.chain[lesson.count - 1]
-    files = "\n".join(f"    {revision.rel}" for revision in extras)
     text = ""
     if where.on_chain and where.position > lesson.count:
-        text += f"Your database ran it: go back first, in server/:\n    flask db downgrade {last_good.revision}\n"
-    text += (f"The lesson has exactly {lesson.count_word} revisions; {lesson.extra_revision_note}.\n"
-             f"Delete the extra revision file:\n{files}")
-    return Advice(f"Step {lesson.end.step}: delete the extra revision {extras[0].rel}", text, lesson.end.step)
+        text = "Your database ran it, so go back first, as below.\n"
+    elif where.on_chain:
+        text = "Your database has not run it: only delete the file.\n"
+    title = f"delete the extra revision {extras[0].rel}" if extras else result.summary
+    return Advice(f"Step {lesson.end.step}: {title}", text + fix_of(result), lesson.end.step)
 
 
 def _models_back(where):
@@ -485,7 +477,7 @@ def _end_advice(where):
         if where.failed("models_match"):
             text += "\nThen " + back
         return [Advice(f"{title} upgrade to revision {end.revision} ({target}), not further", text, end.step)]
-    if where.failed("models_match") or where.local.model_differences:
+    if where.failed("models_match"):
         return [_models_back(where)]
     return []
 

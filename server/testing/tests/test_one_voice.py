@@ -34,12 +34,17 @@ def first_failure(report):
                  if result.status == "failed" and not result.blocked_by and result.id != "local_database"), None)
 
 
+def next_advice(result):
+    """The history's word on what comes next ({"kind": ...}), when it has one."""
+    return result.verdict.facts.get("next", {}) if result.reason == "too_few_revisions" else {}
+
+
 def named_file(report, result):
-    """The file the grader's finding is about, or None when it is about a step not made yet."""
+    """The file the grader's finding is about."""
     chain = report.history.chain if report.history else []
     position = LESSON.position_of(result.id)
     if position is not None:
-        return chain[position - 1].rel if position <= len(chain) else None
+        return chain[position - 1].rel
     if result.id == "models_match":
         return "models.py"
     if result.id == "downgrades":
@@ -48,9 +53,12 @@ def named_file(report, result):
         return "server/app.py" if result.reason == "app_py_broken" else "server/migrations"
     if result.reason == "extra_revisions":
         return chain[LESSON.count].rel
-    if result.reason == "too_few_revisions" and result.verdict.facts["next"]["kind"] in ("apply_local", "next_step"):
-        return None  # the lesson in progress: the next step's work
     return "server/migrations/versions/"
+
+
+# What a next action that changes the files says (the grader's fixes and the status's own words).
+FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change models.py", LESSON.end.model_change,
+                "delete ", "Delete ")
 
 
 def check_one_voice(root, database_deleted):
@@ -62,23 +70,32 @@ def check_one_voice(root, database_deleted):
     # files' verdicts are those `pytest` gives (only local_database and the history's word on
     # applying waiting revisions can differ, as the grader may not read a PostgreSQL database).
     report = status.report
+    chain = report.history.chain if report.history else []
     result = first_failure(report)
-    file = named_file(report, result) if result is not None else None
-    if file is not None:
-        assert file in action, f"the grader's first finding is {result.id} ({file}):\n{result.message}\n\n{shown}"
-        assert result.summary in action or (result.fix or "")[:40] in action or "models.py" in action, shown
+    advice = next_advice(result) if result is not None else {}
+    if result is None:
+        # The files are right: nothing asks to change them.
+        assert not any(words in action for words in FILE_CHANGES), shown
+        assert not any(revision.rel in action for revision in chain), shown
+    elif advice.get("kind") in ("apply_local", "next_step"):
+        # The lesson in progress: the step the grader names next, or first the database to build.
+        step = LESSON.step_of(advice["count"] if advice["kind"] == "apply_local" else advice["position"])
+        assert status.next.step == step or (database_deleted and "not in this copy" in status.next.title), shown
     else:
-        # Files right so far: no change to them, only the lesson's next step or the database.
-        assert "models.py" not in action and "versions/" not in action, shown
+        if advice.get("kind") == "fix_first":  # the grader's history sends to that revision's own fix
+            result = report[LESSON.checkpoint_of(advice["position"])]
+        file = named_file(report, result)
+        assert file in action, f"the grader's first finding is {result.id} ({file}):\n{result.message}\n\n{shown}"
+        fix = (result.feedback.core_fix or result.summary).splitlines()[0]
+        assert fix in action or result.id == "models_match", f"not the grader's fix {fix!r}:\n{shown}"
     if database_deleted:
         assert "is not in this copy" in shown, shown
         assert status.database is not None and not status.database.exists
-        if result is None:
-            done = [mark.step for mark in status.steps if mark.done]
-            assert done == [step for step in LESSON.steps if all(
-                report[c.id].status != "failed" for c in LESSON.checkpoints if c.step == step)], shown
-    if report.full_marks or (result is None and len(report.history.chain) >= LESSON.count):
-        assert "upgrade head" not in shown, shown  # the database stays at the end revision
+        done = [mark.step for mark in status.steps if mark.done]
+        assert done == [step for step in LESSON.steps if all(
+            report[c.id].status != "failed" for c in LESSON.checkpoints if c.step == step)], shown
+    if len(chain) >= LESSON.count and report["models_match"].passed:
+        assert "upgrade head" not in shown, shown  # after the last step the database stays at the end revision
 
 
 @pytest.mark.parametrize("database", ["database", "no-database"])
