@@ -252,7 +252,7 @@ def _finding_advice(where, result):
     position = lesson.position_of(result.id)
     if position is not None and where.on_chain:
         lost = where.loss_on_the_way()
-        if lost and lost[0] == position:
+        if lost and lost[0] == position and 0 in lesson_rows(where.local, lesson).values():
             return _rows_lost_by(where, *lost)
         if position > where.position and position <= len(where.chain):
             return _fix_before_upgrade(where, where.chain[position - 1])
