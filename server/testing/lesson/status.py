@@ -261,8 +261,13 @@ def _finding_advice(where, result):
     if result.id == "models_match" and where.on_chain and where.lesson_revisions_good:
         return _end_advice(where)[0]  # the grader's fix, in the order the database's place asks for
     step = _step_of_finding(lesson, result)
-    problems = dict(result.feedback.sections).get("Problems") if position is None else None
-    text = (f"{problems}\n" if problems else "") + fix_of(result) + _reset_offer(where, result)
+    sections = result.feedback.sections
+    if result.id == "downgrades" and sections:  # one section per revision, its fix inside
+        text = sections[0][1]
+    else:
+        problems = dict(sections).get("Problems") if position is None else None
+        text = (f"{problems}\n" if problems else "") + fix_of(result)
+    text += _reset_offer(where, result)
     return Advice(f"Step {step}: {result.summary}" if step else result.summary, text, step)
 
 
@@ -272,8 +277,6 @@ def _step_of_finding(lesson, result):
     if result.id == "history":
         position = facts.get("next", {}).get("position")
         return lesson.step_of(position) if position else None
-    if result.id == "downgrades" and facts.get("failing"):
-        return lesson.step_of(facts["failing"][0]["position"])
     position = lesson.position_of(result.id)
     return lesson.step_of(position) if position else result.checkpoint.step
 
