@@ -37,12 +37,12 @@ STEPS = {
 EMPLOYEES = DataSet(
     "employees", ("employees",), ("salary",),
     ((1, "Kai Uri", 89000), (2, "Alena Lee", 125000)),
-    step=1, example='db.session.add(Employee(name="Kai Uri", salary=89000))',
+    step=1, model="Employee",
 )
 DEPARTMENTS = DataSet(
     "departments", ("departments", "department"), ("location", "address"),
     ((1, "Payroll", "Building A, 4th Floor"), (2, "Human Resources", "Building C, 1st Floor")),
-    step=2, example='db.session.add(Department(name="Payroll", address="Building A, 4th Floor"))',
+    step=2, model="Department",
 )
 
 REVISIONS = (
@@ -159,7 +159,7 @@ MISTAKE_NAMES = {
     "init:migrations_incomplete": "server/migrations/ incomplete: not as `flask db init` makes it",
     "history:no_revisions": "no revisions yet",
     "history:too_few_revisions": "fewer than four revisions: a step not migrated, or migrations regenerated as one",
-    "history:extra_revisions": "an extra revision (step 5 done with a new revision instead of a downgrade)",
+    "history:extra_revisions": "an extra revision beyond the lesson's four",
     "history:not_one_line": "history not one line: two heads, or a broken or copied revision file",
     "create_employees:wrong_schema": "revision 1 does more or less than create `employees`",
     "create_department:wrong_schema": "revision 2 does not create `department` (created as `departments` directly?)",
@@ -256,7 +256,7 @@ LESSON = Lesson(
     revisions=REVISIONS,
     data_sets=(EMPLOYEES, DEPARTMENTS),
     end=END,
-    extra_revision_note="step 5 goes back with a downgrade instead of adding one",
+    extra_revision_note="one for each of steps 1-4, and step 5 adds none",
     model_names=("Employee", "Department"),
     starter_models="the starter (Employee only)",
     first_migrate='flask db migrate -m "Initial migration."',

@@ -192,11 +192,14 @@ class Report:
         return not self.failed
 
 
-def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False):
+def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False,
+          local_url=None):
     """Grade the checkout at `root`; see the module docstring. `limits`
     (sandbox.Limits) bounds the time and memory of the student's code.
     before_production: also lint each revision's PostgreSQL SQL (report.evidence.production),
-    which no verdict reads."""
+    which no verdict reads. `local_url` names the database the student's app
+    uses, judged as the local database (the status and the page pass it;
+    pytest reads only server/instance/app.db)."""
     from .database import backend_of, normalize_url
 
     started = time.perf_counter()
@@ -204,7 +207,8 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, b
         server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
-    evidence = collect(layout, lesson, backend, server_url, limits, before_production)
+    evidence = collect(layout, lesson, backend, server_url, limits, before_production=before_production,
+                       local_url=local_url)
     verdicts = judge(evidence, lesson)
     results = {
         checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from .checkpoints import LESSON
+
 
 @click.group("lesson")
 def lesson_commands():
-    """Where you are in the lesson, and a safety review before you upgrade."""
+    """Where you are in the lesson, a safety review before you upgrade, and a way back to a step's start."""
 
 
 @lesson_commands.command("status")
@@ -29,6 +31,21 @@ def review_command():
     sys.exit(run_review())
 
 
+@lesson_commands.command("reset")
+@click.argument("step", type=click.IntRange(min(LESSON.steps), max(LESSON.steps)))
+@click.option("--yes", is_flag=True, help="Do not ask first (for scripts).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Another checkout to reset.")
+def reset_command(step, yes, root):
+    """Put the lesson back to the start of STEP: models.py, migrations and database.
+
+    Everything it replaces is kept in lesson-backups/<date>_<time>/.
+    """
+    from .reset import run_reset
+    from .status import default_root
+
+    sys.exit(run_reset(root or default_root(), step, yes, echo=click.echo, confirm=click.confirm))
+
+
 @click.group()
 def tool_commands():
     """The lesson tools (run from the repository root with `pipenv run ...`)."""
@@ -36,6 +53,7 @@ def tool_commands():
 
 tool_commands.add_command(status_command)
 tool_commands.add_command(review_command)
+tool_commands.add_command(reset_command)
 
 
 WALKTHROUGH_STEPS = range(1, 6)  # 1..walkthrough.LAST_STEP; walkthrough.py loads only when the command runs

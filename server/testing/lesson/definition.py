@@ -191,7 +191,7 @@ class DataSet:
     value_columns: Tuple[str, ...]  # the third column, by its possible names
     rows: Tuple[Tuple[int, str, object], ...]
     step: int  # the README step that adds them
-    example: str = ""  # the `flask shell` line that adds one row again
+    model: str = ""  # the class of models.py whose table holds them, for `flask shell`
 
     def locate(self, schema):
         """(table, value column) holding this data set in `schema`, or None."""

@@ -56,6 +56,7 @@ class Evidence:
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
     production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
+    local_label: str = "server/instance/app.db"  # how the local database is named to the student
 
     @property
     def chain(self):
@@ -73,7 +74,10 @@ class Evidence:
         return self.history.position_of(local.versions[0])
 
 
-def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, before_production=False):
+def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, before_production=False, local_url=None):
+    """`local_url`: the database the student's app uses, read as the local one
+    (with models.py compared to it); the status and the page pass it. Without
+    it, the local database is server/instance/app.db when the app uses it."""
     evidence = Evidence(layout, backend, Folders.of(layout))
     with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
         if evidence.folders.server:
@@ -95,6 +99,11 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
         if before_production:
             evidence.production = review_revisions(
                 revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
+    if local_url is not None:
+        reading = read_database(local_url, lesson, evidence.models.metadata if evidence.models else None, layout.root)
+        evidence.local_label = reading.label
+        evidence.local = reading if reading.exists else None
+        return evidence
     evidence.other_database = configured_database(layout)
     if evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
