@@ -2,7 +2,7 @@
 student's code, once, in two sandboxes at once (models.py in one, the
 revisions in the other), and reads the student's own database.
 
-`collect(layout, lesson, backend, server_url, limits) -> Evidence`. Evidence
+`collect(layout, lesson, backend, server_url, limits, local_database) -> Evidence`. Evidence
 is plain data: what the files say (the folders `flask db init` makes, static
 findings of app.py and env.py, the revision files and their history), what
 the replay recorded on throw-away databases (replay.Replay), what models.py
@@ -52,6 +52,7 @@ class Evidence:
     models: object = None  # submission.Models
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
+    local_counted: bool = True  # False when grading for an instructor: the student's own file is theirs
 
     @property
     def chain(self):
@@ -69,8 +70,8 @@ class Evidence:
         return self.history.position_of(local.versions[0])
 
 
-def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
-    evidence = Evidence(layout, backend, Folders.of(layout))
+def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, local_database=True):
+    evidence = Evidence(layout, backend, Folders.of(layout), local_counted=local_database)
     with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
@@ -89,7 +90,7 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
                 )
             evidence.models = models.result()
     evidence.other_database = configured_database(layout)
-    if evidence.other_database is None and layout.local_database.is_file():
+    if local_database and evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
 
