@@ -76,14 +76,17 @@ def summary_markdown(book, limit=10):
 
 # --- the HTML report -----------------------------------------------------------------
 
-# Long paths and messages wrap at any width (overflow-wrap), so no column runs off a
-# 375 px phone or a 1,200 px window.
+# Long paths and messages wrap at any width, so no column runs off a 375 px phone or a
+# 1,200 px window: the cells of long text (class long) and messages may break anywhere,
+# the short cells (ids, results, points) only between words, so they stay readable, except
+# on a narrow screen, where any cell may break.
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1f2328}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}code{font-size:.92em}
-td,th,summary,p,h3,code{overflow-wrap:anywhere}
+td,th,p,h1,h2,h3{overflow-wrap:break-word}.long,summary{overflow-wrap:anywhere}
+@media (max-width:40em){td,th{overflow-wrap:anywhere;padding:.2em .25em}td.num{white-space:normal}}
 pre{background:#f6f8fa;padding:.7em;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85em}
 .passed{color:#1a7f37}.failed{color:#cf222e}.other{color:#9a6700}.muted{color:#656d76}
 .figures span{display:inline-block;margin-right:2em}.figures b{font-size:1.4em}
@@ -182,13 +185,16 @@ def _mistakes_html(book):
         who = ", ".join(f'<a href="#{anchor(row)}">{_e(row["student"])}</a>' for row in rows)
         example = mistake_example(mistake, rows)
         lines.append(
-            f"<tr><td class=num>{rank}</td><td>{_e(mistake_name(mistake, LESSON))}<br>"
+            f"<tr><td class=num>{rank}</td><td class=long>{_e(mistake_name(mistake, LESSON))}<br>"
             f"<code class=muted>{_e(mistake)}</code></td>"
-            f"<td class=num>{len(rows)} ({100 * len(rows) / scored:.0f}%)</td><td>{who}</td>"
-            f"<td><details><summary>{_e(rows[0]['student'])}: {_e(example.splitlines()[0])}</summary>"
+            f"<td class=num>{len(rows)} ({100 * len(rows) / scored:.0f}%)</td><td class=long>{who}</td>"
+            f"<td class=long><details><summary>{_e(rows[0]['student'])}: {_e(example.splitlines()[0])}</summary>"
             f"<pre>{_e(example)}</pre></details></td></tr>")
     lines.append("</table>")
     return "\n".join(lines)
+
+
+STATUS_WORDS = {"not_applicable": "n/a"}  # short in a narrow column; the summary says why
 
 
 def _status_class(status):
@@ -209,10 +215,10 @@ def _students_html(book, feedback_files):
         first = row["first_failing"] or ""
         summary = row["first_failing_summary"] or row["detail"] or ""
         files = _file_links(feedback_files.get(row["student"]))
-        lines.append(f'<tr><td><a href="#{anchor(row)}">{_e(row["student"])}</a></td>'
-                     f'<td>{_e(row.get("id") or row.get("email") or "")}</td><td class=num>{score_text(row)}</td>'
+        lines.append(f'<tr><td class=long><a href="#{anchor(row)}">{_e(row["student"])}</a></td>'
+                     f'<td class=long>{_e(row.get("id") or row.get("email") or "")}</td><td class=num>{score_text(row)}</td>'
                      f'<td class="{status_class}">{_e(row["status"])}</td><td><code>{_e(first)}</code></td>'
-                     f"<td>{_e(summary)}</td><td>{files}</td></tr>")
+                     f"<td class=long>{_e(summary)}</td><td>{files}</td></tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -241,8 +247,8 @@ def student_html(row, files=None, level=1, every_message=False):
         for cid, checkpoint in row["checkpoints"].items():
             points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
             parts.append(f"<tr><td><code>{_e(cid)}</code></td><td class={_status_class(checkpoint['status'])}>"
-                         f"{_e(checkpoint['status'])}</td><td class=num>{points}</td>"
-                         f"<td>{_e(checkpoint['summary'])}</td></tr>")
+                         f"{_e(STATUS_WORDS.get(checkpoint['status'], checkpoint['status']))}</td><td class=num>{points}</td>"
+                         f"<td class=long>{_e(checkpoint['summary'])}</td></tr>")
         parts.append("</table>")
         for cid, checkpoint in row["checkpoints"].items():
             if checkpoint["status"] == "failed" and (every_message or not checkpoint["blocked_by"]):
