@@ -102,7 +102,10 @@ def lesson_report(request):
     config = request.config
     try:
         limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"))
-        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits,
+        root = lesson_root(config)
+        # The student's own database file counts only on their own checkout; grading
+        # another one (a pristine grader, CodeGrade) leaves it out, as the cohort does.
+        report = grade(root, server_url=lesson_database(config), limits=limits, local_database=root == GRADER_ROOT,
                        before_production=True)
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)

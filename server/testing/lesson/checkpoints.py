@@ -169,7 +169,7 @@ MISTAKE_NAMES = {
     "rename_table:does_another_steps_work": "revision 3 does another step's work (steps swapped or skipped)",
     "rename_table:loses_data": "table rename kept as create+drop: the rows of `department` are lost",
     "rename_table:upgrade_fails": "the table-rename upgrade fails as submitted",
-    "rename_table:wrong_schema": "revision 3 does not rename `department` to `departments`",
+    "rename_table:wrong_schema": "revision 3 does not leave step 3's schema (step 4 merged into it, or another change)",
     "rename_column:missing_revision": "no column-rename revision",
     "rename_column:work_in_another_revision": "the column rename done in another revision (steps merged or swapped)",
     "rename_column:loses_data": "column rename kept as add+drop: the values of `address` are lost",

@@ -560,6 +560,10 @@ class _Words:
             return Feedback(
                 f"not applicable: your app uses another database (DATABASE_URL={self.evidence.other_database}); "
                 f"only {rel} is checked here. Your migrations were checked on a scratch database.")
+        if reason == "instructor_grade":
+            return Feedback(
+                f"not applicable: graded for an instructor, who grades the migrations on a scratch database; "
+                f"{rel} on the student's own machine counts only when they grade their own checkout.")
         if reason == "no_local_database":
             return Feedback(
                 f"not applicable: there is no {rel} in this checkout (databases are not committed, so "
