@@ -346,7 +346,7 @@ def writes_the_junit_report(place, output, before):
 def gradebook_of_two(out):
     def check(place, output):
         rows = (place.root / out / "gradebook.csv").read_text(encoding="utf-8").splitlines()
-        assert len(rows) == 3 and rows[0].startswith("student,score,max_score,status"), rows
+        assert len(rows) == 3 and rows[0].startswith("student,id,email,score,max_score,percent,status"), rows
         assert {row.split(",")[0] for row in rows[1:]} == {"student-001", "student-002"}, rows
     return check
 
@@ -555,13 +555,17 @@ PROOFS = {
     # Grading a whole class.
     "pipenv run cohort SOURCES...": Run(class_of_two, check=gradebook_of_two("cohort-report")),
     "pipenv run cohort submissions/": Run(class_of_two, check=gradebook_of_two("cohort-report")),
-    "pipenv run cohort roster.txt --out week-3": Run(class_of_two, check=gradebook_of_two("week-3")),
+    "pipenv run cohort roster.txt --out cohort-report/week-3": Run(class_of_two,
+                                                                   check=gradebook_of_two("cohort-report/week-3")),
     "git clone --depth 1": RunBy("server/testing/lesson/cohort.py", r'"git", "clone", "--quiet", "--depth", "1"'),
-    "pipenv run cohort roster.txt --shard 1/2 --out shard-1": Run(class_of_two, check=shard_of_one("shard-1")),
-    "pipenv run cohort roster.txt --shard 2/2 --out shard-2": Run(class_of_two, check=shard_of_one("shard-2")),
-    "pipenv run cohort --merge shard-1 shard-2 --out week-3": Run(
-        class_of_two, after=("pipenv run cohort roster.txt --shard 1/2 --out shard-1",
-                             "pipenv run cohort roster.txt --shard 2/2 --out shard-2"), check=gradebook_of_two("week-3")),
+    "pipenv run cohort roster.txt --shard 1/2 --out cohort-report/shard-1": Run(
+        class_of_two, check=shard_of_one("cohort-report/shard-1")),
+    "pipenv run cohort roster.txt --shard 2/2 --out cohort-report/shard-2": Run(
+        class_of_two, check=shard_of_one("cohort-report/shard-2")),
+    "pipenv run cohort --merge cohort-report/shard-1 cohort-report/shard-2 --out cohort-report/week-3": Run(
+        class_of_two, after=("pipenv run cohort roster.txt --shard 1/2 --out cohort-report/shard-1",
+                             "pipenv run cohort roster.txt --shard 2/2 --out cohort-report/shard-2"),
+        check=gradebook_of_two("cohort-report/week-3")),
     "pipenv run cohort-sample": Exempt("grades a generated class of 15 and rewrites docs/cohort-sample/ and the README"),
     "pipenv run cohort-benchmark": Run(repository, extra_args=("--help",), expect=r"usage: pipenv run cohort-benchmark"),
 }
