@@ -20,6 +20,7 @@ Report
     .replay         replay.Replay (every step recorded)
     .evidence       evidence.Evidence (all of the above, and the local database)
     .backend, .root, .seconds
+    .confinement    one line: how confined the student's code was ("confined: files, network, processes")
 
 Result
     .id, .title, .points (max), .earned
@@ -181,6 +182,11 @@ class Report:
     @property
     def max_score(self):
         return sum(result.points for result in self)
+
+    @property
+    def confinement(self):
+        """One line: how confined the student's code was (confinement.summary)."""
+        return self.evidence.confinement if self.evidence else None
 
     @property
     def failed(self):

@@ -99,14 +99,21 @@ def _shard(text):
               help="Where clones and grades are kept between runs (default: ~/.cache/lesson-cohort).")
 @click.option("--database", metavar="URL", envvar="LESSON_GRADE_DATABASE_URL",
               help="Replay on this PostgreSQL server instead of SQLite (default: $LESSON_GRADE_DATABASE_URL, as pytest).")
-def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database):
+@click.option("--require-confinement", is_flag=True,
+              help="Refuse to start unless this system confines the students' code fully (files, network, "
+                   "processes).")
+def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, require_confinement):
     """Grade a whole class: a gradebook, the common mistakes and an HTML report.
 
     SOURCES are checkout folders, folders of checkouts, or roster files (a git
     URL or local path a line, optionally after the student's name).
     """
     from . import cohort
+    from .confinement import available, summary
 
+    if require_confinement and not merge and summary(available()) != summary(("files", "network", "processes")):
+        raise click.UsageError(f"--require-confinement: {summary(available())} (see the README's instructor "
+                               "section for what each system offers)")
     os.environ.pop("DATABASE_URL", None)  # the instructor's own database is not the students'
     try:
         if merge:

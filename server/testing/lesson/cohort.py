@@ -306,7 +306,8 @@ def record_of(report):
             "blocked_by": result.blocked_by,
             "mistake": mistake_of(result),
         }
-    return {"score": report.score, "max_score": report.max_score, "checkpoints": checkpoints}
+    return {"score": report.score, "max_score": report.max_score, "checkpoints": checkpoints,
+            "confinement": report.confinement}
 
 
 def grade_record(item):
@@ -367,6 +368,9 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
         "peak_memory_mb": {"coordinator": _peak_mb(resource.RUSAGE_SELF),
                            "largest_grading_process": _peak_mb(resource.RUSAGE_CHILDREN)},
         "grader": version,
+        # How confined the grades of this run were: one line each way it happened (confinement.summary).
+        "confinement": sorted({row["record"]["confinement"] for row in rows.values()
+                               if isinstance(row.get("record"), dict) and row["record"].get("confinement")}),
     }
     return [rows[entry.index] for entry in entries], statistics
 

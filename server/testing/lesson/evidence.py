@@ -8,11 +8,13 @@ findings of app.py and env.py, the revision files and their history), what
 the replay recorded on throw-away databases (replay.Replay), what models.py
 defines, and what the local SQLite database holds. judge.py decides every verdict from it alone.
 """
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .database_gate import DatabaseGate
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
@@ -52,6 +54,7 @@ class Evidence:
     models: object = None  # submission.Models
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
+    confinement: str = ""  # one line: how confined the student's code was (confinement.summary)
 
     @property
     def chain(self):
@@ -71,7 +74,9 @@ class Evidence:
 
 def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
     evidence = Evidence(layout, backend, Folders.of(layout))
-    with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
+    gate = DatabaseGate.open(server_url) if backend == "postgresql" else contextlib.nullcontext()
+    with gate as gate, Sandbox(layout, limits, "models") as models_box, \
+            Sandbox(layout, limits, database_gate=gate) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
             revisions_box.start()
@@ -88,10 +93,19 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
                     backend=backend, server_url=server_url,
                 )
             evidence.models = models.result()
+        evidence.confinement = confinement_of(models_box, revisions_box)
     evidence.other_database = configured_database(layout)
     if evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
+
+
+def confinement_of(*sandboxes):
+    """What held in every worker that ran; what this system offers when none ran."""
+    from .confinement import available, summary
+
+    ran = [set(box.confined) for box in sandboxes if box.confined is not None]
+    return summary(set.intersection(*ran) if ran else available())
 
 
 def configured_database(layout):
