@@ -9,6 +9,7 @@ offer the confinement it relies on (the grade's own line says so).
 """
 import os
 import socket
+import subprocess
 import threading
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -22,9 +23,9 @@ from testing.lesson.confinement import available, summary
 from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
 
 from .escapes import ESCAPES
-from .hostile import Hostile, in_function, marker_of
+from .hostile import Hostile, in_function
 from .test_grader_catalogue import make_submission, run_grader
-from .test_grader_hostile import fingerprints, pristine_grader, stray_processes  # noqa: F401 (a fixture)
+from .test_grader_hostile import fingerprints, pristine_grader  # noqa: F401 (a fixture)
 
 
 class Listener:
@@ -89,7 +90,7 @@ def test_an_escape_is_blocked_and_leaves_no_trace(request, backend, case, tmp_pa
         "superuser_url": postgres_server_url().replace("postgresql+psycopg://", "postgresql://"),
         "database": f"lesson_escape_{token}",
         "checkout": str(tmp_path / "checkout"),
-        "marker": marker_of(tmp_path / "checkout"),
+        "marker": f"lesson-escape-daemon-{token}",  # unique: cases run side by side
     }
     secret = Path(places["secret_file"])
     secret.write_text(f"secret {token}", encoding="utf-8")
@@ -117,6 +118,6 @@ def test_an_escape_is_blocked_and_leaves_no_trace(request, backend, case, tmp_pa
     assert listener.accepted == 0 and token.encode() not in listener.received
     if case.trace == "database":
         assert not database_exists(places["database"])
-    assert not stray_processes(checkout.root)
+    assert not subprocess.run(["pgrep", "-f", places["marker"]], capture_output=True, text=True).stdout.split()
     assert fingerprints(pristine_grader) == grader_before
     assert fingerprints(checkout.root) == checkout_before
