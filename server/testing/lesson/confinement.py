@@ -198,8 +198,12 @@ def become_subreaper():
 # --- macOS: sandbox_init ----------------------------------------------------------------
 
 def _macos_profile(reach):
+    """Seatbelt: no TCP or UDP out (but the database gate) and no port bound; writes only in the
+    private folder. IP sockets only: the worker's own channel to the grader is a local socket pair."""
     writable = " ".join(f'(subpath "{os.path.realpath(path)}")' for path in reach.writable)
-    return ("(version 1) (allow default) (deny network*) "
+    gate = f'(allow network-outbound (remote ip "localhost:{reach.database_port}")) ' if reach.database_port else ""
+    return ('(version 1) (allow default) (deny network-outbound (remote ip "*:*")) '
+            f'{gate}(deny network-bind (local ip "*:*")) '
             f'(deny file-write* (require-not (require-any {writable} (literal "/dev/null"))))')
 
 
@@ -271,6 +275,7 @@ class Attempts:
     the system refuses it, and code that goes around the hook is refused all the same)."""
 
     reach: Reach
+    reads: bool = True  # reads are confined too (Linux), so reading elsewhere is an attempt
     tried: list = field(default_factory=list)
 
     def install(self):
@@ -314,9 +319,12 @@ class Attempts:
         path = os.path.abspath(os.fsdecode(path))
         if path == os.devnull or any(_within(path, top) for top in self.reach.writable):
             return
+        real = os.path.realpath(path)  # a link, or /var and /private/var on macOS
+        if any(_within(real, os.path.realpath(top)) for top in self.reach.writable):
+            return
         if writes:
             self._note(f"write {path}: grading allows writing only in its private copy")
-        elif not within_reach(path, self.reach):
+        elif self.reads and not within_reach(path, self.reach) and not within_reach(real, self.reach):
             self._note(f"read {path}: grading allows reading only its private copy and Python's own files")
 
     def _check_socket(self, event, sock, address):

@@ -91,6 +91,7 @@ class Sandbox:
         self.role = role  # "models" needs no Alembic: a lighter worker
         self.database_gate = database_gate  # the one port the worker may connect to (a PostgreSQL replay)
         self.confined = None  # what the last worker's confinement covered ("files", "network", "processes")
+        self.confine_seconds = None
         self.folder = None
         self.process = None  # _ForkedWorker or _FreshWorker
         self.ready = False
@@ -135,6 +136,7 @@ class Sandbox:
             self.stop()
             raise ChildFailure("exited", "could not be run: the grader's worker process did not start")
         self.confined = [str(kind) for kind in ready.get("confined") or ()]
+        self.confine_seconds = ready.get("confine_seconds")  # what confining itself cost the worker
         self.ready = True
 
     @property

@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import traceback
 
 _module_numbers = itertools.count(1)
@@ -320,7 +321,7 @@ def _confine(root, grader_pid, database_port):
         return kinds, None
     # Folders it may no longer read (the grader's own checkout) would only be listed in vain by imports.
     sys.path[:] = [path for path in sys.path if not path or confinement.within_reach(path, reach)]
-    attempts = confinement.Attempts(reach)
+    attempts = confinement.Attempts(reach, reads=sys.platform.startswith("linux"))
     attempts.install()
     return kinds, attempts
 
@@ -335,13 +336,15 @@ def _run(requests, channel, root, server, memory_mb, role, grader_pid, database_
     sys.dont_write_bytecode = True
     if role is not None:  # a forked worker has its libraries already
         _preload(role)
+    started = time.perf_counter()
     kinds, attempts = _confine(root, grader_pid, database_port)  # one thread yet: all of it is confined
+    confine_seconds = time.perf_counter() - started
     sys.path.insert(0, server)  # as under `flask db`: the server's own modules import
     os.chdir(server)
     _limit_resources(memory_mb)
     _watch(grader_pid)
     worker = Worker(root, server, memory_mb, attempts)
-    channel.write(json.dumps({"ready": True, "confined": kinds}) + "\n")
+    channel.write(json.dumps({"ready": True, "confined": kinds, "confine_seconds": confine_seconds}) + "\n")
     channel.flush()
     try:
         serve(worker, requests, channel)

@@ -7,6 +7,7 @@ attempt's trace (the file, the connection, the database, the process, the
 checkout's files) and finds none. A case is skipped where the system does not
 offer the confinement it relies on (the grade's own line says so).
 """
+import json
 import os
 import socket
 import subprocess
@@ -19,8 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from testing.lesson.checkpoints import CHECKPOINTS
-from testing.lesson.confinement import available, summary
+from testing.lesson.confinement import KINDS, available, summary
 from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
+from testing.lesson.database_gate import DatabaseGate, replay_database
 
 from .escapes import ESCAPES
 from .hostile import Hostile, in_function
@@ -121,3 +123,77 @@ def test_an_escape_is_blocked_and_leaves_no_trace(request, backend, case, tmp_pa
     assert not subprocess.run(["pgrep", "-f", places["marker"]], capture_output=True, text=True).stdout.split()
     assert fingerprints(pristine_grader) == grader_before
     assert fingerprints(checkout.root) == checkout_before
+
+
+# --- the pieces, without a grade ------------------------------------------------------------
+
+def test_the_line_says_what_is_confined_and_what_is_not():
+    assert summary(["files", "network", "processes"]) == "confined: files, network, processes"
+    assert summary(["files"]) == "confined: files; not confined on this system: network, processes"
+    assert summary([]) == "not confined on this system: files, network, processes"
+
+
+def test_cohort_refuses_to_start_without_full_confinement(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from testing.lesson import cli, confinement
+
+    monkeypatch.setattr(confinement, "available", lambda: ["files"])
+    run = CliRunner().invoke(cli.tool_commands, ["cohort", str(tmp_path), "--require-confinement",
+                                                 "--out", str(tmp_path / "out")])
+    assert run.exit_code == 2, run.output
+    assert "--require-confinement: confined: files; not confined on this system: network, processes" in run.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cohort_writes_how_confined_its_grades_were(request, tmp_path):
+    from .test_cohort import run_cohort
+    from .catalogue import VALID
+
+    make_submission(request, "sqlite", VALID[0], tmp_path / "class" / "alice")
+    fully = ["--require-confinement"] if summary(available()) == summary(KINDS) else []
+    run_cohort(tmp_path / "class", "--out", tmp_path / "out", "--cache", tmp_path / "cache", *fully)
+    statistics = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert statistics["confinement"] == [summary(available())]
+
+
+@pytest.fixture
+def gate(backend):
+    if backend != "postgresql":
+        pytest.skip("the gate stands before a PostgreSQL server")
+    with DatabaseGate.open() as found:
+        yield found
+
+
+def test_a_replay_role_owns_its_database_alone_and_is_dropped_with_it(gate, tmp_path):
+    import psycopg
+
+    with replay_database("postgresql", folder=tmp_path, gate=gate) as (grader_url, worker_url):
+        name = sa.engine.make_url(grader_url).database
+        engine = sa.create_engine(grader_url)
+        with engine.connect() as connection:
+            role = connection.execute(sa.text(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = :name"),
+                {"name": name}).one()
+            owner, public_connect = connection.execute(sa.text(
+                "SELECT pg_get_userbyid(datdba), has_database_privilege('public', datname, 'CONNECT') "
+                "FROM pg_database WHERE datname = :name"), {"name": name}).one()
+        engine.dispose()
+        assert tuple(role) == (False, False, False, True)
+        assert owner == name and public_connect is False
+        worker = sa.engine.make_url(worker_url)
+        assert (worker.username, worker.port, worker.database) == (name, gate.port, name)
+        assert worker.password and worker.password not in postgres_server_url()
+        with psycopg.connect(worker_url.replace("+psycopg", ""), autocommit=True) as connection:
+            connection.execute("CREATE TABLE kept (id integer)")  # the owner may build its schema
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(f'CREATE DATABASE "{name}_more"')
+        as_superuser = worker.set(username="postgres", password=None).render_as_string(hide_password=False)
+        with pytest.raises(psycopg.OperationalError, match="grading allows a connection only"):
+            psycopg.connect(as_superuser.replace("+psycopg", ""), connect_timeout=3)
+        assert gate.refused == [("postgres", name)]
+    assert not database_exists(name)
+    engine = sa.create_engine(postgres_server_url())
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": name}).first() is None
+    engine.dispose()
