@@ -9,10 +9,10 @@ process it starts (kernel 5.13+ for files, 6.7+ for TCP, 6.12+ for signals).
 The worker writes only inside its private folder, reads only Python, the
 installed packages, the grader's engine and that folder, connects and binds
 no TCP port except the replay database's gate, and cannot signal processes
-outside its own domain. A small seccomp filter keeps it from creating local
-(UNIX) sockets, which Landlock does not cover (a PostgreSQL server listens on
-one), and from giving up being the subreaper of what it starts, so that the
-grading process finds and ends every process it left behind.
+outside its own domain. A small seccomp filter allows it TCP sockets only
+(Landlock does not cover UDP or local sockets, and a PostgreSQL server listens
+on one) and no io_uring, and keeps it from giving up being the subreaper of what
+it starts, so that the grading process finds and ends every process it left behind.
 macOS: sandbox_init() with a profile that denies the network and writing
 outside the private folder. Windows: a Job object ends every process of the
 worker with it (sandbox.py); files and network stay open there.
@@ -146,8 +146,8 @@ def _allow_path(libc, ruleset, path, rights):
 
 
 # --- Linux: seccomp, for what Landlock leaves open --------------------------------------
-# (audit architecture, prctl, socket) system call numbers of the architectures the filter knows.
-_SECCOMP_ARCHITECTURES = {"x86_64": (0xC000003E, 157, 41), "aarch64": (0xC00000B7, 167, 198)}
+# (audit architecture, prctl, socket, io_uring_setup) system call numbers of the architectures the filter knows.
+_SECCOMP_ARCHITECTURES = {"x86_64": (0xC000003E, 157, 41, 425), "aarch64": (0xC00000B7, 167, 198, 425)}
 
 
 class _SockFilter(ctypes.Structure):
@@ -159,21 +159,32 @@ class _SockFprog(ctypes.Structure):
 
 
 def _seccomp_filter():
-    """Refuse (EPERM) socket(AF_UNIX, ...) and prctl(PR_SET_CHILD_SUBREAPER, ...); allow the rest."""
+    """A classic BPF program: sockets only for TCP (Landlock rules TCP; UDP, raw, netlink and
+    local sockets would go around it), no io_uring (which makes sockets without socket()),
+    and no giving up the subreaper role. Refused calls fail with EPERM; the rest is allowed."""
     known = _SECCOMP_ARCHITECTURES.get(platform.machine())
     if known is None:
         return None
-    arch, prctl, socket_call = known
-    load, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
+    arch, prctl, socket_call, io_uring_setup = known
+    load, alu_and, jump_eq, jump_ge, ret = 0x20, 0x54, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
-    program = [
-        (load, 0, 0, 4), (jump_eq, 1, 0, arch), (ret, 0, 0, deny),  # another ABI: refuse
-        (load, 0, 0, 0), (jump_ge, 6, 0, 0x40000000),  # x32 calls: refuse
-        (jump_eq, 0, 2, prctl), (load, 0, 0, 16), (jump_eq, 3, 4, _PR_SET_CHILD_SUBREAPER),
-        (jump_eq, 0, 3, socket_call), (load, 0, 0, 16), (jump_eq, 0, 1, socket.AF_UNIX),
-        (ret, 0, 0, deny), (ret, 0, 0, allow),
+    nr, arg0, arg1 = 0, 16, 24  # offsets in struct seccomp_data (the arguments' low 32 bits)
+    program = [  # (code, jump if true, jump if false, k); jumps name a label
+        ("", load, None, None, 4), ("", jump_eq, None, "deny", arch),  # another ABI: refuse
+        ("", load, None, None, nr), ("", jump_ge, "deny", None, 0x40000000),  # x32 calls: refuse
+        ("", jump_eq, "deny", None, io_uring_setup),
+        ("", jump_eq, None, "socket", prctl), ("", load, None, None, arg0),
+        ("", jump_eq, "deny", "allow", _PR_SET_CHILD_SUBREAPER),
+        ("socket", jump_eq, None, "allow", socket_call), ("", load, None, None, arg0),
+        ("", jump_eq, "stream", None, socket.AF_INET), ("", jump_eq, None, "deny", socket.AF_INET6),
+        ("stream", load, None, None, arg1), ("", alu_and, None, None, 0xF),  # the type, without its flags
+        ("", jump_eq, "allow", "deny", socket.SOCK_STREAM),
+        ("deny", ret, None, None, deny), ("allow", ret, None, None, allow),
     ]
-    return (_SockFilter * len(program))(*[_SockFilter(*line) for line in program])
+    labels = {label: index for index, (label, *_) in enumerate(program) if label}
+    lines = [_SockFilter(code, labels[true] - index - 1 if true else 0, labels[false] - index - 1 if false else 0, k)
+             for index, (_, code, true, false, k) in enumerate(program)]
+    return (_SockFilter * len(lines))(*lines)
 
 
 def _seccomp():
