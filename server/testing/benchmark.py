@@ -13,7 +13,9 @@
 3. Prints the median and fastest wall time, the time pytest reports, and the
    peak memory of each process (its resource usage, from os.wait4).
 4. The cost of isolation: how long the sandbox takes to start its worker
-   process (the student's code runs only there), the median of several starts.
+   process (the student's code runs only there), the median of several starts,
+   and of that, what the worker's confinement costs (Landlock and seccomp set-up,
+   measured inside the worker), with the line saying what it confines here.
 5. A hanging submission (an endless loop in revision 3's upgrade()) graded
    with the default time limit: the wall time until pytest answers.
 
@@ -238,15 +240,21 @@ def report_isolation(checkout, starts):
     from testing.lesson.sandbox import Sandbox
     from testing.lesson.submission import Layout
 
-    seconds = []
+    from testing.lesson.confinement import summary
+
+    seconds, confining, confined = [], [], []
     for _ in range(starts):
         with Sandbox(Layout.of(checkout)) as sandbox:
             started = time.perf_counter()
             sandbox.start()
             sandbox.request("load_revision", path=str(sandbox.private(next(sandbox.layout.versions.glob("*.py")))))
             seconds.append(time.perf_counter() - started)
+            confining.append(sandbox.confine_seconds or 0.0)
+            confined = sandbox.confined or []
     print(f"Isolation: starting a worker process and loading one revision takes {statistics.median(seconds):.2f} s "
           f"(median of {starts}, min {min(seconds):.2f} s); a grade starts two, in parallel.")
+    print(f"Confinement ({summary(confined)}): {statistics.median(confining) * 1000:.1f} ms of each worker start "
+          f"(median of {starts}, max {max(confining) * 1000:.1f} ms).")
 
 
 def report_hanging(checkout, copy):

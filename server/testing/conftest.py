@@ -94,7 +94,7 @@ def lesson_database(config):
 
 
 @pytest.fixture(scope="session")
-def lesson_report(request):
+def lesson_report(request, record_testsuite_property):
     """The grade of the checkout, computed once for all checkpoint tests."""
     from testing.lesson.checks import grade
     from testing.lesson.sandbox import Limits
@@ -110,6 +110,8 @@ def lesson_report(request):
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)
     config.stash[REPORT] = report
+    if report.confinement:
+        record_testsuite_property("confinement", report.confinement)  # in the JUnit XML
     return report
 
 
@@ -141,6 +143,8 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
+    if report.confinement:
+        terminalreporter.write_line(f"Student code: {report.confinement}.")
     for line in before_production_note(report):
         terminalreporter.write_line(line)
     _append(terminalreporter, "GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"), markdown_summary(report))

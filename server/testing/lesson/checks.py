@@ -24,6 +24,7 @@ Report
     .evidence       evidence.Evidence (all of the above, and the local database;
                     .production: the "Before production" review, when asked for)
     .backend, .root, .seconds
+    .confinement    one line: how confined the student's code was ("confined: files, network, processes")
 
 Result
     .id, .title, .points (max), .earned
@@ -186,6 +187,11 @@ class Report:
     @property
     def max_score(self):
         return sum(result.points for result in self)
+
+    @property
+    def confinement(self):
+        """One line: how confined the student's code was (confinement.summary)."""
+        return self.evidence.confinement if self.evidence else None
 
     @property
     def failed(self):

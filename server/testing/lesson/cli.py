@@ -122,7 +122,11 @@ def _shard(text):
 @click.option("--canvas-assignment", metavar="TITLE",
               help='The assignment column of canvas.csv: a new title, or an existing one as Canvas exports it, '
                    '"Title (id)" (default: "Schema migrations with Flask-Migrate").')
-def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, working_tree, canvas_assignment):
+@click.option("--require-confinement", is_flag=True,
+              help="Refuse to start unless this system confines the students' code fully (files, network, "
+                   "processes).")
+def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, working_tree, canvas_assignment,
+                   require_confinement):
     """Grade a whole class: a gradebook, the common mistakes, an HTML report and feedback files.
 
     SOURCES are checkout folders, folders of checkouts, or roster files (a git
@@ -130,7 +134,11 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
     with a header: name, source, id, email, lms_id, section).
     """
     from . import cohort
+    from .confinement import available, summary
 
+    if require_confinement and not merge and summary(available()) != summary(("files", "network", "processes")):
+        raise click.UsageError(f"--require-confinement: {summary(available())} (see the README's instructor "
+                               "section for what each system offers)")
     os.environ.pop("DATABASE_URL", None)  # the instructor's own database is not the students'
     try:
         if merge:

@@ -381,7 +381,8 @@ def grade_record(item):
     from .checks import grade
 
     root, backend, server_url = item
-    return record_of(grade(root, backend=backend, server_url=server_url, local_database=False))
+    report = grade(root, backend=backend, server_url=server_url, local_database=False)
+    return dict(record_of(report), confinement=report.confinement)  # for run.json, not the gradebook
 
 
 @dataclass
@@ -419,11 +420,14 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
     for task in tasks:
         by_key.setdefault(task.key, []).append(task.entry)
     keys = list(by_key)
+    confinement = set()  # how confined this run's grades were: one line each way it happened
     items = [(str(by_key[key][0].path), backend, server_url) for key in keys]
     interrupted, graded = False, 0
     try:
         with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
             for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
+                if outcome == "ok":
+                    confinement.add(detail.pop("confinement", None) or "unknown")
                 same = [_outcome_row(entry, outcome, detail, seconds) for entry in by_key[keys[number]]]
                 if same[0]["status"] in SCORED:  # cached first: an interruption after this keeps it
                     _write_json(results / f"{keys[number]}.json", row_record(same[0]))
@@ -440,6 +444,7 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
         "peak_memory_mb": {"coordinator": _peak_mb(resource.RUSAGE_SELF),
                            "largest_grading_process": _peak_mb(resource.RUSAGE_CHILDREN)},
         "grader": version,
+        "confinement": sorted(confinement),
     }
     return [rows[entry.index] for entry in entries if entry.index in rows], statistics
 

@@ -119,16 +119,16 @@ def postgres_unreachable_reason(server_url=None):
 
 
 @contextlib.contextmanager
-def throwaway_database(backend="sqlite", server_url=None):
+def throwaway_database(backend="sqlite", server_url=None, folder=None):
     """Yield the URL of a new, empty database that is deleted afterwards.
 
-    SQLite: a file in a temporary folder. PostgreSQL: a database with a random
+    SQLite: a file in a temporary folder (inside `folder` when given). PostgreSQL: a database with a random
     name created on the server (LESSON_POSTGRES_URL) and dropped at the end,
     so parallel runs never collide or leave databases behind.
     """
     if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="lesson-") as folder:
-            yield sqlite_url(Path(folder) / "scratch.db")
+        with tempfile.TemporaryDirectory(prefix="lesson-", dir=folder) as scratch:
+            yield sqlite_url(Path(scratch) / "scratch.db")
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}: use 'sqlite' or 'postgresql'")

@@ -10,12 +10,14 @@ defines, and what the local SQLite database holds. judge.py decides every verdic
 When asked, it also holds the "Before production" review of the chain's
 revisions (production.py), written in the same sandbox; no verdict reads it.
 """
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
 from .production import RevisionReview, review_revisions
+from .database_gate import DatabaseGate
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
@@ -58,6 +60,7 @@ class Evidence:
     production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
     local_label: str = "server/instance/app.db"  # how the local database is named to the student
     local_counted: bool = True  # False when grading for an instructor: the student's own file is theirs
+    confinement: str = ""  # one line: how confined the student's code was (confinement.summary)
 
     @property
     def chain(self):
@@ -82,7 +85,9 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
     it, the local database is server/instance/app.db when the app uses it.
     local_database=False (an instructor's grade) reads no local database."""
     evidence = Evidence(layout, backend, Folders.of(layout), local_counted=local_database)
-    with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
+    gate = DatabaseGate.open(server_url) if backend == "postgresql" else contextlib.nullcontext()
+    with gate as gate, Sandbox(layout, limits, "models") as models_box, \
+            Sandbox(layout, limits, database_gate=gate) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
             revisions_box.start()
@@ -102,6 +107,7 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
         if before_production:
             evidence.production = review_revisions(
                 revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
+        evidence.confinement = confinement_of(models_box, revisions_box)
     if local_url is not None:
         reading = read_database(local_url, lesson, evidence.models.metadata if evidence.models else None, layout.root)
         evidence.local_label = reading.label
@@ -111,6 +117,14 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
     if local_database and evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
+
+
+def confinement_of(*sandboxes):
+    """What held in every worker that ran; what this system offers when none ran."""
+    from .confinement import available, summary
+
+    ran = [set(box.confined) for box in sandboxes if box.confined is not None]
+    return summary(set.intersection(*ran) if ran else available())
 
 
 def configured_database(layout):

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 
-from .database import throwaway_database
+from .database_gate import replay_database
 from .feedback import error_line
 from .pending import record
 from .reading import Schema, column_types, compare_models, inspect_schema, row_counts
@@ -145,7 +145,7 @@ class _Runner:
     def __init__(self, connection, sandbox, url, data_sets):
         self.connection = connection
         self.sandbox = sandbox
-        self.url = url
+        self.url = url  # the worker's: its own role's, through the sandbox's database gate
         self.data_sets = data_sets
 
     def row_counts(self, schema):
@@ -223,13 +223,13 @@ def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url
     if not chain:
         return result
     try:
-        with throwaway_database(backend, server_url=server_url) as url:
+        with replay_database(backend, server_url, sandbox.folder, sandbox.database_gate) as (url, worker_url):
             engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if backend == "sqlite":
                 sa.event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
-                    runner = _Runner(connection, sandbox, url, lesson.data_sets)
+                    runner = _Runner(connection, sandbox, worker_url, lesson.data_sets)
                     _replay(runner, chain, lesson.end.revision, metadata, result)
             finally:
                 engine.dispose()

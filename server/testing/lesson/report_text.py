@@ -38,6 +38,7 @@ def markdown_summary(report):
     lines = [
         f"## Lesson grade: {report.score} / {report.max_score} points",
         "",
+        *([f"Student code: {report.confinement}.", ""] if report.confinement else []),
         "| Checkpoint | Result | Points |",
         "|---|---|---:|",
     ]

@@ -15,6 +15,14 @@ sends what the grader cannot read, ends in ChildFailure with a sentence a
 student can read; the next request starts a fresh process (its start-up is
 not counted). Closing the sandbox kills the process group and deletes the copy.
 
+The worker confines itself before it loads any student code (confinement.py):
+on Linux it writes only in the sandbox's folder, reads only Python, the packages
+and the engine, reaches no TCP port but the replay database's gate
+(database_gate.py), signals nothing outside itself, and is the subreaper of all it
+starts, so that stopping it ends every process it left, double-forked or not.
+A request in which the student's code tried to get out fails (ChildFailure
+"escape") with a sentence saying what it tried.
+
 Every file of the grader and of the graded checkout is fingerprinted first
 and checked after each request: a request that changed one of them fails,
 and the file is put back as it was.
@@ -72,15 +80,18 @@ class ChildFailure(Exception):
 
     def __init__(self, kind, text):
         super().__init__(text)
-        self.kind = kind  # timeout, exited, memory, garbage, tampered
+        self.kind = kind  # timeout, exited, memory, garbage, tampered, escape
 
 
 class Sandbox:
-    def __init__(self, layout, limits=None, role="revisions"):
+    def __init__(self, layout, limits=None, role="revisions", database_gate=None):
         self.layout = layout
         self.limits = limits or Limits.from_environment()
         self.guards = guards_for(layout)
         self.role = role  # "models" needs no Alembic: a lighter worker
+        self.database_gate = database_gate  # the one port the worker may connect to (a PostgreSQL replay)
+        self.confined = None  # what the last worker's confinement covered ("files", "network", "processes")
+        self.confine_seconds = None
         self.folder = None
         self.process = None  # _ForkedWorker or _FreshWorker
         self.ready = False
@@ -117,10 +128,20 @@ class Sandbox:
             ready = self.process.receive(START_SECONDS)
         except TimeoutError:
             ready = None
-        if ready is None or '"ready"' not in ready:
+        try:
+            ready = json.loads(ready or "")
+        except ValueError:
+            ready = None
+        if not isinstance(ready, dict) or ready.get("ready") is not True:
             self.stop()
             raise ChildFailure("exited", "could not be run: the grader's worker process did not start")
+        self.confined = [str(kind) for kind in ready.get("confined") or ()]
+        self.confine_seconds = ready.get("confine_seconds")  # what confining itself cost the worker
         self.ready = True
+
+    @property
+    def database_port(self):
+        return self.database_gate.port if self.database_gate is not None else None
 
     def stop(self):
         process, self.process = self.process, None
@@ -140,6 +161,10 @@ class Sandbox:
             answer = self._wait(nonce)
         finally:
             self._check_files()
+        if answer.get("tried"):
+            self.stop()
+            tried = [str(attempt) for attempt in answer["tried"]]
+            raise ChildFailure("escape", "tried to " + "; it also tried to ".join(tried))
         if answer.get("fatal"):
             self.stop()
         return answer
@@ -194,12 +219,15 @@ class Sandbox:
 # --- two ways to start a worker ------------------------------------------------------------
 
 # What every worker needs; models.py's own imports (Flask-SQLAlchemy) load in its worker,
-# alongside the revisions' work, so the fork server is ready sooner.
+# alongside the revisions' work, so the fork server is ready sooner. The fork server is
+# made the subreaper of what its workers leave behind (fork_server_reaper).
 FORK_SERVER_PRELOAD = [
-    "sqlalchemy", "alembic.operations", "alembic.runtime.migration",
+    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.lesson.fork_server_reaper",
     "testing.lesson.worker", "testing.lesson.operations", "testing.lesson.schema_data",
 ]
 _fork_server = None  # (process id, multiprocessing context) of the fork server this process started
+_live_workers = set()  # process ids of the workers this process forked and has not stopped
+_forking = threading.Lock()  # no sweep of the fork server's orphans while a worker is being forked
 
 
 class _ForkedWorker:
@@ -222,11 +250,12 @@ class _ForkedWorker:
         process = context.Process(
             target=serve_forked, daemon=False,
             args=(theirs, str(sandbox.root), str(sandbox.root / "server"), sandbox.limits.memory_mb,
-                  _child_environment(), os.getpid()),
+                  _child_environment(), os.getpid(), sandbox.database_port),
         )
         try:
-            with _no_bytecode_for_the_fork_server():
+            with _no_bytecode_for_the_fork_server(), _forking:
                 process.start()
+                _live_workers.add(process.pid)
         except (OSError, ValueError, RuntimeError, AssertionError):
             return None  # no fork server here (or a daemon process): start a fresh interpreter instead
         theirs.close()
@@ -259,6 +288,8 @@ class _ForkedWorker:
         return self.process.exitcode
 
     def kill(self):
+        fork_server = _parent_of(self.process.pid)
+        end_process_tree(self.process.pid)
         for kill in (lambda: os.killpg(self.process.pid, signal.SIGKILL), self.process.kill):
             try:
                 kill()  # the group: with anything the student's code started
@@ -266,6 +297,11 @@ class _ForkedWorker:
                 pass
         self.process.join(5)
         self.connection.close()
+        with _forking:
+            _live_workers.discard(self.process.pid)
+            if fork_server is not None:  # the subreaper of workers that ended before they were stopped
+                for orphan in set(_children_of(fork_server)) - _live_workers:
+                    end_process_tree(orphan)
 
 
 def _fork_context():
@@ -345,10 +381,15 @@ class _FreshWorker:
             "--root", str(sandbox.root), "--server", str(sandbox.root / "server"),
             "--memory-mb", str(sandbox.limits.memory_mb), "--role", sandbox.role,
         ]
-        return cls(subprocess.Popen(
+        if sandbox.database_port:
+            command += ["--database-port", str(sandbox.database_port)]
+        popen = subprocess.Popen(
             command, cwd=sandbox.root, env=_child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, **_new_process_group(),
-        ))
+        )
+        worker = cls(popen)
+        worker.job = _windows_job(popen)
+        return worker
 
     @property
     def pid(self):
@@ -374,7 +415,10 @@ class _FreshWorker:
             return None
 
     def kill(self):
+        end_process_tree(self.popen.pid)
         _kill_group(self.popen)
+        if getattr(self, "job", None) is not None:
+            _close_windows_job(self.job)  # ends every process in it
         for stream in (self.popen.stdin, self.popen.stdout):
             try:
                 stream.close()
@@ -430,6 +474,98 @@ def _kill_group(process):
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+
+
+def _children_of(pid):
+    """The process ids of a process's children (Linux), [] where they cannot be listed."""
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listing:
+                children += [int(child) for child in listing.read().split()]
+    except (OSError, ValueError):
+        pass
+    return children
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat_file:
+            return int(stat_file.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def end_process_tree(pid):
+    """End a process and every process below it (Linux). Each is stopped first, so that none
+    can start another while they are being listed; the worker is the subreaper of all it
+    started, so a double-forked daemon is below it too. Elsewhere the process group is killed."""
+    if not sys.platform.startswith("linux"):
+        return
+    stopped = []
+    for _ in range(1000):  # until a listing finds nothing new
+        found = [p for p in [pid] + _descendants(pid) if p not in stopped]
+        if not found:
+            break
+        for process in found:
+            with contextlib.suppress(OSError):
+                os.kill(process, signal.SIGSTOP)
+            stopped.append(process)
+    for process in stopped:
+        with contextlib.suppress(OSError):
+            os.kill(process, signal.SIGKILL)
+
+
+def _descendants(pid):
+    found, waiting = [], [pid]
+    while waiting:
+        for child in _children_of(waiting.pop()):
+            if child not in found:
+                found.append(child)
+                waiting.append(child)
+    return found
+
+
+def _windows_job(popen):
+    """A Job object that ends every process of the worker when it is closed (Windows); None elsewhere."""
+    if os.name != "nt":
+        return None
+    import ctypes
+    from ctypes import wintypes
+
+    class BasicLimits(ctypes.Structure):  # JOBOBJECT_BASIC_LIMIT_INFORMATION
+        _fields_ = [("PerProcessUserTimeLimit", ctypes.c_int64), ("PerJobUserTimeLimit", ctypes.c_int64),
+                    ("LimitFlags", wintypes.DWORD), ("MinimumWorkingSetSize", ctypes.c_size_t),
+                    ("MaximumWorkingSetSize", ctypes.c_size_t), ("ActiveProcessLimit", wintypes.DWORD),
+                    ("Affinity", ctypes.c_size_t), ("PriorityClass", wintypes.DWORD),
+                    ("SchedulingClass", wintypes.DWORD)]
+
+    class ExtendedLimits(ctypes.Structure):  # JOBOBJECT_EXTENDED_LIMIT_INFORMATION
+        _fields_ = [("BasicLimitInformation", BasicLimits), ("IoInfo", ctypes.c_uint64 * 6),
+                    ("ProcessMemoryLimit", ctypes.c_size_t), ("JobMemoryLimit", ctypes.c_size_t),
+                    ("PeakProcessMemoryUsed", ctypes.c_size_t), ("PeakJobMemoryUsed", ctypes.c_size_t)]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.CreateJobObjectW.restype = wintypes.HANDLE
+    job = kernel32.CreateJobObjectW(None, None)
+    if not job:
+        return None
+    limits = ExtendedLimits()
+    limits.BasicLimitInformation.LimitFlags = 0x2000  # JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+    extended_limit_information = 9
+    if not kernel32.SetInformationJobObject(wintypes.HANDLE(job), extended_limit_information,
+                                            ctypes.byref(limits), ctypes.sizeof(limits)) \
+            or not kernel32.AssignProcessToJobObject(wintypes.HANDLE(job), wintypes.HANDLE(popen._handle)):
+        kernel32.CloseHandle(wintypes.HANDLE(job))
+        return None
+    return job
+
+
+def _close_windows_job(job):
+    import ctypes
+    from ctypes import wintypes
+
+    ctypes.WinDLL("kernel32").CloseHandle(wintypes.HANDLE(job))
 
 
 def _read_answers(stream, answers):

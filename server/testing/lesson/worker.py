@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import traceback
 
 _module_numbers = itertools.count(1)
@@ -30,10 +31,11 @@ _MISSING = object()
 
 
 class Worker:
-    def __init__(self, root, server, memory_mb):
+    def __init__(self, root, server, memory_mb, attempts=None):
         self.root = root
         self.server = server
         self.memory_mb = memory_mb
+        self.attempts = attempts  # confinement.Attempts, or None where nothing is confined
         self.modules = {}  # path -> loaded module
         self.script_directories = {}  # migrations folder -> alembic ScriptDirectory
 
@@ -195,14 +197,16 @@ def _watch(grader_pid):
     import threading
     import time
 
+    parent = os.getppid()  # the grading process, or the fork server that lives as long as it does
+
     def alive():
         try:
             os.kill(grader_pid, 0)
         except ProcessLookupError:
             return False
-        except OSError:  # Windows cannot probe a process this way: the parent link is enough there
-            return True
-        return os.getppid() != 1
+        except OSError:  # confined (no signal beyond its own), or Windows: the parent link says it
+            pass
+        return os.getppid() == parent
 
     def watch():
         while alive():
@@ -213,7 +217,17 @@ def _watch(grader_pid):
 
 
 def _answer(worker, request):
-    """The answer to one request; student code failing is an answer too."""
+    """The answer to one request; student code failing is an answer too. "tried" lists what
+    the code tried beyond its confinement (the grading process fails the request for it)."""
+    answer = _handle(worker, request)
+    if worker.attempts is not None:
+        tried = worker.attempts.take()
+        if tried:
+            answer["tried"] = tried
+    return answer
+
+
+def _handle(worker, request):
     from .feedback import describe_exception
 
     args = request.get("args") or {}
@@ -285,7 +299,7 @@ class _ConnectionLines:
         pass
 
 
-def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
+def serve_forked(connection, root, server, memory_mb, environment, grader_pid, database_port=None):
     """The worker in a process forked from a server that has already imported its libraries
     (sandbox.py, on POSIX): the same set-up as main(), without starting Python again."""
     os.setsid()  # its own process group, killed whole
@@ -297,7 +311,7 @@ def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
     lines = _ConnectionLines(connection)
-    _run(lines, lines, root, server, memory_mb, None, grader_pid)
+    _run(lines, lines, root, server, memory_mb, None, grader_pid, database_port)
 
 
 def main():
@@ -306,14 +320,50 @@ def main():
     parser.add_argument("--server", required=True)
     parser.add_argument("--memory-mb", type=int, default=0)
     parser.add_argument("--role", default="revisions")
+    parser.add_argument("--database-port", type=int, default=None)
     options = parser.parse_args()
     # Keep the protocol's pipes for ourselves; the student's code gets empty ones.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid())
+    _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid(),
+         options.database_port)
 
 
-def _run(requests, channel, root, server, memory_mb, role, grader_pid):
+def _confine(root, grader_pid, database_port):
+    """Confine this process before any student code runs: (kinds that hold, Attempts or None).
+    It writes only in its private folder (the copy, its own temporary folder, the SQLite scratch
+    databases) and reads only Python, the installed packages and the grader's engine."""
+    import site
+    import tempfile
+
+    from . import confinement
+
+    folder = os.path.dirname(os.path.abspath(root))
+    private_tmp = os.path.join(folder, "tmp")
+    os.makedirs(private_tmp, exist_ok=True)
+    for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
+        os.environ[name] = private_tmp
+    tempfile.tempdir = private_tmp
+    packages = [path for path in sys.path + site.getsitepackages()
+                if os.path.basename(path) in ("site-packages", "dist-packages")]
+    engine = os.path.dirname(os.path.abspath(__file__))
+    reach = confinement.Reach(
+        writable=(folder,),
+        readable=tuple(dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, engine, *packages,
+                                      *confinement.SYSTEM_FOLDERS, *confinement.SYSTEM_FILES])),
+        database_port=database_port, forbidden_pids=(grader_pid, os.getppid()),
+    )
+    kinds = confinement.confine(reach)
+    if not kinds:
+        return kinds, None
+    # Folders it may no longer read (the grader's own checkout) would only be listed in vain by imports.
+    sys.path[:] = [path for path in sys.path if not path or confinement.within_reach(path, reach)]
+    attempts = confinement.Attempts(reach, reads=sys.platform.startswith("linux"))
+    attempts.install()
+    return kinds, attempts
+
+
+def _run(requests, channel, root, server, memory_mb, role, grader_pid, database_port=None):
     null_in, null_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null_in, 0)
     os.dup2(null_out, 1)
@@ -323,12 +373,15 @@ def _run(requests, channel, root, server, memory_mb, role, grader_pid):
     sys.dont_write_bytecode = True
     if role is not None:  # a forked worker has its libraries already
         _preload(role)
+    started = time.perf_counter()
+    kinds, attempts = _confine(root, grader_pid, database_port)  # one thread yet: all of it is confined
+    confine_seconds = time.perf_counter() - started
     sys.path.insert(0, server)  # as under `flask db`: the server's own modules import
     os.chdir(server)
     _limit_resources(memory_mb)
     _watch(grader_pid)
-    worker = Worker(root, server, memory_mb)
-    channel.write('{"ready": true}\n')
+    worker = Worker(root, server, memory_mb, attempts)
+    channel.write(json.dumps({"ready": True, "confined": kinds, "confine_seconds": confine_seconds}) + "\n")
     channel.flush()
     try:
         serve(worker, requests, channel)

@@ -12,7 +12,10 @@ put back), so a forged pass would show.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Tuple
 
+from testing.lesson.confinement import available
+
 MARKER = "lesson-hostile-stray-process"
+CONFINED = "files" in available()  # the worker cannot reach the grader's or the checkout's files
 
 # Ending the interpreter "successfully" when it exits, as a forged pass.
 ATEXIT_EXIT_0 = """
@@ -161,12 +164,17 @@ HOSTILE = (
             {"models_match": ("location",)}),
     Hostile("patches_the_grader", both(at_import(3, PATCH_GRADER), models_not_reverted), ("models_match",),
             {"models_match": ("location",)}),
+    # Where the worker is confined (tests/escapes.py), /proc shows it nothing of the grading
+    # process: finding the grader fails in silence (the grade is the work's own), and reading
+    # the ancestors' command lines is an attempt the grade names.
     Hostile("rewrites_the_grader", at_import(1, REWRITE_GRADER),
             ("history", "create_employees", "create_department") + LATER_THAN_2,
-            {"history": ("changed files outside", "codegrade_test.py")}, needs_proc=True),
+            {"history": ("changed files outside", "codegrade_test.py")}, needs_proc=True)
+    if not CONFINED else Hostile("rewrites_the_grader", at_import(1, REWRITE_GRADER), exit_code=0, needs_proc=True),
     Hostile("rewrites_the_checkout", both(at_import(4, REWRITE_CHECKOUT), models_not_reverted),
             ("history", "rename_column", "downgrades", "models_match"),
-            {"history": ("changed files outside", "models.py")}, needs_proc=True),
+            {"history": ("tried to read", "/proc/") if CONFINED else ("changed files outside", "models.py")},
+            needs_proc=True),
     Hostile("endless_upgrade", in_function(3, "upgrade", ENDLESS),
             ("rename_table", "rename_column", "downgrades", "models_match"),
             {"rename_table": ("did not finish within the time limit",)}),

@@ -45,6 +45,17 @@ def fingerprints(folder):
     return prints
 
 
+def assert_graded_as_expected(case, code, outcomes, output):
+    """Every checkpoint reported, exactly the case's failing, its exit code, and its words in the messages."""
+    assert set(outcomes) == {c.id for c in CHECKPOINTS}, output
+    failed = {checkpoint for checkpoint, (passed, _) in outcomes.items() if not passed}
+    assert failed == set(case.failing), output
+    assert code == case.exit_code, output
+    for checkpoint, words in case.messages.items():
+        for word in words:
+            assert word in outcomes[checkpoint][1], f"{word!r} not in the {checkpoint} message:\n{output}"
+
+
 def stray_processes(checkout_root):
     found = subprocess.run(["pgrep", "-f", marker_of(checkout_root)], capture_output=True, text=True)
     return found.stdout.split()
@@ -62,13 +73,7 @@ def test_hostile_submission_is_graded_honestly(request, backend, case, tmp_path,
         options=(f"--lesson-timeout={TIME_LIMIT}", "--lesson-memory=512"),
     )
 
-    assert set(outcomes) == {c.id for c in CHECKPOINTS}, output
-    failed = {checkpoint for checkpoint, (passed, _) in outcomes.items() if not passed}
-    assert failed == set(case.failing), output
-    assert code == case.exit_code, output
-    for checkpoint, words in case.messages.items():
-        for word in words:
-            assert word in outcomes[checkpoint][1], f"{word!r} not in the {checkpoint} message:\n{output}"
+    assert_graded_as_expected(case, code, outcomes, output)
     assert fingerprints(pristine_grader) == grader_before
     assert fingerprints(checkout.root) == checkout_before
     assert not stray_processes(checkout.root)

@@ -51,17 +51,17 @@ def test_a_request_is_answered_with_plain_data_from_a_private_copy(tmp_path):
 
 def test_a_run_changes_only_the_database_it_is_given(tmp_path):
     layout, path = checkout(tmp_path)
-    url = f"sqlite:///{tmp_path / 'scratch.db'}"
     with Sandbox(layout, Limits(10, 512)) as sandbox:
+        url = f"sqlite:///{sandbox.folder / 'scratch.db'}"  # the one place a worker may write
         answer = sandbox.request("run", path=str(sandbox.private(path)), direction="upgrade", url=url)
-    assert "error" not in answer and any("CREATE TABLE employees" in s for s in answer["result"]["statements"])
-    assert sa.inspect(sa.create_engine(url)).get_table_names() == ["employees"]
+        assert "error" not in answer and any("CREATE TABLE employees" in s for s in answer["result"]["statements"])
+        assert sa.inspect(sa.create_engine(url)).get_table_names() == ["employees"]
 
 
 def test_a_request_that_hangs_is_stopped_and_later_ones_get_a_short_grace(tmp_path):
     layout, path = checkout(tmp_path, upgrade="    while True:\n        pass")
-    url = f"sqlite:///{tmp_path / 'scratch.db'}"
     with Sandbox(layout, Limits(1, 512)) as sandbox:
+        url = f"sqlite:///{sandbox.folder / 'scratch.db'}"
         started = time.monotonic()
         with pytest.raises(ChildFailure, match=r"did not finish within the time limit \(1 s\)") as failure:
             sandbox.request("run", path=str(sandbox.private(path)), direction="upgrade", url=url)
@@ -98,7 +98,7 @@ def test_the_worker_ends_when_the_grading_process_is_killed(tmp_path):
                 sandbox._await_ready()
                 print(sandbox.process.pid, flush=True)
                 sandbox.request("run", path=str(sandbox.private({str(path)!r})), direction="upgrade",
-                                url="sqlite:///{tmp_path / 'scratch.db'}")
+                                url="sqlite:///" + str(sandbox.folder / "scratch.db"))
     """), encoding="utf-8")
     grading = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     worker = int(grading.stdout.readline())
