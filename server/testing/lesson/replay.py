@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 
-from .database import throwaway_database
+from .database import database_size, end_other_sessions, throwaway_database
 from .feedback import error_line
 from .pending import record
 from .reading import NO_DEADLINE, Deadline, Schema, TooLong, column_types, compare_models, inspect_schema, row_counts, tables_read
@@ -208,6 +208,8 @@ class _Runner:
             answer = self.sandbox.request("run", path=path, direction=direction, url=self.url)
         except ChildFailure as failure:
             step.error, step.stopped = f"{direction}() {failure}.", True
+            if self.connection.dialect.name == "postgresql":
+                end_other_sessions(self.connection)
             return step
         step.error = answer.get("error")
         step.statements = [str(line) for line in (answer.get("result") or {}).get("statements", [])]
@@ -243,15 +245,18 @@ def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url
     if not chain:
         return result
     try:
-        with throwaway_database(backend, server_url=server_url) as url:
+        with throwaway_database(backend, server_url=server_url, folder=sandbox.folder, limits=sandbox.limits) as url:
             engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if backend == "sqlite":
                 sa.event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
+                    if backend == "postgresql":  # on SQLite, the file is in the sandbox's folder
+                        sandbox.database_size = lambda: database_size(connection)
                     runner = _Runner(connection, sandbox, url, lesson)
                     _replay(runner, chain, lesson.end.revision, metadata, result)
             finally:
+                sandbox.database_size = None
                 engine.dispose()
     except (sa.exc.SQLAlchemyError, ImportError, OSError) as error:  # the server, not the student
         result.error = f"The {backend} database for the replay could not be used: {error_line(error)}"

@@ -142,15 +142,21 @@ def _fast_sqlite(dbapi_connection, connection_record):
     cursor.close()
 
 
-def _limit_resources(megabytes):
-    """Memory, and a backstop on CPU time in case this process is ever left alone."""
+def _limit_resources(megabytes, disk_megabytes=0):
+    """Memory, the size of any file written (a write past it fails with EFBIG instead of
+    ending the process), and a backstop on CPU time in case this process is ever left alone."""
     try:
         import resource
+        import signal
     except ImportError:  # Windows: the time limit and the watchdog still apply
         return
     if megabytes:
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if disk_megabytes:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = disk_megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     cpu_seconds = 600
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
@@ -248,7 +254,7 @@ class _ConnectionLines:
         pass
 
 
-def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
+def serve_forked(connection, root, server, memory_mb, environment, grader_pid, disk_mb=0):
     """The worker in a process forked from a server that has already imported its libraries
     (sandbox.py, on POSIX): the same set-up as main(), without starting Python again."""
     os.setsid()  # its own process group, killed whole
@@ -260,7 +266,7 @@ def serve_forked(connection, root, server, memory_mb, environment, grader_pid):
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
     lines = _ConnectionLines(connection)
-    _run(lines, lines, root, server, memory_mb, None, grader_pid)
+    _run(lines, lines, root, server, memory_mb, None, grader_pid, disk_mb)
 
 
 def main():
@@ -268,15 +274,17 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--disk-mb", type=int, default=0)
     parser.add_argument("--role", default="revisions")
     options = parser.parse_args()
     # Keep the protocol's pipes for ourselves; the student's code gets empty ones.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid())
+    _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid(),
+         options.disk_mb)
 
 
-def _run(requests, channel, root, server, memory_mb, role, grader_pid):
+def _run(requests, channel, root, server, memory_mb, role, grader_pid, disk_mb=0):
     null_in, null_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null_in, 0)
     os.dup2(null_out, 1)
@@ -288,7 +296,7 @@ def _run(requests, channel, root, server, memory_mb, role, grader_pid):
         _preload(role)
     sys.path.insert(0, server)  # as under `flask db`: the server's own modules import
     os.chdir(server)
-    _limit_resources(memory_mb)
+    _limit_resources(memory_mb, disk_mb)
     _watch(grader_pid)
     worker = Worker(root, server, memory_mb)
     channel.write('{"ready": true}\n')
