@@ -38,7 +38,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +46,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Optional
 
+from . import leftovers
 from .checkpoints import CHECKPOINTS, LESSON
 
 GRADED, NOT_A_LESSON = "graded", "not_a_lesson"
@@ -352,7 +352,7 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
         by_key.setdefault(task.key, []).append(task.entry)
     keys = list(by_key)
     items = [(str(by_key[key][0].path), backend, server_url) for key in keys]
-    with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
+    with leftovers.temporary_folder_removed("cohort") as work:
         for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
             same = [_outcome_row(entry, outcome, detail, seconds) for entry in by_key[keys[number]]]
             if same[0]["status"] in SCORED:  # cached first: an interruption after this keeps it
@@ -465,6 +465,7 @@ class _Worker:
 def _worker_loop(connection, function, log_path):
     os.setpgrp()  # its own process group: stopping it also stops any process a grade started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    leftovers.stop_on_signals()  # ... and its SIGTERM (_stop_all) ends a grade that cleans up first
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)  # a submission's prints and warnings go to the log, not over the progress bar
     os.dup2(log, 2)
@@ -525,8 +526,21 @@ def run_pool(items, function, jobs, timeout, work):
                     worker.stop(kill=finished[0] in ("crashed", "timed_out"))
                     workers.remove(worker)
     finally:
-        for worker in workers:  # interrupted or done: no worker outlives the run
-            worker.stop(kill=True)
+        _stop_all(workers)
+
+
+STOP_SECONDS = 10  # for a stopped worker to remove its grade's databases and folders
+
+
+def _stop_all(workers):
+    """Interrupted or done: no worker outlives the run. Each is asked to stop with SIGTERM
+    first, so that a grade under way removes what it made, and killed if it does not."""
+    for worker in workers:
+        worker.process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        worker.stop(kill=True)
 
 
 def _collect(worker, timeout):

@@ -3,7 +3,6 @@ import contextlib
 import ntpath
 import os
 import posixpath
-import shutil
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -135,11 +134,8 @@ def throwaway_database(backend="sqlite", server_url=None, folder=None, limits=No
         if folder is not None:
             yield sqlite_url(Path(folder) / "scratch.db")
             return
-        scratch = leftovers.temporary_folder("scratch")
-        try:
+        with leftovers.temporary_folder_removed("scratch") as scratch:
             yield sqlite_url(scratch / "scratch.db")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}: use 'sqlite' or 'postgresql'")

@@ -19,6 +19,7 @@ named otherwise are left alone.
 Ctrl-C (SIGINT) does, with KeyboardInterrupt, so every `with` block and
 fixture cleans up what it made before the process exits.
 """
+import contextlib
 import hashlib
 import os
 import re
@@ -64,6 +65,16 @@ def temporary_folder(kind):
     """A new temporary folder owned by this process, e.g. lesson-sandbox.3fa2c1.4242.t0x1k2.abcd1234."""
     sweep_folders()
     return Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{kind}.{_owner('.')}."))
+
+
+@contextlib.contextmanager
+def temporary_folder_removed(kind):
+    """temporary_folder(kind), removed when the block ends however it ends."""
+    folder = temporary_folder(kind)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid):
