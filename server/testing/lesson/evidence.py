@@ -71,23 +71,25 @@ class Evidence:
 
 def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
     evidence = Evidence(layout, backend, Folders.of(layout))
-    with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
+    # The sandboxes close first, however the block ends (a SIGTERM too): their workers are
+    # stopped before the pool waits for the thread that loads models.py.
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
             revisions_box.start()
             evidence.findings += check_app_py(layout)
         if evidence.folders.migrations:
             evidence.findings += check_env_py(layout)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            models = pool.submit(load_models, layout, models_box)
-            if evidence.migrations_usable:
-                evidence.history = load_history(layout, revisions_box)
-            if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
-                evidence.replay = replay(
-                    evidence.history, revisions_box, lesson, lambda: models.result().metadata,
-                    backend=backend, server_url=server_url,
-                )
-            evidence.models = models.result()
+        models = pool.submit(load_models, layout, models_box)
+        if evidence.migrations_usable:
+            evidence.history = load_history(layout, revisions_box)
+        if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
+            evidence.replay = replay(
+                evidence.history, revisions_box, lesson, lambda: models.result().metadata,
+                backend=backend, server_url=server_url,
+            )
+        evidence.models = models.result()
     evidence.other_database = configured_database(layout)
     if evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)

@@ -22,6 +22,7 @@ command and the project's own tests all use it, so the wording lives here and
 in checks.py only.
 """
 import linecache
+import re
 import textwrap
 import traceback
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ def short(name):
 
 def summarised(names, noun):
     """'5,000 extra tables: `t0`, `t1`, `t2`, \u2026 and 4,997 more': a long list kept short."""
+    names = sorted(names, key=lambda name: [int(part) if part.isdigit() else part
+                                            for part in re.split(r"(\d+)", str(name))])  # t2 before t10
     shown = ", ".join(f"`{short(name)}`" for name in names[:LISTED])
     rest = len(names) - LISTED
     return f"{len(names):,} {noun}: {shown}" + (f", \u2026 and {rest:,} more" if rest > 0 else "")

@@ -3,8 +3,8 @@ databases and for the student's own database alike.
 
 - `inspect_schema(connection, wanted)`: {table: {column: Column}} with
   SQLAlchemy's inspector, alembic_version left out. Whatever a submission
-  creates, it reads at most MAX_TABLES_READ tables in full (the lesson's
-  tables first); the others are there by name only, with no columns.
+  creates, it reads the lesson's tables and at most MAX_TABLES_READ others
+  in full; the rest are there by name only, with no columns.
 - `read_database(url, lesson, metadata=None, root=None)`: the student's
   database, opened read-only (SQLite in read-only mode, PostgreSQL in a
   read-only transaction): the revisions alembic_version holds, the schema,
@@ -104,7 +104,7 @@ def inspect_schema(connection, wanted=(), deadline=NO_DEADLINE):
     """See the module docstring: `wanted` are the tables read first (the lesson's)."""
     inspector = sa.inspect(connection)
     names = [table for table in inspector.get_table_names() if table != VERSION_TABLE]
-    read = set(sorted(names, key=lambda table: (table not in wanted, table))[:MAX_TABLES_READ])
+    read = tables_to_read(names, wanted)
     schema = {}
     for table in names:
         deadline.check()
@@ -118,6 +118,13 @@ def inspect_schema(connection, wanted=(), deadline=NO_DEADLINE):
             for info in inspector.get_columns(table)
         }
     return schema
+
+
+def tables_to_read(names, wanted):
+    """The tables read in full: every one named in `wanted`, and the first MAX_TABLES_READ
+    others by name (the same ones before and after a step that leaves them alone)."""
+    others = sorted(name for name in names if name not in wanted)[:MAX_TABLES_READ]
+    return {name for name in names if name in wanted} | set(others)
 
 
 def _kind(column_type):
@@ -239,11 +246,10 @@ def compare_models(connection, metadata):
     from alembic.runtime.migration import MigrationContext
 
     try:
-        names = sa.inspect(connection).get_table_names()
-        read = set(sorted(names, key=lambda table: (table not in metadata.tables, table))[:MAX_TABLES_READ])
+        read = tables_to_read(sa.inspect(connection).get_table_names(), metadata.tables)
         context = MigrationContext.configure(connection, opts={
             "compare_type": True,
-            "include_name": lambda name, kind, parents: kind != "table" or name in read or name in metadata.tables,
+            "include_name": lambda name, kind, parents: kind != "table" or name in read,
         })
         diff = differences_of(compare_metadata(context, metadata))
         code = ""
