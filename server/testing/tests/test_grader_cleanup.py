@@ -1,8 +1,9 @@
 """Nothing left behind when a grade is stopped, and the grader's options typed either way.
 
-Real grades by a pristine grader (tests/watched.py), each with its own
-TMPDIR, on SQLite and on PostgreSQL: stopped with SIGTERM in the middle of
-the replay they remove their throw-away databases, folders and processes;
+Real grades by a pristine grader (tests/watched.py), and a real cohort run,
+each with its own TMPDIR, on SQLite and on PostgreSQL: stopped with SIGTERM
+in the middle of the replay they remove their throw-away databases, folders
+and processes;
 killed with SIGKILL they cannot, and the next grade sweeps what they left
 (testing/lesson/leftovers.py), never what a live grade is using.
 """
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,9 +22,9 @@ from testing.lesson import leftovers as naming
 from testing.lesson.database import postgres_server_url
 
 from .hostile import Hostile, in_function
-from .test_grader_catalogue import make_submission
+from .test_grader_catalogue import REPO, make_submission
 from .test_grader_hostile import pristine_grader  # noqa: F401  (a fixture)
-from .watched import leftovers, processes_in, start_grade
+from .watched import databases_of, leftovers, processes_in, start_grade
 
 # Revision 2's upgrade() says it has started (in its private folder), then waits.
 MID_REPLAY = "import pathlib, time\npathlib.Path('mid-replay').write_text('')\ntime.sleep({seconds})"
@@ -163,6 +165,8 @@ def test_only_resources_of_owners_that_are_gone_are_swept(request, backend, tmp_
 @pytest.mark.parametrize("folder", ["", "server/migrations"], ids=["root", "server-migrations"])
 def test_options_work_with_a_space_or_an_equals_sign(request, backend, folder, tmp_path, pristine_grader):  # noqa: F811
     checkout = correct_checkout(request, backend, tmp_path)
+    # A grader cloned whole: its root conftest.py points pytest at the grader from any folder.
+    shutil.copy2(REPO / "conftest.py", pristine_grader / "conftest.py")
     where = pristine_grader / folder
     where.mkdir(parents=True, exist_ok=True)
     database = ["--lesson-database", postgres_server_url()] if backend == "postgresql" else []
@@ -173,3 +177,29 @@ def test_options_work_with_a_space_or_an_equals_sign(request, backend, folder, t
                              text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
         assert f"Score of {checkout.root}: 95/95 points (replayed on {backend}" in run.stdout, run.stdout
+
+
+def test_a_cohort_run_stopped_mid_replay_removes_what_it_made(request, backend, tmp_path):
+    checkout_waiting(request, backend, tmp_path / "class", seconds=60, name="student-1")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    command = [sys.executable, "server/testing/tools.py", "cohort", str(tmp_path / "class"), "--jobs", "1",
+               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    if backend == "postgresql":
+        command.append(f"--database={postgres_server_url()}")
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    process = subprocess.Popen(command, cwd=REPO, env=dict(environment, TMPDIR=str(tmp)), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    end = time.monotonic() + 120
+    while not list(tmp.glob("lesson-sandbox.*/submission/server/mid-replay")):
+        assert process.poll() is None and time.monotonic() < end, process.stdout.read()
+        time.sleep(0.1)
+    graders = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+
+    assert process.returncode == 130, output
+    assert settled(lambda: sorted(p.name for p in tmp.iterdir() if p.name != "lesson-guard"), []) == [], output
+    assert [name for pid in graders for name in databases_of(int(pid))] == []
+    assert settled(lambda: processes_in(tmp), []) == []
