@@ -9,7 +9,7 @@ stable code of why it failed, and the one-line `message`), and into the
 summary table at the end.
 pytest exits with 0 only at full marks.
 
-Options (see conftest.py): --lesson-root PATH, --lesson-database URL.
+Options (testing/options.py): --lesson-root, --lesson-database, --lesson-timeout, --lesson-memory, --lesson-disk.
 """
 import pytest
 
