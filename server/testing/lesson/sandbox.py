@@ -507,7 +507,7 @@ def guards_for(layout):
     checkout: in place, a student may be editing them right now, so a change is
     reported, never undone."""
     testing = LESSON_PACKAGE.parent
-    grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py",
+    grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py", testing / "options.py",
                         GRADER_ROOT / "pytest.ini", GRADER_ROOT / "conftest.py"], restore=True, remove_added=False)
     in_place = layout.root == GRADER_ROOT
     checkout = FileGuard([layout.server], restore=not in_place, remove_added=not in_place,
