@@ -9,11 +9,22 @@ stable code of why it failed, and the one-line `message`), and into the
 summary table at the end.
 pytest exits with 0 only at full marks.
 
+Where CodeGrade's AutoTest v2 plugin cg-pytest-reporter is loaded, each test
+also carries its marks: `cg_name` (the checkpoint's title), `cg_weight` (its
+points) and `cg_reason` (the one-line message), and a checkpoint that does
+not apply is skipped. The plugin weighs passed tests against passed and
+failed ones, leaving skipped ones out, so its final points are the grader's
+score / max_score. Without the plugin nothing of this happens: the marks
+would be unknown to pytest.
+
 Options (testing/options.py): --lesson-root, --lesson-database, --lesson-timeout, --lesson-memory, --lesson-disk.
 """
 import pytest
 
 from testing.lesson.checkpoints import CHECKPOINTS
+from testing.lesson.checks import NOT_APPLICABLE
+
+CODEGRADE_PLUGIN = "cg-pytest-reporter"  # the name its pytest_configure registers its reporter under
 
 
 def _checkpoint_test(checkpoint):
@@ -30,12 +41,23 @@ def _checkpoint_test(checkpoint):
             ("max_points", result.points),
             ("message", result.summary),
         ])
+        if request.config.pluginmanager.has_plugin(CODEGRADE_PLUGIN):
+            _mark_for_codegrade(request.node, result)
         if not result.passed:
             pytest.fail(result.message, pytrace=False)
 
     test.__name__ = test.__qualname__ = f"test_{checkpoint.id}"
     test.__doc__ = f"{checkpoint.title} ({checkpoint.points} points)"
     return test
+
+
+def _mark_for_codegrade(item, result):
+    """The plugin reads these marks when the test's report is made, after the test ran."""
+    item.add_marker(pytest.mark.cg_name(result.title))
+    item.add_marker(pytest.mark.cg_weight(result.checkpoint.points))
+    item.add_marker(pytest.mark.cg_reason(result.summary))
+    if result.status == NOT_APPLICABLE:
+        pytest.skip(result.summary)
 
 
 for _checkpoint in CHECKPOINTS:

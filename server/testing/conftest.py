@@ -8,6 +8,7 @@
     pytest --lesson-timeout=SECONDS         # time for the student's code (or LESSON_TIMEOUT; 20)
     pytest --lesson-memory=MB               # its memory, on Linux and macOS (or LESSON_MEMORY_MB; 1024)
     pytest --lesson-disk=MB                 # the data it may write (or LESSON_DISK_MB; 256)
+    pytest --lesson-classroom="$GITHUB_ENV"  # GitHub Classroom's reporter inputs (.github/workflows/classroom.yml)
 
 The student's code (revision scripts, models.py) never runs in this process:
 it runs in a separate, time-limited worker process on a private copy
@@ -26,6 +27,13 @@ its throw-away databases, folders and worker processes are removed first.
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
 set, appended to it as markdown (both drawn by testing/lesson/report_text.py).
+With --lesson-classroom=FILE, one result per checkpoint for GitHub Classroom's
+reporter is appended to FILE, as variables in $GITHUB_ENV's format.
+Where CodeGrade's cg-pytest-reporter plugin is installed, each checkpoint test
+carries its marks (codegrade_test.py).
+A short "Before production" note follows the score: what squawk says about
+each revision's PostgreSQL SQL (testing/lesson/production.py). It is never
+part of a checkpoint's message and never changes the score.
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
 """
@@ -38,7 +46,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
 
 import pytest  # noqa: E402
 
-from testing.lesson.report_text import markdown_summary, summary_table  # noqa: E402
+from testing.lesson.report_text import classroom_environment, markdown_summary, summary_table  # noqa: E402
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader lives in
 REPORT = pytest.StashKey()
@@ -72,7 +80,8 @@ def lesson_report(request):
     try:
         limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"),
                                          config.getoption("lesson_disk"))
-        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits)
+        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits,
+                       before_production=True)
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)
     config.stash[REPORT] = report
@@ -107,10 +116,30 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        try:
-            with open(path, "a", encoding="utf-8") as summary:
-                summary.write(markdown_summary(report))
-        except OSError as error:
-            terminalreporter.write_line(f"Could not write GITHUB_STEP_SUMMARY ({error})", yellow=True)
+    for line in before_production_note(report):
+        terminalreporter.write_line(line)
+    _append(terminalreporter, "GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"), markdown_summary(report))
+    _append(terminalreporter, "--lesson-classroom", config.getoption("lesson_classroom"), classroom_environment(report))
+
+
+def _append(terminalreporter, what, path, text):
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as error:
+        terminalreporter.write_line(f"Could not write {what} ({error})", yellow=True)
+
+
+def before_production_note(report):
+    """squawk's findings on the revisions' PostgreSQL SQL, in a few lines; nothing to say, nothing printed."""
+    from testing.lesson.production import short_note
+
+    lines = short_note(report.evidence.production) if report.evidence is not None else []
+    if not lines:
+        return []
+    return ["Before production (squawk, on each revision's PostgreSQL SQL; a note that does not change the score):"
+            ] + ["  " + line for line in lines] + [
+        "  What each means and how teams do it instead: `flask lesson review` in server/ (pending revisions) "
+        "or the lesson page (`pipenv run page`)."]

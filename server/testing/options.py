@@ -31,6 +31,8 @@ OPTIONS = (
                                    "(default: $LESSON_MEMORY_MB, else 1024)"),
     ("--lesson-disk", "MB", int, "data the student's code may write, files and database together "
                                  "(default: $LESSON_DISK_MB, else 256)"),
+    ("--lesson-classroom", "FILE", str, "append each checkpoint's result for GitHub Classroom's reporter to FILE, "
+                                        "as variables in the format of $GITHUB_ENV"),
 )
 HANDED_OVER = "LESSON_HANDED_OVER"  # set in the run _hand_over starts, so that it happens once
 

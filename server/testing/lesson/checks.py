@@ -18,7 +18,8 @@ Report
     .findings       problems of app.py and env.py (also part of `init`)
     .history        submission.History (revision files, chain, problems)
     .replay         replay.Replay (every step recorded)
-    .evidence       evidence.Evidence (all of the above, and the local database)
+    .evidence       evidence.Evidence (all of the above, and the local database;
+                    .production: the "Before production" review, when asked for)
     .backend, .root, .seconds
 
 Result
@@ -191,9 +192,11 @@ class Report:
         return not self.failed
 
 
-def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
+def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False):
     """Grade the checkout at `root`; see the module docstring. `limits`
-    (sandbox.Limits) bounds the time and memory of the student's code."""
+    (sandbox.Limits) bounds the time and memory of the student's code.
+    before_production: also lint each revision's PostgreSQL SQL (report.evidence.production),
+    which no verdict reads."""
     from .database import backend_of, normalize_url
 
     started = time.perf_counter()
@@ -201,7 +204,7 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
         server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
-    evidence = collect(layout, lesson, backend, server_url, limits)
+    evidence = collect(layout, lesson, backend, server_url, limits, before_production)
     verdicts = judge(evidence, lesson)
     results = {
         checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),

@@ -7,12 +7,15 @@ is plain data: what the files say (the folders `flask db init` makes, static
 findings of app.py and env.py, the revision files and their history), what
 the replay recorded on throw-away databases (replay.Replay), what models.py
 defines, and what the local SQLite database holds. judge.py decides every verdict from it alone.
+When asked, it also holds the "Before production" review of the chain's
+revisions (production.py), written in the same sandbox; no verdict reads it.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .production import RevisionReview, review_revisions
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
@@ -52,6 +55,7 @@ class Evidence:
     models: object = None  # submission.Models
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
+    production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
 
     @property
     def chain(self):
@@ -69,7 +73,7 @@ class Evidence:
         return self.history.position_of(local.versions[0])
 
 
-def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
+def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, before_production=False):
     evidence = Evidence(layout, backend, Folders.of(layout))
     # The sandboxes close first, however the block ends (a SIGTERM too): their workers are
     # stopped before the pool waits for the thread that loads models.py.
@@ -90,6 +94,9 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
                 backend=backend, server_url=server_url,
             )
         evidence.models = models.result()
+        if before_production:
+            evidence.production = review_revisions(
+                revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
     evidence.other_database = configured_database(layout)
     if evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)

@@ -58,9 +58,12 @@ def results(report):
 
 
 def revision_files(report, local):
-    """Each file in migrations/versions/: ids, message, what it does, and for the
-    revisions not applied yet, the review's data-loss findings (all recorded in the sandbox)."""
+    """Each file in migrations/versions/: ids, message, what it does, for the
+    revisions not applied yet, the review's data-loss findings, and for the chain's
+    revisions, "Before production" (all recorded in the sandbox)."""
+    from .checkpoints import LESSON
     from .pending import record, record_pending
+    from .production import DIRECTIONS, review_revisions, to_data
     from .review import LABELS
     from .sandbox import Sandbox
     from .submission import Layout
@@ -79,12 +82,14 @@ def revision_files(report, local):
     files = []
     with Sandbox(Layout.of(root)) as sandbox:
         pending = {r.revision.revision: r for r in record_pending(sandbox, [by_id[i] for i in pending_ids], rows, columns)}
+        before_production = {review.revision.revision: review for review in review_revisions(
+            sandbox, Layout.of(root), history.chain, LESSON, history.position_of)}
         for revision_file in history.files:
             entry = {
                 "rel": revision_file.rel, "name": revision_file.path.name, "revision": revision_file.revision,
                 "down_revisions": list(revision_file.down_revisions), "load_error": revision_file.load_error,
                 "message": revision_file.doc, "pending": revision_file.revision in pending,
-                "upgrade": [], "downgrade": [], "problem": None, "risks": [],
+                "upgrade": [], "downgrade": [], "problem": None, "risks": [], "before_production": {},
             }
             if revision_file.loaded:
                 for direction in ("upgrade", "downgrade"):
@@ -92,6 +97,9 @@ def revision_files(report, local):
                     entry[direction] = recording.does
                     if direction == "upgrade":
                         entry["problem"] = recording.problem or recording.failure
+            review = before_production.get(revision_file.revision)
+            if review is not None and revision_file.revision in chain_ids:
+                entry["before_production"] = {direction: to_data(review, direction) for direction in DIRECTIONS}
             recording = pending.get(revision_file.revision)
             if recording is not None:
                 entry["risks"] = [_risk(risk, LABELS) for risk in recording.risks]
@@ -111,14 +119,16 @@ def _risk(risk, labels):
 
 # --- the replay ------------------------------------------------------------------------
 
-def replay_steps(report):
-    """Every step of the grader's replay: tables and row counts before and after, losses and fixes."""
+def replay_steps(report, files=()):
+    """Every step of the grader's replay: tables and row counts before and after, losses and fixes,
+    and beside it what "Before production" says of that function (from revision_files' `files`)."""
     from .render import loss_lines
     from .status import fix_of
 
     replay = report.replay
     if replay is None:
         return {"error": None, "steps": []}
+    before_production = {f["revision"]: f.get("before_production") or {} for f in files}
     steps = []
     for step in list(replay.upgrades) + list(replay.downgrades):
         rel = step.revision.rel
@@ -128,6 +138,7 @@ def replay_steps(report):
             "before": _tables(step.before, step.row_counts_before),
             "after": _tables(step.after, step.row_counts_after) if step.after is not None else None,
             "error": step.error, "losses": loss_lines(step), "fixes": [],
+            "before_production": before_production.get(step.revision.revision, {}).get(step.direction),
         }
         if step.losses:
             entry["fixes"] = _fixes(step)
@@ -163,6 +174,7 @@ def _fixes(step):
 
 def facts(root, database_url):
     report, local, marks, advice, action = status_of(root, database_url)
+    files = revision_files(report, local)
     return {
         "checklist": checklist(marks, advice, action),
         "grade": {
@@ -171,8 +183,8 @@ def facts(root, database_url):
         },
         "problems": list(report.history.problems) if report.history else [],
         "chain": [f.revision for f in report.history.chain] if report.history else [],
-        "files": revision_files(report, local),
-        "replay": replay_steps(report),
+        "files": files,
+        "replay": replay_steps(report, files),
     }
 
 

@@ -1,9 +1,12 @@
-"""Renderers of a grade report: the terminal table and the markdown summary.
+"""Renderers of a grade report: the terminal table, the markdown summary and
+the results GitHub Classroom's reporter reads.
 
 They read only the Report's public fields: result.id, .title, .status,
 .earned, .points, .summary and .message of each result, and report.score and
 report.max_score.
 """
+import base64
+import json
 import textwrap
 
 STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "not_applicable": "n/a"}
@@ -49,3 +52,47 @@ def markdown_summary(report):
 
 def _cell(text):
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+# --- GitHub Classroom ----------------------------------------------------------
+# classroom-resources/autograding-grading-reporter@v1 reads, for each runner
+# id named in its `runners` input, the variable <ID in capitals>_RESULTS: a
+# base64 JSON result (version 1) of one grader step. Its "Points X/Y" notice,
+# which Classroom records, adds up every test's `score` over the runners whose
+# max_score is not 0; its "Total points for <runner>" line gives the share of
+# passing tests times max_score. One runner per checkpoint, holding one test,
+# makes both equal the grader's own points. A checkpoint that does not apply
+# has max_score 0, so it counts on neither side.
+
+CLASSROOM_RUNNERS = "LESSON_CLASSROOM_RUNNERS"  # the variable naming the runners, for the reporter's input
+
+
+def classroom_results(report):
+    """{runner id: the reporter's v1 result} with one runner per checkpoint,
+    named by its id."""
+    results = {}
+    for result in report:
+        status = "fail" if result.status == "failed" else "pass"
+        results[result.id] = {
+            "version": 1,
+            "status": status,
+            "max_score": result.points,
+            "tests": [{
+                "name": result.title, "status": status, "message": result.summary,
+                "score": result.earned, "line_no": 0,  # 0: the reporter names no line
+            }],
+        }
+    return results
+
+
+def classroom_environment(report):
+    """Lines for $GITHUB_ENV: each runner's <ID>_RESULTS, and the runners' list
+    in LESSON_CLASSROOM_RUNNERS for the reporter's `runners` input."""
+    results = classroom_results(report)
+    lines = [f"{runner.upper()}_RESULTS={_base64_json(result)}" for runner, result in results.items()]
+    lines.append(f"{CLASSROOM_RUNNERS}={','.join(results)}")
+    return "\n".join(lines) + "\n"
+
+
+def _base64_json(value):
+    return base64.b64encode(json.dumps(value).encode("utf-8")).decode("ascii")

@@ -1,17 +1,21 @@
 """The GitHub Actions workflows: actionlint finds nothing, and each keeps its promises.
 
 grade.yml grades students' forks only (the lesson's own starter is meant to
-fail) and uploads the JUnit report; maintainers.yml runs the suite on every
-supported Python against a real PostgreSQL server, in the lesson repository,
-and a student's whole path (install, status, the lesson, a grade) on Linux,
-macOS and Windows.
+fail) and uploads the JUnit report; classroom.yml grades GitHub Classroom's
+copies and hands the points to Classroom's reporter; maintainers.yml runs the
+suite on every supported Python against a real PostgreSQL server, in the
+lesson repository, and a student's whole path (install, status, the lesson, a
+grade) on Linux, macOS and Windows. No push runs two of them.
 """
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,7 +36,7 @@ def actionlint():
 
 def test_every_workflow_passes_actionlint():
     files = sorted(WORKFLOWS.glob("*.y*ml"))
-    assert {path.name for path in files} >= {"grade.yml", "maintainers.yml"}
+    assert {path.name for path in files} >= {"grade.yml", "classroom.yml", "maintainers.yml"}
     result = subprocess.run(
         [actionlint(), "-no-color", *[str(path.relative_to(REPO_ROOT)) for path in files]],
         cwd=REPO_ROOT,
@@ -119,12 +123,10 @@ def the_step(all_steps, text):
 # --- grade.yml ----------------------------------------------------------------
 
 
-def test_grade_runs_on_push_only_in_students_copies():
+def test_grade_runs_on_push():
     lines = workflow("grade.yml")
     assert set(keys_of(section(lines, "on"))) == {"push", "workflow_dispatch"}
     assert keys_of(section(lines, "jobs")) == ["grade"]
-    # The lesson repository (not a fork) never runs the grader on its failing starter.
-    assert value(lines, "jobs", "grade", "if") == "${{ github.event.repository.fork || vars.LESSON_GRADING == 'on' }}"
 
 
 def test_grade_installs_the_lock_and_grades_like_pipenv_run_grade():
@@ -149,6 +151,74 @@ def test_grade_always_uploads_the_junit_report():
     assert all_steps.index(upload) > all_steps.index(the_step(all_steps, "--junitxml="))
 
 
+# --- classroom.yml --------------------------------------------------------------
+
+
+def test_classroom_runs_on_push_and_classrooms_dispatch():
+    lines = workflow("classroom.yml")
+    assert set(keys_of(section(lines, "on"))) == {"push", "repository_dispatch"}
+    assert keys_of(section(lines, "jobs")) == ["run-autograding-tests"]
+    assert value(lines, "permissions", "contents") == "read"
+
+
+def test_classroom_grades_once_and_hands_every_checkpoint_to_the_reporter():
+    all_steps = steps(workflow("classroom.yml"), "run-autograding-tests")
+    assert 'python-version: "3.11"' in the_step(all_steps, "actions/setup-python@")
+    assert the_step(all_steps, "pipenv install").endswith("run: pipenv install --deploy")
+    grade = the_step(all_steps, "pipenv run pytest")
+    assert grade.endswith('run: pipenv run pytest --junitxml=report.xml --lesson-classroom="$GITHUB_ENV"'), grade
+    assert "continue-on-error" not in grade and "||" not in grade
+    reporter = the_step(all_steps, "uses: classroom-resources/autograding-grading-reporter@v1")
+    # The variable the grader writes (report_text.CLASSROOM_RUNNERS) names the runners.
+    assert "runners: ${{ env.LESSON_CLASSROOM_RUNNERS }}" in reporter.splitlines()
+    # After a failed grade too, but only once the grader wrote the results.
+    assert "if: ${{ !cancelled() && env.LESSON_CLASSROOM_RUNNERS != '' }}" in reporter.splitlines()
+    upload = the_step(all_steps, "actions/upload-artifact@")
+    assert "if: always()" in upload.splitlines() and "path: report.xml" in upload.splitlines()
+    assert all_steps.index(grade) < all_steps.index(reporter) < all_steps.index(upload)
+
+
+# --- which workflow runs where -------------------------------------------------------
+
+
+def condition(name, job):
+    """A job's `if:` as a Python function of (fork, LESSON_GRADING, actor), for
+    the few operators these conditions use."""
+    text = value(workflow(name), "jobs", job, "if")
+    assert text.startswith("${{ ") and text.endswith(" }}"), text
+    expression = text[4:-3].replace("&&", " and ").replace("||", " or ")
+    expression = re.sub(r"!(?!=)", " not ", expression)
+    names = set(re.findall(r"[A-Za-z_][\w.]*", re.sub(r"'[^']*'", "''", expression)))
+    assert names <= {"and", "or", "not", "github.event.repository.fork", "vars.LESSON_GRADING", "github.actor"}, text
+
+    def holds(fork, grading, actor):
+        names = {
+            "github": SimpleNamespace(event=SimpleNamespace(repository=SimpleNamespace(fork=fork)), actor=actor),
+            "vars": SimpleNamespace(LESSON_GRADING=grading),
+        }
+        return eval(expression, {"__builtins__": {}}, names)  # the workflow's own text, nothing else
+
+    return holds
+
+
+def test_no_push_is_graded_by_two_workflows():
+    grade = condition("grade.yml", "grade")
+    classroom = condition("classroom.yml", "run-autograding-tests")
+    maintainers = condition("maintainers.yml", "selftest")
+    for fork, grading, actor in itertools.product((True, False), ("", "on", "classroom", "off"),
+                                                  ("student", "github-classroom[bot]")):
+        running = [name for name, runs in (("grade", grade), ("classroom", classroom), ("maintainers", maintainers))
+                   if runs(fork, grading, actor)]
+        assert len(running) <= 1, (fork, grading, actor, running)
+    # Where each one runs, as the README says.
+    assert grade(True, "", "student") and grade(False, "on", "student") and not grade(True, "classroom", "student")
+    assert classroom(False, "classroom", "student") and classroom(True, "classroom", "student")
+    assert not classroom(False, "classroom", "github-classroom[bot]") and not classroom(False, "", "student")
+    assert maintainers(False, "", "student") and not maintainers(False, "classroom", "student")
+    # The lesson repository (not a fork) never runs the grader on its failing starter.
+    assert not grade(False, "", "student") and not classroom(False, "", "student")
+
+
 # --- maintainers.yml ------------------------------------------------------------
 
 
@@ -156,9 +226,7 @@ def test_maintainers_runs_in_the_lesson_repository_on_push_and_pull_request():
     lines = workflow("maintainers.yml")
     assert set(keys_of(section(lines, "on"))) == {"push", "pull_request"}
     assert keys_of(section(lines, "jobs")) == ["selftest", "student"]
-    # Exactly the pushes grade.yml leaves out.
-    for job in ("selftest", "student"):
-        assert value(lines, "jobs", job, "if") == "${{ !github.event.repository.fork && vars.LESSON_GRADING != 'on' }}"
+    assert value(lines, "jobs", "selftest", "if") == value(lines, "jobs", "student", "if")
 
 
 def test_maintainers_matrix_covers_every_supported_python():
