@@ -6,6 +6,7 @@ below it, it would collect the current folder instead: nothing, or the
 project's own test suite. With no test path given, this points it at the
 grader wherever it runs inside the repository. The project's own suite runs
 only when asked for: `pytest server/testing/tests` or `pipenv run selftest`.
+The grader's options come from the plugin pytest.ini names (testing/options.py).
 """
 from pathlib import Path
 

@@ -18,6 +18,10 @@
    measured inside the worker), with the line saying what it confines here.
 5. A hanging submission (an endless loop in revision 3's upgrade()) graded
    with the default time limit: the wall time until pytest answers.
+6. The cost of the bounds on a correct submission: the same grade (in this
+   process) with the disk checks of every request and without them, and the
+   time the checks take in all. (The other bounds cost nothing to measure:
+   the grader reads less than it did, not more.)
 
 Exit code 0 when our grader's median is no slower than pytest-alembic's, 1
 when it is slower, 2 when something could not run. pytest-alembic is a dev
@@ -197,6 +201,7 @@ def main(argv=None):
         verdict = report(runs)
         report_isolation(checkout, options.runs)
         report_hanging(checkout, scratch / "hanging")
+        report_bounds(checkout, options.runs)
         return verdict
     finally:
         if options.keep:
@@ -268,6 +273,37 @@ def report_hanging(checkout, copy):
     answered = "answered" if run.returncode == 1 and "did not finish within the time limit" in run.output else "NOT answered"
     print(f"Hanging submission (endless loop in revision 3): {answered} in {run.seconds:.1f} s "
           f"with the default limit of {DEFAULT_SECONDS:g} s; {run.outcome}.")
+
+
+def report_bounds(checkout, runs):
+    """Grade the correct submission with the sandbox's disk checks and with them turned off."""
+    from testing.lesson.checks import grade
+    from testing.lesson.sandbox import Sandbox
+
+    check_disk, checks = Sandbox._check_disk, []
+
+    def timed_check(sandbox):
+        started = time.perf_counter()
+        check_disk(sandbox)
+        checks.append(time.perf_counter() - started)
+
+    seconds = {"with": [], "without": []}
+    try:
+        for _ in range(runs):
+            for name, check in (("with", timed_check), ("without", lambda sandbox: None)):
+                Sandbox._check_disk = check
+                started = time.perf_counter()
+                full = grade(checkout).full_marks
+                seconds[name].append(time.perf_counter() - started)
+                if not full:
+                    print("Bounds: the correct submission did not get full marks.")
+                    return
+    finally:
+        Sandbox._check_disk = check_disk
+    with_, without = statistics.median(seconds["with"]), statistics.median(seconds["without"])
+    print(f"Bounds: a correct submission is graded in {with_:.2f} s with the disk checks and {without:.2f} s "
+          f"without them (median of {runs}); its {len(checks) / runs:.0f} checks take "
+          f"{sum(checks) / runs * 1000:.1f} ms per grade in all.")
 
 
 if __name__ == "__main__":

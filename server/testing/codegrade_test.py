@@ -17,7 +17,7 @@ failed ones, leaving skipped ones out, so its final points are the grader's
 score / max_score. Without the plugin nothing of this happens: the marks
 would be unknown to pytest.
 
-Options (see conftest.py): --lesson-root PATH, --lesson-database URL.
+Options (testing/options.py): --lesson-root, --lesson-database, --lesson-timeout, --lesson-memory, --lesson-disk.
 """
 import pytest
 

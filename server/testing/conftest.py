@@ -7,6 +7,7 @@
     pytest --junitxml=report.xml            # JUnit XML with each checkpoint's points
     pytest --lesson-timeout=SECONDS         # time for the student's code (or LESSON_TIMEOUT; 20)
     pytest --lesson-memory=MB               # its memory, on Linux and macOS (or LESSON_MEMORY_MB; 1024)
+    pytest --lesson-disk=MB                 # the data it may write (or LESSON_DISK_MB; 256)
     pytest --lesson-classroom="$GITHUB_ENV"  # GitHub Classroom's reporter inputs (.github/workflows/classroom.yml)
 
 The student's code (revision scripts, models.py) never runs in this process:
@@ -15,11 +16,13 @@ it runs in a separate, time-limited worker process on a private copy
 the grader reads from the databases itself. Whatever that code does, the
 JUnit report is written and pytest exits 0 only at full marks.
 
-Write `--lesson-root=PATH` with "=": pytest picks its configuration before it
-knows this option, so a separate PATH argument counts as a test path and
-pytest would use the pytest.ini (and the grader copy) inside PATH. Run the
-pristine grader from its own root, e.g.
+The options are registered by testing/options.py, a plugin pytest.ini names,
+so `--opt value` works as well as `--opt=value`. Run the pristine grader
+from its own root, e.g.
     cd /grader && pytest --lesson-root=/submissions/alice --junitxml=alice.xml
+
+SIGTERM and SIGHUP stop a grade as Ctrl-C does (testing/lesson/leftovers.py):
+its throw-away databases, folders and worker processes are removed first.
 
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
@@ -49,38 +52,12 @@ GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader li
 REPORT = pytest.StashKey()
 
 
-def pytest_addoption(parser):
-    group = parser.getgroup("lesson", "grading the lesson")
-    group.addoption(
-        "--lesson-root", metavar="PATH", default=None,
-        help="grade the checkout at PATH instead of this one (default: $LESSON_ROOT, else this checkout); "
-             "write it with '=' so pytest does not take PATH for a test path",
-    )
-    group.addoption(
-        "--lesson-timeout", metavar="SECONDS", type=float, default=None,
-        help="time the student's code may take in all, for the revisions and for models.py each "
-             "(default: $LESSON_TIMEOUT, else 20)",
-    )
-    group.addoption(
-        "--lesson-memory", metavar="MB", type=int, default=None,
-        help="memory the student's code may use, on Linux and macOS (default: $LESSON_MEMORY_MB, else 1024)",
-    )
-    group.addoption(
-        "--lesson-database", metavar="URL", default=None,
-        help="replay the migrations on this PostgreSQL server, in throw-away databases "
-             "(default: $LESSON_GRADE_DATABASE_URL, else a temporary SQLite file)",
-    )
-    group.addoption(
-        "--lesson-classroom", metavar="FILE", default=None,
-        help="append each checkpoint's result for GitHub Classroom's reporter to FILE, "
-             "as variables in the format of $GITHUB_ENV",
-    )
-
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
+    from testing.lesson.leftovers import stop_on_signals
     from testing.lesson.sandbox import warm_up
 
+    stop_on_signals()
     warm_up()  # the worker processes' fork server boots while pytest collects
 
 
@@ -101,7 +78,8 @@ def lesson_report(request, record_testsuite_property):
 
     config = request.config
     try:
-        limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"))
+        limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"),
+                                         config.getoption("lesson_disk"))
         root = lesson_root(config)
         # The student's own database file counts only on their own checkout; grading
         # another one (a pristine grader, CodeGrade) leaves it out, as the cohort does.

@@ -22,5 +22,7 @@ if __name__ == "__main__":
         if fatal:
             sys.exit(1)
     from testing.lesson.cli import tool_commands
+    from testing.lesson.leftovers import stop_on_signals
 
+    stop_on_signals()  # SIGTERM and SIGHUP clean up like Ctrl-C: no database or folder left behind
     tool_commands(prog_name="pipenv run")

@@ -45,7 +45,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,7 +52,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Optional
 
-from .checkpoints import CHECKPOINTS
+from . import leftovers
+from .checkpoints import CHECKPOINTS, LESSON
 from .feedback import plural
 from .root_causes import consequence_of
 
@@ -424,7 +424,7 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
     items = [(str(by_key[key][0].path), backend, server_url) for key in keys]
     interrupted, graded = False, 0
     try:
-        with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
+        with leftovers.temporary_folder_removed("cohort") as work:
             for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
                 if outcome == "ok":
                     confinement.add(detail.pop("confinement", None) or "unknown")
@@ -543,6 +543,7 @@ class _Worker:
 def _worker_loop(connection, function, log_path):
     os.setpgrp()  # its own process group: stopping it also stops any process a grade started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    leftovers.stop_on_signals()  # ... and its SIGTERM (_stop_all) ends a grade that cleans up first
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)  # a submission's prints and warnings go to the log, not over the progress bar
     os.dup2(log, 2)
@@ -603,8 +604,21 @@ def run_pool(items, function, jobs, timeout, work):
                     worker.stop(kill=finished[0] in ("crashed", "timed_out"))
                     workers.remove(worker)
     finally:
-        for worker in workers:  # interrupted or done: no worker outlives the run
-            worker.stop(kill=True)
+        _stop_all(workers)
+
+
+STOP_SECONDS = 10  # for a stopped worker to remove its grade's databases and folders
+
+
+def _stop_all(workers):
+    """Interrupted or done: no worker outlives the run. Each is asked to stop with SIGTERM
+    first, so that a grade under way removes what it made, and killed if it does not."""
+    for worker in workers:
+        worker.process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        worker.stop(kill=True)
 
 
 def _collect(worker, timeout):

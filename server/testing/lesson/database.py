@@ -4,8 +4,6 @@ import ntpath
 import os
 import posixpath
 import sqlite3
-import tempfile
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -119,29 +117,69 @@ def postgres_unreachable_reason(server_url=None):
 
 
 @contextlib.contextmanager
-def throwaway_database(backend="sqlite", server_url=None, folder=None):
+def throwaway_database(backend="sqlite", server_url=None, folder=None, limits=None):
     """Yield the URL of a new, empty database that is deleted afterwards.
 
-    SQLite: a file in a temporary folder (inside `folder` when given). PostgreSQL: a database with a random
-    name created on the server (LESSON_POSTGRES_URL) and dropped at the end,
-    so parallel runs never collide or leave databases behind.
+    SQLite: a file in a new temporary folder, or in `folder`. PostgreSQL: a
+    database created on the server (LESSON_POSTGRES_URL) and dropped at the
+    end, named after this process (leftovers.py) so that parallel runs never
+    collide and a later run can drop it if this one is killed; that later run
+    is any run that makes one, as it first drops the stale ones. With `limits`
+    (sandbox.Limits), every session on it has statement_timeout and, where the
+    server allows it, temp_file_limit.
     """
+    from . import leftovers
+
     if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="lesson-", dir=folder) as scratch:
-            yield sqlite_url(Path(scratch) / "scratch.db")
+        if folder is not None:
+            yield sqlite_url(Path(folder) / "scratch.db")
+            return
+        with leftovers.temporary_folder_removed("scratch") as scratch:
+            yield sqlite_url(scratch / "scratch.db")
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}: use 'sqlite' or 'postgresql'")
     server = make_url(server_url or postgres_server_url())
-    name = f"lesson_{uuid.uuid4().hex[:12]}"
+    name = leftovers.database_name()
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     try:
+        leftovers.sweep_databases(admin)
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         try:
+            if limits is not None:
+                _limit_sessions(admin, name, limits)
             yield server.set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as connection:
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def _limit_sessions(admin, name, limits):
+    """PostgreSQL's own bounds on every session of a throw-away database: no statement runs
+    longer than the time limit, none spills more than the disk limit to temporary files
+    (temp_file_limit needs a superuser: elsewhere the grader's size check is the bound)."""
+    settings = {"statement_timeout": f"{int(limits.seconds * 1000)}", "temp_file_limit": f"{limits.disk_mb * 1024}"}
+    with admin.connect() as connection:
+        for setting, value in settings.items():
+            try:
+                connection.execute(sa.text(f'ALTER DATABASE "{name}" SET {setting} = {value}'))
+            except sa.exc.DBAPIError:
+                pass  # not allowed for this user: the sandbox's size check and time limit remain
+
+
+def database_size(connection):
+    """Bytes a PostgreSQL database takes on disk (the one `connection` is in)."""
+    size = connection.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+    connection.commit()
+    return size
+
+
+def end_other_sessions(connection):
+    """End every other session on this PostgreSQL database: a statement of a stopped worker
+    would otherwise run on until the server notices its client is gone."""
+    connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    connection.commit()

@@ -149,14 +149,14 @@ def _error_response(message):
 
 
 @contextlib.contextmanager
-def replay_database(backend, server_url=None, folder=None, gate=None):
+def replay_database(backend, server_url=None, folder=None, gate=None, limits=None):
     """(URL for the grading process, URL for the worker) of a new, empty database,
     deleted afterwards; see the module docstring."""
     if backend != "postgresql" or gate is None:
-        with throwaway_database(backend, server_url=server_url, folder=folder) as url:
+        with throwaway_database(backend, server_url=server_url, folder=folder, limits=limits) as url:
             yield url, url
         return
-    with throwaway_database(backend, server_url=server_url) as url:
+    with throwaway_database(backend, server_url=server_url, limits=limits) as url:
         admin_url = make_url(url)
         name = admin_url.database  # the role takes the database's name: whatever sweeps one finds the other
         password = secrets.token_urlsafe(24)  # letters, digits, - and _ only: safe in a quoted literal

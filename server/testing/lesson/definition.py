@@ -316,5 +316,11 @@ class Lesson:
         """The specs a correct revision `position` leaves, from the schema it started on (None: cannot tell)."""
         return self.revision(position).change.expected_after(specs_of(before), before)
 
+    @property
+    def table_names(self):
+        """Every name the lesson's tables have at some point (read first, whatever else a database holds)."""
+        return frozenset(table for data_set in self.data_sets for table in data_set.tables) | \
+            frozenset(table for table, _columns in self.end.tables)
+
     def data_set_in(self, table):
         return next((data_set for data_set in self.data_sets if table in data_set.tables), None)

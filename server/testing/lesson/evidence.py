@@ -86,7 +86,9 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
     local_database=False (an instructor's grade) reads no local database."""
     evidence = Evidence(layout, backend, Folders.of(layout), local_counted=local_database)
     gate = DatabaseGate.open(server_url) if backend == "postgresql" else contextlib.nullcontext()
-    with gate as gate, Sandbox(layout, limits, "models") as models_box, \
+    # The sandboxes close first, however the block ends (a SIGTERM too): their workers are
+    # stopped before the pool waits for the thread that loads models.py.
+    with ThreadPoolExecutor(max_workers=1) as pool, gate as gate, Sandbox(layout, limits, "models") as models_box, \
             Sandbox(layout, limits, database_gate=gate) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
@@ -94,16 +96,15 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
             evidence.findings += check_app_py(layout)
         if evidence.folders.migrations:
             evidence.findings += check_env_py(layout)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            models = pool.submit(load_models, layout, models_box)
-            if evidence.migrations_usable:
-                evidence.history = load_history(layout, revisions_box)
-            if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
-                evidence.replay = replay(
-                    evidence.history, revisions_box, lesson, lambda: models.result().metadata,
-                    backend=backend, server_url=server_url,
-                )
-            evidence.models = models.result()
+        models = pool.submit(load_models, layout, models_box)
+        if evidence.migrations_usable:
+            evidence.history = load_history(layout, revisions_box)
+        if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
+            evidence.replay = replay(
+                evidence.history, revisions_box, lesson, lambda: models.result().metadata,
+                backend=backend, server_url=server_url,
+            )
+        evidence.models = models.result()
         if before_production:
             evidence.production = review_revisions(
                 revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)

@@ -22,6 +22,7 @@ command and the project's own tests all use it, so the wording lives here and
 in checks.py only.
 """
 import linecache
+import re
 import textwrap
 import traceback
 from dataclasses import dataclass, field
@@ -170,6 +171,43 @@ def error_line(error, kind=False):
 
 def plural(count, word, many=None):
     return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+NAME_CHARACTERS = 60  # of a table or column name in a message: a name can be thousands long
+LISTED = 3  # names shown in a summarised list
+
+
+LINES_SHOWN = 10  # of a list of operations, statements or risks
+LINE_CHARACTERS = 240
+
+
+def short(name):
+    """A name as a message shows it: a very long one cut in its middle."""
+    if name is None:
+        return None
+    name = str(name)
+    if len(name) <= NAME_CHARACTERS:
+        return name
+    half = NAME_CHARACTERS // 2 - 1
+    return f"{name[:half]}\u2026{name[-half:]} ({len(name):,} characters)"
+
+
+def summarised(names, noun):
+    """'5,000 extra tables: `t0`, `t1`, `t2`, \u2026 and 4,997 more': a long list kept short."""
+    names = sorted(names, key=lambda name: [int(part) if part.isdigit() else part
+                                            for part in re.split(r"(\d+)", str(name))])  # t2 before t10
+    shown = ", ".join(f"`{short(name)}`" for name in names[:LISTED])
+    rest = len(names) - LISTED
+    return f"{len(names):,} {noun}: {shown}" + (f", \u2026 and {rest:,} more" if rest > 0 else "")
+
+
+def first_lines(lines):
+    """At most LINES_SHOWN lines of at most LINE_CHARACTERS each, then how many more there are."""
+    lines = list(lines)
+    kept = [line if len(line) <= LINE_CHARACTERS else line[:LINE_CHARACTERS - 1] + "\u2026" for line in lines[:LINES_SHOWN]]
+    if len(lines) > LINES_SHOWN:
+        kept.append(f"\u2026 and {len(lines) - LINES_SHOWN:,} more")
+    return kept
 
 
 def quoted(names):

@@ -18,9 +18,9 @@ state of the database, so a reload does not replay again.
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 
 from .database import app_database_url, backend_of, in_instance_folder, normalize_url, read_only_engine
 from .feedback import error_line
+from .leftovers import temporary_folder
 
 ENGINE_SERVER_DIR = Path(__file__).resolve().parents[2]  # this grader's server/
 DEFAULT_ROOT = ENGINE_SERVER_DIR.parent
@@ -246,33 +247,40 @@ def lesson_facts(root, url, database):
 def run_facts(root, url, timeout=None):
     timeout = timeout or FACTS_TIMEOUT
     environment = dict(os.environ, PYTHONPATH=str(ENGINE_SERVER_DIR), PYTHONDONTWRITEBYTECODE="1")
-    with tempfile.TemporaryDirectory(prefix="lesson-page-") as folder:
-        out = Path(folder) / "facts.json"
-        command = [sys.executable, "-B", "-m", "testing.lesson.page_facts", str(root), url, str(out)]
-        try:
-            run = subprocess.run(
-                command, cwd=folder, env=environment, capture_output=True, text=True, timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            return {"error": (
-                f"Checking your files did not finish within {timeout:.0f} s. A revision file or "
-                "models.py probably runs an endless loop or waits for something: run `pytest` from the "
-                "repository root to see which one."
-            )}
-        if run.returncode != 0 or not out.is_file():
-            last = [line for line in (run.stderr or "").splitlines() if line.strip()]
-            why = last[-1].strip() if last else (
-                f"a revision file or models.py ended the process with exit code {run.returncode}"
-            )
-            return {"error": (
-                f"Checking your files stopped early: {why}. Run `pytest` from the repository root "
-                "for the grader's message."
-            )}
-        try:
-            return json.loads(out.read_text(encoding="utf-8"))
-        except ValueError as error:
-            return {"error": f"Checking your files gave no usable answer ({error})."}
+    folder = temporary_folder("page")  # named after this process: swept if it is killed
+    try:
+        return _facts_in(folder, root, url, timeout, environment)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _facts_in(folder, root, url, timeout, environment):
+    out = Path(folder) / "facts.json"
+    command = [sys.executable, "-B", "-m", "testing.lesson.page_facts", str(root), url, str(out)]
+    try:
+        run = subprocess.run(
+            command, cwd=folder, env=environment, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": (
+            f"Checking your files did not finish within {timeout:.0f} s. A revision file or "
+            "models.py probably runs an endless loop or waits for something: run `pytest` from the "
+            "repository root to see which one."
+        )}
+    if run.returncode != 0 or not out.is_file():
+        last = [line for line in (run.stderr or "").splitlines() if line.strip()]
+        why = last[-1].strip() if last else (
+            f"a revision file or models.py ended the process with exit code {run.returncode}"
+        )
+        return {"error": (
+            f"Checking your files stopped early: {why}. Run `pytest` from the repository root "
+            "for the grader's message."
+        )}
+    try:
+        return json.loads(out.read_text(encoding="utf-8"))
+    except ValueError as error:
+        return {"error": f"Checking your files gave no usable answer ({error})."}
 
 
 # --- the revision graph --------------------------------------------------------------

@@ -166,8 +166,11 @@ def facts(root, database_url):
 
 
 def main(argv):
+    from .leftovers import stop_on_signals
+
     root, database_url, out = argv
     sys.dont_write_bytecode = True
+    stop_on_signals()
     data = facts(root, database_url)
     Path(out).write_text(json.dumps(data), encoding="utf-8")
     return 0

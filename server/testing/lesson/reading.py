@@ -1,8 +1,10 @@
 """One reader of a database's schema and rows, for the replay's throw-away
 databases and for the student's own database alike.
 
-- `inspect_schema(connection)`: {table: {column: Column}} with SQLAlchemy's
-  inspector, alembic_version left out.
+- `inspect_schema(connection, wanted)`: {table: {column: Column}} with
+  SQLAlchemy's inspector, alembic_version left out. Whatever a submission
+  creates, it reads the lesson's tables and at most MAX_TABLES_READ others
+  in full; the rest are there by name only, with no columns.
 - `read_database(url, lesson, metadata=None, root=None)`: the student's
   database, opened read-only (SQLite in read-only mode, PostgreSQL in a
   read-only transaction): the revisions alembic_version holds, the schema,
@@ -10,6 +12,7 @@ databases and for the student's own database alike.
   have and, given models.py's MetaData, what Alembic's autogenerate finds
   between the two. Nothing is ever written.
 """
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -20,6 +23,38 @@ from sqlalchemy.engine import make_url
 from .feedback import relative
 
 VERSION_TABLE = "alembic_version"
+MAX_TABLES_READ = 50  # tables read column by column; the lesson has a handful
+
+
+class TooLong(Exception):
+    """Reading a database took longer than the time limit (what it holds is too much to read)."""
+
+
+class Deadline:
+    """The moment a reading must be done by. `check()` raises TooLong after it; on SQLite,
+    `bind(connection)` also stops a statement that runs past it."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds if seconds else None
+
+    def passed(self):
+        return self.end is not None and time.monotonic() > self.end
+
+    def check(self):
+        if self.passed():
+            raise TooLong(f"reading it took longer than the time limit ({self.seconds:g} s)")
+
+    def bind(self, connection):
+        """Make SQLite give up a statement once the deadline has passed (PostgreSQL has
+        statement_timeout on the throw-away databases, database.py)."""
+        raw = connection.connection.driver_connection
+        if hasattr(raw, "set_progress_handler"):
+            raw.set_progress_handler(lambda: 1 if self.passed() else 0, 10_000)
+        return self
+
+
+NO_DEADLINE = Deadline(None)
 
 
 @dataclass(frozen=True)
@@ -65,11 +100,16 @@ def differences_of(diff):
 Schema = Dict[str, Dict[str, Column]]  # table -> column name -> Column
 
 
-def inspect_schema(connection):
+def inspect_schema(connection, wanted=(), deadline=NO_DEADLINE):
+    """See the module docstring: `wanted` are the tables read first (the lesson's)."""
     inspector = sa.inspect(connection)
+    names = [table for table in inspector.get_table_names() if table != VERSION_TABLE]
+    read = tables_to_read(names, wanted)
     schema = {}
-    for table in inspector.get_table_names():
-        if table == VERSION_TABLE:
+    for table in names:
+        deadline.check()
+        if table not in read:
+            schema[table] = {}  # there, but not read: no lesson's table, and one too many to read
             continue
         primary_key = set(inspector.get_pk_constraint(table).get("constrained_columns") or ())
         schema[table] = {
@@ -80,6 +120,13 @@ def inspect_schema(connection):
     return schema
 
 
+def tables_to_read(names, wanted):
+    """The tables read in full: every one named in `wanted`, and the first MAX_TABLES_READ
+    others by name (the same ones before and after a step that leaves them alone)."""
+    others = sorted(name for name in names if name not in wanted)[:MAX_TABLES_READ]
+    return {name for name in names if name in wanted} | set(others)
+
+
 def _kind(column_type):
     if isinstance(column_type, sa.Integer):
         return "integer"
@@ -88,12 +135,18 @@ def _kind(column_type):
     return type(column_type).__name__
 
 
-def row_counts(connection, tables):
-    """{table: number of rows} for the named tables (read only)."""
-    return {
-        table: connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
-        for table in tables
-    }
+def row_counts(connection, tables, deadline=NO_DEADLINE):
+    """{table: number of rows} for the named tables (COUNT(*), no row loaded)."""
+    counts = {}
+    for table in tables:
+        deadline.check()
+        counts[table] = connection.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+    return counts
+
+
+def tables_read(schema):
+    """The tables of a schema from inspect_schema that were read in full."""
+    return [table for table, columns in schema.items() if columns]
 
 
 def column_types(schema):
@@ -143,9 +196,10 @@ class DatabaseReading:
         return column_types(self.schema)
 
 
-def read_database(url, lesson, metadata=None, root=None):
+def read_database(url, lesson, metadata=None, root=None, deadline=NO_DEADLINE):
     """Read the database at `url`; see the module docstring. A SQLite file is
-    labelled by its path relative to `root` (the repository), as a student sees it."""
+    labelled by its path relative to `root` (the repository), as a student sees it.
+    Past `deadline`, it stops with the error TooLong."""
     from .database import read_only_engine
 
     engine, sqlite_path = read_only_engine(url)
@@ -156,7 +210,7 @@ def read_database(url, lesson, metadata=None, root=None):
             return reading
         with engine.connect() as connection:
             reading.exists = True
-            _read(connection, reading, lesson, metadata)
+            _read(connection, reading, lesson, metadata, deadline.bind(connection))
             connection.rollback()
     except Exception as error:  # an unreachable server or a damaged file
         reading.error_kind, reading.error_detail = type(error).__name__, str(error)
@@ -165,32 +219,38 @@ def read_database(url, lesson, metadata=None, root=None):
     return reading
 
 
-def _read(connection, reading, lesson, metadata):
+def _read(connection, reading, lesson, metadata, deadline):
     from alembic.runtime.migration import MigrationContext
 
     inspector = sa.inspect(connection)
     reading.tables = sorted(inspector.get_table_names())
     if VERSION_TABLE in reading.tables:
         reading.versions = list(MigrationContext.configure(connection).get_current_heads())
-    reading.schema = inspect_schema(connection)
-    reading.counts = row_counts(connection, reading.schema)
+    reading.schema = inspect_schema(connection, lesson.table_names, deadline)
+    reading.counts = row_counts(connection, tables_read(reading.schema), deadline)
     for table, column in lesson.end.kept_values:
         if column in reading.schema.get(table, {}):
             target = sa.table(table, sa.column(column))
             reading.empty_values[f"{table}.{column}"] = connection.execute(
                 sa.select(sa.func.count()).select_from(target).where(target.c[column].is_(None))).scalar_one()
+    deadline.check()
     if metadata is not None:
         reading.model_differences, _code, reading.model_error = compare_models(connection, metadata)
 
 
 def compare_models(connection, metadata):
     """Alembic autogenerate's differences between the models and the database:
-    (differences as plain data, the upgrade code `flask db migrate` would write, error)."""
+    (differences as plain data, the upgrade code `flask db migrate` would write, error).
+    Like inspect_schema, it reflects at most MAX_TABLES_READ tables, the models' first."""
     from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
     from alembic.runtime.migration import MigrationContext
 
     try:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        read = tables_to_read(sa.inspect(connection).get_table_names(), metadata.tables)
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True,
+            "include_name": lambda name, kind, parents: kind != "table" or name in read,
+        })
         diff = differences_of(compare_metadata(context, metadata))
         code = ""
         if diff:

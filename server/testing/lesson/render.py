@@ -13,7 +13,7 @@ to the repository; never by message or id.
 import json
 import textwrap
 
-from .feedback import Feedback, bullet_list, code_block, one_line, plural
+from .feedback import Feedback, bullet_list, code_block, first_lines, one_line, plural, short, summarised
 from .judge import PASSED
 
 BLOCKED_WHY = {
@@ -74,13 +74,25 @@ MISMATCH_WORDS = {
 }
 
 
+# Kinds a submission can repeat without end, summarised in one line beyond MANY of them.
+SUMMARISED = {"extra_table": "extra tables", "extra_column": "extra columns"}
+MANY = 5
+
+
 def mismatch_lines(mismatches):
-    """judge.Mismatch records as the lines a student reads."""
+    """judge.Mismatch records as the lines a student reads; very long names cut short, and
+    more than MANY extra tables (or columns) in one line."""
     lines = []
+    for kind, noun in SUMMARISED.items():
+        names = [m.table if kind == "extra_table" else f"{m.table}.{m.column}" for m in mismatches if m.kind == kind]
+        if len(names) > MANY:
+            lines.append(summarised(names, noun))
+            mismatches = [m for m in mismatches if m.kind != kind]
     for mismatch in mismatches:
-        found = ", ".join(mismatch.found) if isinstance(mismatch.found, list) else mismatch.found
+        found = ", ".join(map(short, mismatch.found)) if isinstance(mismatch.found, list) else mismatch.found
+        table, column = short(mismatch.table), short(mismatch.column)
         lines.append(MISMATCH_WORDS[mismatch.kind].format(
-            table=mismatch.table, column=mismatch.column, where=f"`{mismatch.table}.{mismatch.column}`",
+            table=table, column=column, where=f"`{table}.{column}`",
             found=found, found_or_none=found or "none", expected=mismatch.expected,
             rows=plural(found, "row") if isinstance(found, int) else "",
         ))
@@ -167,9 +179,9 @@ def what_it_does(step):
     if step.record_problem:
         lines.append(("then " if lines else "") + step.record_problem)
     if lines:
-        return "\n".join(lines)
+        return "\n".join(first_lines(lines))
     if step.statements:
-        return "\n".join(step.statements)
+        return "\n".join(first_lines(step.statements))
     return "" if step.stopped else "nothing (the function runs no operations)"
 
 
@@ -353,7 +365,7 @@ class _Words:
         revision_file = self.chain[position - 1]
         feedback.add("What it does (upgrade)", what_it_does(step))
         if step is not None and step.risks:
-            feedback.add("Why", "\n".join(risk.message for risk in step.risks))
+            feedback.add("Why", "\n".join(first_lines(risk.message for risk in step.risks)))
         feedback.add("Expected", f"Revision {position} {self.lesson.revision(position).expected}.")
         fix = (f"In {revision_file.rel}, make the functions read:\n\n"
                f"{fix_functions(self.lesson.revision(position), revision_file.uses_batch)}")
@@ -518,7 +530,7 @@ class _Words:
         if does:
             text += "\n\nWhat it does (downgrade):\n" + code_block(does.splitlines(), 1)
         if step.risks:
-            text += "\n\nWhy:\n" + code_block([risk.message for risk in step.risks], 1)
+            text += "\n\nWhy:\n" + code_block(first_lines(risk.message for risk in step.risks), 1)
         revision = self.lesson.revision(position)
         if revision is not None:
             lines = ["def downgrade():"] + ["    " + line for line in

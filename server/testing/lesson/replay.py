@@ -28,10 +28,11 @@ from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 
+from .database import database_size, end_other_sessions
 from .database_gate import replay_database
 from .feedback import error_line
 from .pending import record
-from .reading import Schema, column_types, compare_models, inspect_schema, row_counts
+from .reading import NO_DEADLINE, Deadline, Schema, TooLong, column_types, compare_models, inspect_schema, row_counts, tables_read
 from .sandbox import ChildFailure
 from .schema_data import columns_as_text
 
@@ -94,27 +95,26 @@ class Replay:
 
 
 def read_rows(connection, schema, data_set):
-    """{id: (name, value)} for a data set, or None when the schema has no place for it."""
+    """{id: (name, value)} of the lesson's rows of a data set (looked up by key: rows a
+    submission adds are never loaded), or None when the schema has no place for it."""
     located = data_set.locate(schema)
     if located is None:
         return None
     table, value_column = located
-    rows = connection.execute(sa.text(
-        f'SELECT id, name, "{value_column}" FROM "{table}" ORDER BY id'
-    )).fetchall()
+    target = sa.table(table, sa.column("id"), sa.column("name"), sa.column(value_column))
+    keys = list(data_set.expected_rows())
+    rows = connection.execute(sa.select(target.c.id, target.c.name, target.c[value_column])
+                              .where(target.c.id.in_(keys)).order_by(target.c.id)).fetchall()
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def restore_rows(connection, schema, data_set, rows):
-    """Make a data set's table hold exactly the lesson's rows again, given the rows it holds
-    ({id: (name, value)}): rows kept are updated in place, so that a table that gained a
-    NOT NULL column since keeps its other values; missing ones are inserted."""
+    """Put the lesson's rows of a data set back, given those it holds ({id: (name, value)}):
+    rows kept are updated in place, so that a table that gained a NOT NULL column since
+    keeps its other values; missing ones are inserted. Rows the submission added stay."""
     table, value_column = data_set.locate(schema)
     target = sa.table(table, sa.column("id"), sa.column("name"), sa.column(value_column))
     expected = data_set.expected_rows()
-    stray = [i for i in rows if i not in expected]
-    if stray:
-        connection.execute(target.delete().where(target.c.id.in_(stray)))
     for i, (name, value) in expected.items():
         if i not in rows:
             connection.execute(target.insert().values({"id": i, "name": name, value_column: value}))
@@ -142,17 +142,19 @@ def _losses(data_sets, data_before, data_after, schema_before, schema_after):
 
 
 class _Runner:
-    def __init__(self, connection, sandbox, url, data_sets):
+    def __init__(self, connection, sandbox, url, lesson):
         self.connection = connection
         self.sandbox = sandbox
         self.url = url  # the worker's: its own role's, through the sandbox's database gate
-        self.data_sets = data_sets
+        self.lesson = lesson
+        self.data_sets = lesson.data_sets
+        self.deadline = NO_DEADLINE
 
     def row_counts(self, schema):
-        return row_counts(self.connection, schema)
+        return row_counts(self.connection, tables_read(schema), self.deadline)
 
     def snapshot(self):
-        schema = inspect_schema(self.connection)
+        schema = inspect_schema(self.connection, self.lesson.table_names, self.deadline)
         data = {}
         for data_set in self.data_sets:
             rows = read_rows(self.connection, schema, data_set)
@@ -178,8 +180,26 @@ class _Runner:
                 self.connection.rollback()  # the schema is wrong; the checks say so
 
     def run(self, revision, direction, position):
+        """One step; reading what it leaves has the time limit too (a Deadline per step)."""
+        self.deadline = Deadline(self.sandbox.limits.seconds).bind(self.connection)
+        step = Step(direction, position, revision, before={})
+        try:
+            return self._run(step)
+        except TooLong as too_long:
+            step.error, step.stopped = f"{direction}() left a database too big to read: {too_long}.", True
+        except sa.exc.DBAPIError as error:
+            if not (self.deadline.passed() or _cancelled(error)):
+                raise
+            step.error = f"{direction}() left a database too big to read: reading it took longer than the " \
+                         f"time limit ({self.deadline.seconds:g} s)."
+            step.stopped = True
+        self.connection.rollback()
+        return step
+
+    def _run(self, step):
+        direction, revision = step.direction, step.revision
         schema, data = self.snapshot()
-        step = Step(direction, position, revision, before=schema, row_counts_before=self.row_counts(schema))
+        step.before, step.row_counts_before = schema, self.row_counts(schema)
         self.connection.commit()  # no lock of ours may stand in the worker's way
         if not revision.loaded:
             step.error = revision.load_error or f"{revision.rel} cannot be loaded."
@@ -189,6 +209,8 @@ class _Runner:
             answer = self.sandbox.request("run", path=path, direction=direction, url=self.url)
         except ChildFailure as failure:
             step.error, step.stopped = f"{direction}() {failure}.", True
+            if self.connection.dialect.name == "postgresql":
+                end_other_sessions(self.connection)
             return step
         step.error = answer.get("error")
         step.statements = [str(line) for line in (answer.get("result") or {}).get("statements", [])]
@@ -198,6 +220,7 @@ class _Runner:
         self.describe(step)
         if step.error:
             return step
+        self.deadline = Deadline(self.sandbox.limits.seconds).bind(self.connection)
         step.after, data_after = self.snapshot()
         step.row_counts_after = self.row_counts(step.after)
         self.connection.commit()
@@ -223,19 +246,28 @@ def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url
     if not chain:
         return result
     try:
-        with replay_database(backend, server_url, sandbox.folder, sandbox.database_gate) as (url, worker_url):
+        with replay_database(backend, server_url, sandbox.folder, sandbox.database_gate,
+                             limits=sandbox.limits) as (url, worker_url):
             engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if backend == "sqlite":
                 sa.event.listen(engine, "connect", _fast_sqlite)
             try:
                 with engine.connect() as connection:
-                    runner = _Runner(connection, sandbox, worker_url, lesson.data_sets)
+                    if backend == "postgresql":  # on SQLite, the file is in the sandbox's folder
+                        sandbox.database_size = lambda: database_size(connection)
+                    runner = _Runner(connection, sandbox, worker_url, lesson)
                     _replay(runner, chain, lesson.end.revision, metadata, result)
             finally:
+                sandbox.database_size = None
                 engine.dispose()
     except (sa.exc.SQLAlchemyError, ImportError, OSError) as error:  # the server, not the student
         result.error = f"The {backend} database for the replay could not be used: {error_line(error)}"
     return result
+
+
+def _cancelled(error):
+    """PostgreSQL stopped the statement (statement_timeout, database.py)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "57014"
 
 
 def _fast_sqlite(dbapi_connection, connection_record):

@@ -23,6 +23,11 @@ starts, so that stopping it ends every process it left, double-forked or not.
 A request in which the student's code tried to get out fails (ChildFailure
 "escape") with a sentence saying what it tried.
 
+Disk: no file the worker writes may grow past the disk limit (RLIMIT_FSIZE),
+and while a request runs the grader measures the private folder (where the
+replay's SQLite database lives too) and, on PostgreSQL, the throw-away
+database (`database_size`): past the limit, the worker is stopped.
+
 Every file of the grader and of the graded checkout is fingerprinted first
 and checked after each request: a request that changed one of them fails,
 and the file is put back as it was.
@@ -40,8 +45,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .leftovers import temporary_folder
 
 LESSON_PACKAGE = Path(__file__).resolve().parent
 GRADER_ROOT = LESSON_PACKAGE.parents[2]
@@ -49,6 +57,8 @@ DEFAULT_SECONDS = 20.0
 GRACE_SECONDS = 2.0  # for each request after one overran the limit: plenty for a migration
 START_SECONDS = 60.0  # for the worker to start (not the student's time)
 DEFAULT_MEMORY_MB = 1024
+DEFAULT_DISK_MB = 256
+DISK_CHECK_SECONDS = 0.25  # how often the private folder and database are measured during a request
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 MAX_COPIED_BYTES = 16 * 1024 * 1024
 # Not the student's code: left out of the private copy.
@@ -65,13 +75,19 @@ BOOTSTRAP = (
 class Limits:
     seconds: float = DEFAULT_SECONDS  # for each request (one import, one upgrade, ...)
     memory_mb: int = DEFAULT_MEMORY_MB
+    disk_mb: int = DEFAULT_DISK_MB  # the data the student's code may write: files and database
 
     @classmethod
-    def from_environment(cls, seconds=None, memory_mb=None, environ=os.environ):
-        """Limits from options, else LESSON_TIMEOUT / LESSON_MEMORY_MB, else the defaults."""
+    def from_environment(cls, seconds=None, memory_mb=None, disk_mb=None, environ=os.environ):
+        """Limits from options, else LESSON_TIMEOUT / LESSON_MEMORY_MB / LESSON_DISK_MB, else the defaults."""
         seconds = seconds or environ.get("LESSON_TIMEOUT") or DEFAULT_SECONDS
         memory_mb = memory_mb or environ.get("LESSON_MEMORY_MB") or DEFAULT_MEMORY_MB
-        return cls(float(seconds), int(memory_mb))
+        disk_mb = disk_mb or environ.get("LESSON_DISK_MB") or DEFAULT_DISK_MB
+        return cls(float(seconds), int(memory_mb), int(disk_mb))
+
+    @property
+    def disk_bytes(self):
+        return self.disk_mb * 1024 * 1024
 
 
 class ChildFailure(Exception):
@@ -80,7 +96,7 @@ class ChildFailure(Exception):
 
     def __init__(self, kind, text):
         super().__init__(text)
-        self.kind = kind  # timeout, exited, memory, garbage, tampered, escape
+        self.kind = kind  # timeout, exited, memory, disk, garbage, tampered, escape
 
 
 class Sandbox:
@@ -96,9 +112,10 @@ class Sandbox:
         self.process = None  # _ForkedWorker or _FreshWorker
         self.ready = False
         self.overran = False  # a request has used up the whole limit
+        self.database_size = None  # set by the replay on PostgreSQL: bytes its throw-away database holds
 
     def __enter__(self):
-        self.folder = Path(tempfile.mkdtemp(prefix="lesson-sandbox-"))
+        self.folder = temporary_folder("sandbox")
         return self
 
     def __exit__(self, *exc_info):
@@ -171,13 +188,20 @@ class Sandbox:
 
     def _wait(self, nonce):
         allowance = GRACE_SECONDS if self.overran else self.limits.seconds
-        try:
-            line = self.process.receive(allowance)
-        except TimeoutError:
-            self.stop()
-            earlier = ", as an earlier step had already used up the full limit" if self.overran else ""
-            self.overran = True
-            raise ChildFailure("timeout", f"did not finish within the time limit ({allowance:g} s{earlier})")
+        deadline = time.monotonic() + allowance
+        while True:
+            try:
+                line = self.process.receive(min(DISK_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
+                break
+            except TimeoutError:
+                self._check_disk()
+                if time.monotonic() < deadline:
+                    continue
+                self.stop()
+                earlier = ", as an earlier step had already used up the full limit" if self.overran else ""
+                self.overran = True
+                raise ChildFailure("timeout", f"did not finish within the time limit ({allowance:g} s{earlier})")
+        self._check_disk()
         if line is None:  # the process ended without answering
             raise ChildFailure(*self._ending())
         try:
@@ -189,6 +213,19 @@ class Sandbox:
             raise ChildFailure("garbage", "disturbed the grader's worker process (it sent output the grader "
                                           "cannot read), so it was stopped")
         return answer
+
+    def disk_used(self):
+        """Bytes the private folder and the throw-away database take on disk."""
+        used = folder_size(self.folder)
+        if self.database_size is not None:
+            used += self.database_size()
+        return used
+
+    def _check_disk(self):
+        if self.disk_used() >= self.limits.disk_bytes:
+            self.stop()
+            raise ChildFailure("disk", f"writes more than {self.limits.disk_mb} MB of data: grading allows "
+                                       f"{self.limits.disk_mb} MB (--lesson-disk)")
 
     def _ending(self):
         code = self.process.exit_code()
@@ -250,7 +287,7 @@ class _ForkedWorker:
         process = context.Process(
             target=serve_forked, daemon=False,
             args=(theirs, str(sandbox.root), str(sandbox.root / "server"), sandbox.limits.memory_mb,
-                  _child_environment(), os.getpid(), sandbox.database_port),
+                  _child_environment(), os.getpid(), sandbox.database_port, sandbox.limits.disk_mb),
         )
         try:
             with _no_bytecode_for_the_fork_server(), _forking:
@@ -379,7 +416,8 @@ class _FreshWorker:
         command = [
             sys.executable, "-I", "-B", str(grader / "run_worker.py"),
             "--root", str(sandbox.root), "--server", str(sandbox.root / "server"),
-            "--memory-mb", str(sandbox.limits.memory_mb), "--role", sandbox.role,
+            "--memory-mb", str(sandbox.limits.memory_mb), "--disk-mb", str(sandbox.limits.disk_mb),
+            "--role", sandbox.role,
         ]
         if sandbox.database_port:
             command += ["--database-port", str(sandbox.database_port)]
@@ -436,6 +474,19 @@ def _copy_server(source, destination):
         shutil.copytree(source, destination, ignore=ignore, symlinks=True)
     else:
         destination.mkdir(parents=True)
+
+
+def folder_size(folder):
+    """Bytes the files below `folder` take on disk (links not followed)."""
+    total = 0
+    for directory, _subfolders, names in os.walk(folder):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            total += info.st_blocks * 512 if hasattr(info, "st_blocks") else info.st_size  # Windows: no blocks
+    return total
 
 
 def _too_big(path):
@@ -592,7 +643,7 @@ def guards_for(layout):
     checkout: in place, a student may be editing them right now, so a change is
     reported, never undone."""
     testing = LESSON_PACKAGE.parent
-    grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py",
+    grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py", testing / "options.py",
                         GRADER_ROOT / "pytest.ini", GRADER_ROOT / "conftest.py"], restore=True, remove_added=False)
     in_place = layout.root == GRADER_ROOT
     checkout = FileGuard([layout.server], restore=not in_place, remove_added=not in_place,

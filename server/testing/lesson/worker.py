@@ -179,15 +179,21 @@ def _fast_sqlite(dbapi_connection, connection_record):
     cursor.close()
 
 
-def _limit_resources(megabytes):
-    """Memory, and a backstop on CPU time in case this process is ever left alone."""
+def _limit_resources(megabytes, disk_megabytes=0):
+    """Memory, the size of any file written (a write past it fails with EFBIG instead of
+    ending the process), and a backstop on CPU time in case this process is ever left alone."""
     try:
         import resource
+        import signal
     except ImportError:  # Windows: the time limit and the watchdog still apply
         return
     if megabytes:
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if disk_megabytes:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = disk_megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     cpu_seconds = 600
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
@@ -299,7 +305,7 @@ class _ConnectionLines:
         pass
 
 
-def serve_forked(connection, root, server, memory_mb, environment, grader_pid, database_port=None):
+def serve_forked(connection, root, server, memory_mb, environment, grader_pid, database_port=None, disk_mb=0):
     """The worker in a process forked from a server that has already imported its libraries
     (sandbox.py, on POSIX): the same set-up as main(), without starting Python again."""
     os.setsid()  # its own process group, killed whole
@@ -311,7 +317,7 @@ def serve_forked(connection, root, server, memory_mb, environment, grader_pid, d
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
     lines = _ConnectionLines(connection)
-    _run(lines, lines, root, server, memory_mb, None, grader_pid, database_port)
+    _run(lines, lines, root, server, memory_mb, None, grader_pid, database_port, disk_mb)
 
 
 def main():
@@ -319,6 +325,7 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--disk-mb", type=int, default=0)
     parser.add_argument("--role", default="revisions")
     parser.add_argument("--database-port", type=int, default=None)
     options = parser.parse_args()
@@ -326,7 +333,7 @@ def main():
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     _run(requests, channel, options.root, options.server, options.memory_mb, options.role, os.getppid(),
-         options.database_port)
+         options.database_port, options.disk_mb)
 
 
 def _confine(root, grader_pid, database_port):
@@ -363,7 +370,7 @@ def _confine(root, grader_pid, database_port):
     return kinds, attempts
 
 
-def _run(requests, channel, root, server, memory_mb, role, grader_pid, database_port=None):
+def _run(requests, channel, root, server, memory_mb, role, grader_pid, database_port=None, disk_mb=0):
     null_in, null_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null_in, 0)
     os.dup2(null_out, 1)
@@ -378,7 +385,7 @@ def _run(requests, channel, root, server, memory_mb, role, grader_pid, database_
     confine_seconds = time.perf_counter() - started
     sys.path.insert(0, server)  # as under `flask db`: the server's own modules import
     os.chdir(server)
-    _limit_resources(memory_mb)
+    _limit_resources(memory_mb, disk_mb)
     _watch(grader_pid)
     worker = Worker(root, server, memory_mb, attempts)
     channel.write(json.dumps({"ready": True, "confined": kinds, "confine_seconds": confine_seconds}) + "\n")

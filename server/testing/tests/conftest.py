@@ -20,6 +20,14 @@ from testing.lesson.database import postgres_server_url, postgres_unreachable_re
 BACKENDS = ("sqlite", "postgresql")
 
 
+def pytest_configure(config):
+    # SIGTERM and SIGHUP end the run as Ctrl-C does, so the fixtures remove their
+    # throw-away databases and folders (what a SIGKILL leaves, the next run sweeps).
+    from testing.lesson.leftovers import stop_on_signals
+
+    stop_on_signals()
+
+
 def postgres_required():
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("LESSON_REQUIRE_POSTGRES") == "1"
 
