@@ -4,7 +4,12 @@ At each step of the reference walkthrough (and after step 3's `flask db
 migrate` before the script is fixed) the page is served on 127.0.0.1 and
 loaded in chromium: the checklist, the tables and their rows, the current
 revision in the graph, the red loss of the unfixed step-3 script, and no
-console error. Screenshots are kept in test-artifacts/page/ (git-ignored).
+console error. Every view is also checked for accessibility: axe-core (the
+engine of Lighthouse's audit) finds no violation of any impact, at a desktop
+width and at 375 px, where the page itself must not scroll sideways. One test
+goes through the page with the Tab key alone. The cohort report (the sample in
+docs/cohort-sample and one written now) gets the same checks. Screenshots, at
+both widths, are kept in test-artifacts/page/ (git-ignored).
 
 Chromium and Playwright are required when LESSON_REQUIRE_BROWSER=1 (.ci/run
 sets it); elsewhere a missing browser skips these tests with the reason.
@@ -21,6 +26,7 @@ from .page_states import lesson_copy, unfixed_step_3
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("LESSON_ARTIFACTS") or REPO / "test-artifacts") / "page"
 BLUE, RED = "rgb(31, 111, 235)", "rgb(183, 28, 28)"
+PHONE = {"width": 375, "height": 812}  # an iPhone's width in CSS pixels, the narrowest common one
 
 
 def browser_problem():
@@ -28,6 +34,10 @@ def browser_problem():
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "Playwright is not installed (it is a dev package for Python 3.10 and newer)"
+    try:
+        import axe_playwright_python  # noqa: F401
+    except ImportError:
+        return "axe-playwright-python is not installed (a dev package: pipenv install --dev)"
     if not Path(CHROMIUM).is_file():
         return f"{CHROMIUM} not found (apt-get install -y chromium, or set LESSON_CHROMIUM)"
     return None
@@ -49,6 +59,33 @@ def no_database_url(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
+def accessibility_violations(page):
+    """axe-core's violations of every impact on the page as it is now, one line per element."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page).response
+    return [
+        f"{violation['id']} ({violation['impact']}) {' '.join(map(str, node['target']))}: "
+        f"{node['failureSummary']} ({node['html'][:120]})"
+        for violation in results["violations"] for node in violation["nodes"]
+    ]
+
+
+def sideways_overflow(page):
+    """The page's width past the window, and the elements that stick out of it."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        if (document.documentElement.scrollWidth <= width) return [];
+        const out = [`the page is ${document.documentElement.scrollWidth} px wide in a ${width} px window`];
+        for (const element of document.body.querySelectorAll("*")) {
+            const box = element.getBoundingClientRect();
+            if (box.right > width + 1 && element.parentElement.getBoundingClientRect().right <= width + 1)
+                out.push(`${element.tagName.toLowerCase()}.${element.getAttribute("class") || ""} reaches ${Math.round(box.right)} px`);
+        }
+        return out;
+    }""")
+
+
 class Visit:
     """One page load, with everything the browser said about it."""
 
@@ -59,9 +96,23 @@ class Visit:
         self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
         self.page.on("requestfailed", lambda request: self.console.append(f"requestfailed: {request.url}"))
         response = self.page.goto(url, wait_until="load")
-        assert response.status == 200, response.status
+        assert url.startswith("file:") or response.status == 200, response.status
+        self.check_accessible(shot)
+
+    def check_accessible(self, shot):
+        """No axe-core violation at the desktop width and at a phone's, and at the
+        phone's width no sideways scrolling of the whole page; screenshots of both."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        assert accessibility_violations(self.page) == [], shot
+        desktop = self.page.viewport_size
+        self.page.set_viewport_size(PHONE)
+        try:
+            self.page.screenshot(path=str(ARTIFACTS / f"{shot}-375px.png"), full_page=True)
+            assert sideways_overflow(self.page) == [], f"{shot} is wider than 375 px"
+            assert accessibility_violations(self.page) == [], f"{shot} at 375 px"
+        finally:
+            self.page.set_viewport_size(desktop)
 
     def errors(self):
         return [line for line in self.console if not line.startswith(("log:", "info:", "debug:"))]
@@ -111,6 +162,7 @@ def test_the_page_at_each_step(request, browser, tmp_path, step):
             page.page.locator(".db-table[data-table=employees] a").click()
             page.page.wait_for_url("**/tables/employees")
             assert page.page.locator("table.rows tr").count() == 3
+            page.check_accessible(f"step-{step}-table-employees")
             assert page.errors() == []
         finally:
             page.close()
