@@ -718,7 +718,12 @@ th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}td a{white-spac
 pre{background:#f6f8fa;padding:.7em;overflow-x:auto;white-space:pre-wrap;font-size:.85em}
 .passed{color:#1a7f37}.failed{color:#cf222e}.other{color:#9a6700}.muted{color:#656d76}
 .figures span{display:inline-block;margin-right:2em}.figures b{font-size:1.4em}
-svg text{font:12px system-ui,sans-serif;fill:#1f2328}
+svg text{font:12px system-ui,sans-serif;fill:#1f2328}svg{max-width:100%;height:auto}
+.wide{overflow-x:auto;margin:.5em 0}.wide table{margin:0}.chart td,.chart th{text-align:right}
+main{overflow-wrap:break-word}.chart th,.chart td{white-space:nowrap}
+main>table td,main>table td code{overflow-wrap:anywhere}
+a:focus-visible,summary:focus-visible,[tabindex]:focus-visible{outline:3px solid #0969da;outline-offset:2px}
+@media (max-width:640px){body{margin:1em auto;padding:0 .6em}.figures span{margin-right:1em}}
 """
 
 
@@ -728,7 +733,7 @@ def report_html(book):
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Cohort gradebook: schema migrations</title>", f"<style>{CSS}</style></head><body>",
+        "<title>Cohort gradebook: schema migrations</title>", f"<style>{CSS}</style></head><body><main>",
         "<h1>Cohort gradebook: schema migrations with Flask-Migrate</h1>",
         f'<p class="figures"><span><b>{f["students"]}</b> submissions</span>'
         f'<span><b>{f["scored"]}</b> graded</span><span><b>{f["full_marks"]}</b> at full marks</span>'
@@ -737,10 +742,10 @@ def report_html(book):
         + _e(", ".join(f"{count} {status}" for status, count in sorted(f["statuses"].items()))) + ".</p>",
         "<h2>Score distribution</h2>", _histogram_svg(book),
         "<h2>Checkpoints passed</h2>", _pass_rate_svg(book),
-        "<h2>Most common mistakes</h2>", _mistakes_html(book),
-        "<h2>Students</h2>", _students_html(book),
+        "<h2>Most common mistakes</h2>", _scrolling(_mistakes_html(book), "Most common mistakes"),
+        "<h2>Students</h2>", _scrolling(_students_html(book), "Students"),
         "<h2>Feedback, student by student</h2>", *(_feedback_html(row) for row in book["rows"]),
-        "</body></html>",
+        "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
 
@@ -753,32 +758,48 @@ def _anchor(row):
     return "s-" + re.sub(r"[^\w-]", "-", row["student"])
 
 
-def _histogram_svg(book):
-    """Students per tenth of the score (the last bar includes full marks)."""
+def _scrolling(html_text, label):
+    """A table wider than the window scrolls sideways in its own box, which the keyboard can focus."""
+    return f'<div class="wide" role="region" aria-label="{_e(label)}" tabindex="0">{html_text}</div>'
+
+
+def score_bands(book):
+    """[(band, students)]: students per tenth of the score (the last band includes full marks)."""
     bins = [0] * 10
     for row in book["rows"]:
         if row["status"] in SCORED:
             bins[min(int(_percent(row) // 10), 9)] += 1
+    return [(f"{number * 10}-{number * 10 + 9 if number < 9 else 100}%", count) for number, count in enumerate(bins)]
+
+
+def _histogram_svg(book):
+    """The score distribution as bars for the eye, and the same numbers in a table for everyone."""
+    bands = score_bands(book)
     width, height, bar = 640, 220, 56
-    top = max(bins) or 1
+    top = max(count for _, count in bands) or 1
     shapes = []
-    for number, count in enumerate(bins):
+    for number, (label, count) in enumerate(bands):
         x, h = 40 + number * (bar + 4), round(160 * count / top)
-        label = f"{number * 10}-{number * 10 + 9 if number < 9 else 100}%"
         shapes.append(f'<rect x="{x}" y="{180 - h}" width="{bar}" height="{h}" fill="#0969da">'
                       f"<title>{count} students scored {label}</title></rect>")
         shapes.append(f'<text x="{x + bar / 2}" y="{174 - h}" text-anchor="middle">{count}</text>')
         shapes.append(f'<text x="{x + bar / 2}" y="198" text-anchor="middle">{label}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-            f'aria-label="Score distribution">'
+    table = ('<table class="chart" id="score-table"><tr><th scope="row">Score</th>'
+             + "".join(f'<th scope="col">{label}</th>' for label, _ in bands)
+             + '</tr><tr><th scope="row">Students</th>' + "".join(f"<td>{count}</td>" for _, count in bands)
+             + "</tr></table>")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'aria-hidden="true" focusable="false">'
             f'<line x1="36" y1="180" x2="{width - 4}" y2="180" stroke="#656d76"/>{"".join(shapes)}'
-            f'<text x="{width / 2}" y="216" text-anchor="middle">score (share of the points that apply)</text></svg>')
+            f'<text x="{width / 2}" y="216" text-anchor="middle">score (share of the points that apply)</text></svg>'
+            + _scrolling(table, "Score distribution as a table"))
 
 
 def _pass_rate_svg(book):
+    """Each checkpoint's pass rate as bars for the eye, and in a table for everyone."""
     rates = pass_rates(book)
     width, row_height, left, span = 640, 26, 150, 400
-    shapes = []
+    shapes, rows = [], []
     for number, (checkpoint, passed, applicable) in enumerate(rates):
         y = 10 + number * row_height
         share = passed / applicable if applicable else 0
@@ -788,9 +809,14 @@ def _pass_rate_svg(book):
         shapes.append(f'<rect x="{left}" y="{y}" width="{round(span * share)}" height="18" fill="#1a7f37">'
                       f"<title>{_e(checkpoint['title'])}: {text}</title></rect>")
         shapes.append(f'<text x="{left + span + 8}" y="{y + 14}">{text}</text>')
+        rows.append(f'<tr><th scope="row"><code>{_e(checkpoint["id"])}</code></th><td>{_e(checkpoint["title"])}</td>'
+                    f"<td class=num>{text}</td></tr>")
     height = 20 + len(rates) * row_height
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-            f'aria-label="Share of students passing each checkpoint">{"".join(shapes)}</svg>')
+    table = ('<table id="pass-rate-table"><tr><th scope="col">Checkpoint</th><th scope="col">What it checks</th>'
+             '<th scope="col">Students who passed</th></tr>' + "".join(rows) + "</table>")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'aria-hidden="true" focusable="false">{"".join(shapes)}</svg>'
+            + _scrolling(table, "Checkpoints passed as a table"))
 
 
 def _mistakes_html(book):
