@@ -266,13 +266,13 @@ def test_the_keyboard_alone_reaches_every_link_in_reading_order(request, browser
 SAMPLE = REPO / "docs" / "cohort-sample"
 
 
-@pytest.mark.parametrize("which", ["the sample in docs", "written now"])
+@pytest.mark.parametrize("which", ["sample", "written-now"])
 def test_the_cohort_report_is_accessible_and_tells_its_charts_in_tables(browser, tmp_path, which):
     book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
     report = SAMPLE / "report.html"
-    if which == "written now":
+    if which == "written-now":  # by the code as it is now
         report = cohort.write_gradebook(book, tmp_path / "out") / "report.html"
-    page = Visit(browser, report.as_uri(), f"cohort-report-{which.split()[0]}")
+    page = Visit(browser, report.as_uri(), f"cohort-report-{which}")
     try:
         assert page.page.locator("svg[aria-hidden=true]").count() == 2
         bands = page.page.locator("#score-table tr").evaluate_all(
