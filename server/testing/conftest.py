@@ -28,6 +28,9 @@ With --lesson-classroom=FILE, one result per checkpoint for GitHub Classroom's
 reporter is appended to FILE, as variables in $GITHUB_ENV's format.
 Where CodeGrade's cg-pytest-reporter plugin is installed, each checkpoint test
 carries its marks (codegrade_test.py).
+A short "Before production" note follows the score: what squawk says about
+each revision's PostgreSQL SQL (testing/lesson/production.py). It is never
+part of a checkpoint's message and never changes the score.
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
 """
@@ -99,7 +102,11 @@ def lesson_report(request):
     config = request.config
     try:
         limits = Limits.from_environment(config.getoption("lesson_timeout"), config.getoption("lesson_memory"))
-        report = grade(lesson_root(config), server_url=lesson_database(config), limits=limits)
+        root = lesson_root(config)
+        # The student's own database file counts only on their own checkout; grading
+        # another one (a pristine grader, CodeGrade) leaves it out, as the cohort does.
+        report = grade(root, server_url=lesson_database(config), limits=limits, local_database=root == GRADER_ROOT,
+                       before_production=True)
     except Exception as error:  # a fault in the grader, not in the student's work
         report = _grader_fault(lesson_root(config), error)
     config.stash[REPORT] = report
@@ -134,6 +141,8 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
+    for line in before_production_note(report):
+        terminalreporter.write_line(line)
     _append(terminalreporter, "GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"), markdown_summary(report))
     _append(terminalreporter, "--lesson-classroom", config.getoption("lesson_classroom"), classroom_environment(report))
 
@@ -146,3 +155,16 @@ def _append(terminalreporter, what, path, text):
             file.write(text)
     except OSError as error:
         terminalreporter.write_line(f"Could not write {what} ({error})", yellow=True)
+
+
+def before_production_note(report):
+    """squawk's findings on the revisions' PostgreSQL SQL, in a few lines; nothing to say, nothing printed."""
+    from testing.lesson.production import short_note
+
+    lines = short_note(report.evidence.production) if report.evidence is not None else []
+    if not lines:
+        return []
+    return ["Before production (squawk, on each revision's PostgreSQL SQL; a note that does not change the score):"
+            ] + ["  " + line for line in lines] + [
+        "  What each means and how teams do it instead: `flask lesson review` in server/ (pending revisions) "
+        "or the lesson page (`pipenv run page`)."]

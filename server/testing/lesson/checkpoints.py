@@ -9,7 +9,7 @@ the cohort report all read LESSON; nothing else names a revision position
 or a table (definition.py says what each field means).
 """
 from .definition import (
-    Checkpoint, CreateTable, DataSet, EndState, Lesson, RenameColumn, RenameTable, Revision, Spec,
+    Checkpoint, CreateTable, DataSet, EndState, Lesson, ProductionRules, RenameColumn, RenameTable, Revision, Spec,
 )
 
 CHECKPOINTS = (
@@ -37,12 +37,12 @@ STEPS = {
 EMPLOYEES = DataSet(
     "employees", ("employees",), ("salary",),
     ((1, "Kai Uri", 89000), (2, "Alena Lee", 125000)),
-    step=1, example='db.session.add(Employee(name="Kai Uri", salary=89000))',
+    step=1, model="Employee",
 )
 DEPARTMENTS = DataSet(
     "departments", ("departments", "department"), ("location", "address"),
     ((1, "Payroll", "Building A, 4th Floor"), (2, "Human Resources", "Building C, 1st Floor")),
-    step=2, example='db.session.add(Department(name="Payroll", address="Building A, 4th Floor"))',
+    step=2, model="Department",
 )
 
 REVISIONS = (
@@ -159,7 +159,7 @@ MISTAKE_NAMES = {
     "init:migrations_incomplete": "server/migrations/ incomplete: not as `flask db init` makes it",
     "history:no_revisions": "no revisions yet",
     "history:too_few_revisions": "fewer than four revisions: a step not migrated, or migrations regenerated as one",
-    "history:extra_revisions": "an extra revision (step 5 done with a new revision instead of a downgrade)",
+    "history:extra_revisions": "an extra revision beyond the lesson's four",
     "history:not_one_line": "history not one line: two heads, or a broken or copied revision file",
     "create_employees:wrong_schema": "revision 1 does more or less than create `employees`",
     "create_department:wrong_schema": "revision 2 does not create `department` (created as `departments` directly?)",
@@ -169,7 +169,7 @@ MISTAKE_NAMES = {
     "rename_table:does_another_steps_work": "revision 3 does another step's work (steps swapped or skipped)",
     "rename_table:loses_data": "table rename kept as create+drop: the rows of `department` are lost",
     "rename_table:upgrade_fails": "the table-rename upgrade fails as submitted",
-    "rename_table:wrong_schema": "revision 3 does not rename `department` to `departments`",
+    "rename_table:wrong_schema": "revision 3 does not leave step 3's schema (step 4 merged into it, or another change)",
     "rename_column:missing_revision": "no column-rename revision",
     "rename_column:work_in_another_revision": "the column rename done in another revision (steps merged or swapped)",
     "rename_column:loses_data": "column rename kept as add+drop: the values of `address` are lost",
@@ -184,6 +184,71 @@ MISTAKE_NAMES = {
     "local_database:local_database_rows_missing": "local database lost its rows",
 }
 
+# "Before production": squawk's findings on each revision's PostgreSQL SQL, for a beginner.
+# Each says what breaks on a live database (old code still running, locks) and how teams do it instead.
+EXPAND_MIGRATE_CONTRACT = (
+    "Teams do it in three releases instead (expand, migrate, contract): add the new name next to the old "
+    "one and keep both filled, move the code over to the new name, and remove the old name only once no "
+    "running code uses it."
+)
+PRODUCTION_RULES = ProductionRules(
+    explanations={
+        "renaming-table": "While a new version of an app rolls out, the old version keeps running and still "
+                          "queries the old table name: it fails from the moment this runs. " + EXPAND_MIGRATE_CONTRACT,
+        "renaming-column": "The app version still running during a deploy reads and writes the old column name "
+                           "and fails from the moment this runs. " + EXPAND_MIGRATE_CONTRACT,
+        "adding-required-field": "A NOT NULL column without a default fails on a table that has rows, and code "
+                                 "still running inserts rows without it. Add it nullable (or with a default), "
+                                 "fill the old rows, then make it NOT NULL in a later migration.",
+        "adding-not-nullable-field": "Setting NOT NULL scans the whole table while it holds a lock that blocks "
+                                     "reads and writes. Teams add a CHECK (... IS NOT NULL) NOT VALID constraint, "
+                                     "validate it separately, and only then set NOT NULL.",
+        "require-concurrent-index-creation": "A plain CREATE INDEX blocks every write to the table until the index "
+                                             "is built, minutes on a big table. Build it with CREATE INDEX "
+                                             "CONCURRENTLY: op.create_index(..., postgresql_concurrently=True) "
+                                             "inside `with op.get_context().autocommit_block():`.",
+        "require-concurrent-index-deletion": "A plain DROP INDEX blocks reads and writes of the table while it "
+                                             "waits for its lock. Drop it with DROP INDEX CONCURRENTLY: "
+                                             "op.drop_index(..., postgresql_concurrently=True) inside "
+                                             "`with op.get_context().autocommit_block():`.",
+        "ban-concurrent-index-creation-in-transaction": "PostgreSQL refuses CREATE INDEX CONCURRENTLY inside a "
+                                                        "transaction, and Alembic runs each migration in one. Put "
+                                                        "it inside `with op.get_context().autocommit_block():`.",
+        "prefer-robust-stmts": "Outside a transaction, a migration that fails half-way leaves its first "
+                               "statements done, and running it again fails on them. Make each statement safe to "
+                               "repeat, e.g. op.create_index(..., if_not_exists=True).",
+        "changing-column-type": "Changing a column's type rewrites the whole table under a lock that blocks "
+                                "reads and writes, and code still running may send values the new type refuses. "
+                                "Teams add a new column of the new type, copy the values over, move the code to "
+                                "it, and drop the old column later.",
+        "ban-drop-column": "Code still running reads the column and fails, and its values are gone for good. "
+                           "Teams first release code that no longer uses the column, then drop it in a later "
+                           "migration, with a backup of the data.",
+        "ban-drop-table": "Code still running queries the table and fails, and its rows are gone for good. A "
+                          "downgrade that drops a table is for going back in development; in production teams "
+                          "go forward with a new migration instead.",
+        "constraint-missing-not-valid": "A new constraint checks every row while it blocks writes to the table. "
+                                        "Teams add it NOT VALID first and run VALIDATE CONSTRAINT in a separate "
+                                        "migration, which does not block writes.",
+        "adding-foreign-key-constraint": "A new foreign key checks every row while it blocks writes to both "
+                                         "tables. Teams add it NOT VALID and validate it in a separate migration.",
+        "disallowed-unique-constraint": "A UNIQUE constraint builds its index while blocking reads and writes. "
+                                        "Teams build a unique index CONCURRENTLY first, then add the constraint "
+                                        "USING INDEX.",
+    },
+    left_out={
+        # Integer sizes: SQLAlchemy's Integer is INTEGER, and the lesson's tables hold a handful of rows.
+        "prefer-bigint-over-int": "integer sizes: the lesson uses db.Integer, and its tables are small",
+        "prefer-bigint-over-smallint": "integer sizes: the lesson uses db.Integer, and its tables are small",
+        # Serial versus identity: SQLAlchemy makes an Integer primary key SERIAL on PostgreSQL.
+        "prefer-identity": "serial versus identity: SQLAlchemy writes SERIAL for an Integer primary key",
+        # Timeouts: Alembic writes none, so every ALTER and DROP would be flagged; where to set them
+        # (the database role, env.py) is a deployment's choice, not one revision's.
+        "require-lock-timeout": "timeouts: set once for the deployment, not in each revision",
+        "require-statement-timeout": "timeouts: set once for the deployment, not in each revision",
+    },
+)
+
 LESSON = Lesson(
     name="Flask schema migrations lesson",
     steps=STEPS,
@@ -191,9 +256,10 @@ LESSON = Lesson(
     revisions=REVISIONS,
     data_sets=(EMPLOYEES, DEPARTMENTS),
     end=END,
-    extra_revision_note="step 5 goes back with a downgrade instead of adding one",
+    extra_revision_note="one for each of steps 1-4, and step 5 adds none",
     model_names=("Employee", "Department"),
     starter_models="the starter (Employee only)",
     first_migrate='flask db migrate -m "Initial migration."',
     mistake_names=MISTAKE_NAMES,
+    production=PRODUCTION_RULES,
 )

@@ -4,12 +4,15 @@
     report = grade("/path/to/checkout")                 # SQLite replay
     report = grade(root, server_url="postgresql://...")  # replay on PostgreSQL
 
-`grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON) -> Report`
+`grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, local_database=True) -> Report`
 goes one way: evidence.collect reads the checkout (never writes to it, never
 imports its app.py) and replays its revisions, isolated, on a throw-away
 database with the lesson's rows; judge.judge decides every checkpoint of the
 lesson from that evidence alone; render.feedback words each verdict. The
-lesson is checkpoints.LESSON unless another declaration is given.
+lesson is checkpoints.LESSON unless another declaration is given. With
+local_database=False (grading for an instructor: another checkout, a class)
+the student's own database file is not read and `local_database` does not
+apply, so a submission scores the same however it was handed in.
 
 Report
     .results        {checkpoint id: Result}, in CHECKPOINTS order
@@ -18,7 +21,8 @@ Report
     .findings       problems of app.py and env.py (also part of `init`)
     .history        submission.History (revision files, chain, problems)
     .replay         replay.Replay (every step recorded)
-    .evidence       evidence.Evidence (all of the above, and the local database)
+    .evidence       evidence.Evidence (all of the above, and the local database;
+                    .production: the "Before production" review, when asked for)
     .backend, .root, .seconds
 
 Result
@@ -36,6 +40,7 @@ Result
                     downgrade_not_reversed, downgrades_not_run; models_match:
                     models_py_broken, models_not_comparable, models_not_reverted,
                     models_mismatch; local_database: other_database, no_local_database,
+                    instructor_grade,
                     local_database_unreadable, local_database_not_migrated,
                     local_database_several_heads, local_database_wrong_revision,
                     local_database_rows_missing; any: replay_database_unusable,
@@ -191,9 +196,15 @@ class Report:
         return not self.failed
 
 
-def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
+def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False,
+          local_url=None, local_database=True):
     """Grade the checkout at `root`; see the module docstring. `limits`
-    (sandbox.Limits) bounds the time and memory of the student's code."""
+    (sandbox.Limits) bounds the time and memory of the student's code.
+    before_production: also lint each revision's PostgreSQL SQL (report.evidence.production),
+    which no verdict reads. `local_url` names the database the student's app
+    uses, judged as the local database (the status and the page pass it;
+    pytest reads only server/instance/app.db). local_database=False leaves the
+    student's own database out (an instructor's grade)."""
     from .database import backend_of, normalize_url
 
     started = time.perf_counter()
@@ -201,7 +212,8 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON):
         server_url = normalize_url(server_url)  # postgres:// and postgresql:// use psycopg 3
         backend = backend_of(server_url)
     layout = Layout.of(root)
-    evidence = collect(layout, lesson, backend, server_url, limits)
+    evidence = collect(layout, lesson, backend, server_url, limits, before_production=before_production,
+                       local_url=local_url, local_database=local_database)
     verdicts = judge(evidence, lesson)
     results = {
         checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from .checkpoints import LESSON
+
 
 @click.group("lesson")
 def lesson_commands():
-    """Where you are in the lesson, and a safety review before you upgrade."""
+    """Where you are in the lesson, a safety review before you upgrade, and a way back to a step's start."""
 
 
 @lesson_commands.command("status")
@@ -29,6 +31,21 @@ def review_command():
     sys.exit(run_review())
 
 
+@lesson_commands.command("reset")
+@click.argument("step", type=click.IntRange(min(LESSON.steps), max(LESSON.steps)))
+@click.option("--yes", is_flag=True, help="Do not ask first (for scripts).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Another checkout to reset.")
+def reset_command(step, yes, root):
+    """Put the lesson back to the start of STEP: models.py, migrations and database.
+
+    Everything it replaces is kept in lesson-backups/<date>_<time>/.
+    """
+    from .reset import run_reset
+    from .status import default_root
+
+    sys.exit(run_reset(root or default_root(), step, yes, echo=click.echo, confirm=click.confirm))
+
+
 @click.group()
 def tool_commands():
     """The lesson tools (run from the repository root with `pipenv run ...`)."""
@@ -36,6 +53,7 @@ def tool_commands():
 
 tool_commands.add_command(status_command)
 tool_commands.add_command(review_command)
+tool_commands.add_command(reset_command)
 
 
 WALKTHROUGH_STEPS = range(1, 6)  # 1..walkthrough.LAST_STEP; walkthrough.py loads only when the command runs
@@ -88,7 +106,7 @@ def _shard(text):
 @tool_commands.command("cohort")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", default="cohort-report", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for gradebook.csv, gradebook.json, report.html and summary.md.")
+              help="Folder for gradebook.csv, gradebook.json, report.html, summary.md, feedback/ and canvas.csv.")
 @click.option("--merge", is_flag=True, help="SOURCES are the --out folders of shards: merge them into one gradebook.")
 @click.option("--shard", callback=lambda ctx, param, value: value and _shard(value), metavar="K/N",
               help="Grade only shard K of N (every N-th submission, starting at the K-th).")
@@ -99,27 +117,40 @@ def _shard(text):
               help="Where clones and grades are kept between runs (default: ~/.cache/lesson-cohort).")
 @click.option("--database", metavar="URL", envvar="LESSON_GRADE_DATABASE_URL",
               help="Replay on this PostgreSQL server instead of SQLite (default: $LESSON_GRADE_DATABASE_URL, as pytest).")
-def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database):
-    """Grade a whole class: a gradebook, the common mistakes and an HTML report.
+@click.option("--working-tree", is_flag=True,
+              help="Grade local git folders as their files are, uncommitted changes included (default: their HEAD commit).")
+@click.option("--canvas-assignment", metavar="TITLE",
+              help='The assignment column of canvas.csv: a new title, or an existing one as Canvas exports it, '
+                   '"Title (id)" (default: "Schema migrations with Flask-Migrate").')
+def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, working_tree, canvas_assignment):
+    """Grade a whole class: a gradebook, the common mistakes, an HTML report and feedback files.
 
     SOURCES are checkout folders, folders of checkouts, or roster files (a git
-    URL or local path a line, optionally after the student's name).
+    URL or local path a line, optionally after the student's name; or a CSV
+    with a header: name, source, id, email, lms_id, section).
     """
     from . import cohort
 
     os.environ.pop("DATABASE_URL", None)  # the instructor's own database is not the students'
     try:
         if merge:
-            _, warnings = cohort.run_merge(sources, out, echo=click.echo)
+            _, warnings = cohort.run_merge(sources, out, echo=click.echo, canvas_assignment=canvas_assignment)
         else:
-            cohort.run_cohort(sources, out, cache=cache, jobs=jobs, shard=shard, timeout=timeout,
-                              server_url=database, echo=click.echo, progress=cohort.Progress())
-            warnings = []
+            _, warnings = cohort.run_cohort(sources, out, cache=cache, jobs=jobs, shard=shard, timeout=timeout,
+                                            server_url=database, echo=click.echo, progress=cohort.Progress(),
+                                            working_tree=working_tree, canvas_assignment=canvas_assignment)
+            for warning in warnings:
+                click.echo(f"warning: {warning}")
     except (cohort.SourceError, cohort.MergeError) as error:
         raise click.UsageError(str(error))
+    except cohort.Interrupted as interrupted:
+        click.echo(f"\nInterrupted: {interrupted} in {out}/ (marked partial). Grades finished so far are "
+                   "cached: run the same command again to resume.", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Grades finished so far are cached: run the same command again to resume.",
                    err=True)
         sys.exit(130)
-    click.echo(f"Wrote {out}/gradebook.csv, gradebook.json, report.html and summary.md.")
+    click.echo(f"Wrote {out}/: gradebook.csv, gradebook.json, report.html, summary.md, feedback/"
+               + (", canvas.csv" if (Path(out) / "canvas.csv").is_file() else "") + ".")
     sys.exit(1 if warnings else 0)

@@ -1,32 +1,39 @@
 """A whole class at once: the cohort gradebook for instructors.
 
-    pipenv run cohort SOURCES... [--out DIR] [--jobs N] [--shard K/N]
+    pipenv run cohort SOURCES... [--out DIR] [--jobs N] [--shard K/N] [--working-tree]
     pipenv run cohort --merge DIR... [--out DIR]
 
 SOURCES are checkout folders, folders of checkouts, or roster files (one git
-URL or local path a line, optionally preceded by the student's name). The
+URL or local path a line, optionally preceded by the student's name, or a
+CSV roster with a header: name, source, id, email, lms_id, section). The
 steps, each a plain function:
 
-- `discover(sources)`: one Entry per student, in a stable order.
+- `discover(sources)`: one Entry per student, in a stable order; two with
+  one name are an error unless the roster's id or email tells them apart.
 - `fetch(entries, cache)`: clone the git URLs shallowly into the cache
-  (an unreachable one becomes a row with status "unreachable").
+  (an unreachable one becomes a row with status "unreachable"). A local
+  folder that is a git repository is cloned too: its committed work (HEAD)
+  is graded, unless `working_tree` grades its files as they are.
 - `grade_many(entries, ...)`: every submission graded with `checks.grade`,
-  exactly as `pytest` grades it, by a pool of `jobs` long-lived worker
-  processes forked from a parent that has already imported the grader (a
-  worker that dies or overruns the deadline is one row, and is replaced);
-  results are cached by the submission's content hash and the grader's
-  version, so a rerun only grades what changed.
+  as `pytest --lesson-root` grades it (the student's own database file never
+  counts: one maximum, MAX_SCORE, for everyone), by a pool of `jobs`
+  long-lived worker processes forked from a parent that has already imported
+  the grader (a worker that dies or overruns the deadline is one row, and is
+  replaced); results are cached by the submission's content hash and the
+  grader's version, so a rerun only grades what changed.
 - `write_gradebook(book, out)`: gradebook.csv, gradebook.json, report.html
-  and summary.md from the rows. A local run and `--merge` of shards both end
-  here, so merged shards give the same files as one run.
+  and summary.md (cohort_report.py), a feedback file per student
+  (handback.py) and canvas.csv (canvas.py) from the rows. A local run and
+  `--merge` of shards both end here, so merged shards give the same files as
+  one run.
 
 A row's status: "graded"; "not_a_lesson" (no server/ folder, graded all the
 same); "unreachable", "too_large", "timed_out", "crashed" (not graded, no
-score). The run always finishes and always writes the gradebook.
+score). Its mistakes are root causes (root_causes.py). The run always
+finishes and writes the gradebook; after Ctrl-C, of what finished, marked partial.
 """
 import csv
 import hashlib
-import html
 import io
 import json
 import multiprocessing
@@ -40,14 +47,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Optional
 
-from .checkpoints import CHECKPOINTS, LESSON
+from .checkpoints import CHECKPOINTS
+from .feedback import plural
+from .root_causes import consequence_of
 
 GRADED, NOT_A_LESSON = "graded", "not_a_lesson"
 UNREACHABLE, TOO_LARGE, TIMED_OUT, CRASHED = "unreachable", "too_large", "timed_out", "crashed"
@@ -57,7 +65,10 @@ CLONE_TIMEOUT = 120  # seconds for one `git clone --depth 1`
 GRADE_TIMEOUT = 300  # seconds: a generous outer deadline for one submission's grade
 MAX_FILES = 2000  # what the grade reads (server/ without the grader's copy) must stay below these
 MAX_BYTES = 50 * 1024 * 1024
-GRADEBOOK_FORMAT = 1
+GRADEBOOK_FORMAT = 2
+# One maximum for every row: `local_database` (the database file on the student's own
+# machine) never counts when an instructor grades, however the submission came in.
+MAX_SCORE = sum(c.points for c in CHECKPOINTS if c.id != "local_database")
 
 LESSON_DIR = Path(__file__).resolve().parent
 
@@ -75,6 +86,8 @@ class Entry:
     url: Optional[str] = None  # what to clone, when it must be cloned
     commit: Optional[str] = None
     problem: Optional[tuple] = None  # (status, detail) when it cannot be graded
+    note: Optional[str] = None  # how it was graded, when that is worth a word in its row
+    people: dict = field(default_factory=dict)  # the roster's id, email, lms_id and section
 
     @property
     def to_clone(self):
@@ -85,26 +98,56 @@ class SourceError(Exception):
     """A SOURCE on the command line that cannot be used at all."""
 
 
-def discover(sources, base=Path(".")):
-    """Entries for every submission the sources name, numbered in order."""
+@dataclass
+class Found:
+    """A submission as a source names it, before it is numbered."""
+
+    student: str
+    source: str
+    path: Optional[Path]  # None for a git URL
+    where: str  # the roster line or folder that names it, for messages
+    people: dict = field(default_factory=dict)
+
+
+def discover(sources, base=Path("."), working_tree=False):
+    """Entries for every submission the sources name, numbered in order.
+
+    A local folder that is a git repository is graded at its HEAD commit (cloned
+    like a URL); with working_tree, as its files are. Two submissions with one
+    name are an error unless the roster tells them apart (different id or email).
+    """
     found = []
     for source in sources:
         path = (Path(base) / source).expanduser()
         if path.is_file():
-            found += _roster(path)
+            found += read_roster(path)
         elif _is_checkout(path) or _is_bare_repository(path):
-            found.append((_clean_name(path.name), str(source), path))
+            found.append(Found(_clean_name(path.name), str(source), path, str(source)))
         elif path.is_dir():
-            found += [(_clean_name(child.name), str(Path(source) / child.name), child) for child in sorted(path.iterdir())
-                      if child.is_dir() and not child.name.startswith(".")]
+            found += [Found(_clean_name(child.name), str(Path(source) / child.name), child, str(Path(source) / child.name))
+                      for child in sorted(path.iterdir()) if child.is_dir() and not child.name.startswith(".")]
         else:
             raise SourceError(f"{source}: no such file or folder")
-    entries, names = [], Counter()
-    for index, (student, source, path) in enumerate(found):
-        names[student] += 1
-        unique = student if names[student] == 1 else f"{student}-{names[student]}"
-        entries.append(_entry(index, unique, source, path))
-    return entries
+    return [_entry(index, submission, working_tree) for index, submission in enumerate(_told_apart(found))]
+
+
+def _told_apart(found):
+    """The submissions with unique names: a name given twice gets the roster's id, or is an error."""
+    by_name = {}
+    for submission in found:
+        by_name.setdefault(submission.student, []).append(submission)
+    for name, same in by_name.items():
+        if len(same) == 1:
+            continue
+        tags = [submission.people.get("id") or submission.people.get("email") for submission in same]
+        if all(tags) and len(set(tags)) == len(tags):
+            for submission, tag in zip(same, tags):
+                submission.student = f"{name}-{_clean_name(tag)}"
+            continue
+        first, second = same[0].where, same[1].where
+        raise SourceError(f"two submissions are named {name!r}: {first} and {second}. Give them different names, "
+                          "or an id or email column in the roster that tells them apart.")
+    return found
 
 
 def _is_checkout(path):
@@ -115,40 +158,70 @@ def _is_bare_repository(path):
     return (path / "HEAD").is_file() and (path / "objects").is_dir() and not (path / ".git").exists()
 
 
-def _entry(index, student, source, path):
+def _entry(index, submission, working_tree):
+    path, source = submission.path, submission.source
+    entry = Entry(index, submission.student, source, people=submission.people)
     if path is None:  # a git URL
-        return Entry(index, student, source, url=source)
-    if _is_bare_repository(path):
-        return Entry(index, student, source, url=path.resolve().as_uri())  # file:// so that --depth applies
-    if not path.is_dir():
-        return Entry(index, student, source, problem=(UNREACHABLE, f"{source}: no such folder"))
-    return Entry(index, student, source, path=path.resolve())
+        entry.url = source
+    elif _is_bare_repository(path):
+        entry.url = path.resolve().as_uri()  # file:// so that --depth applies
+    elif not path.is_dir():
+        entry.problem = (UNREACHABLE, f"{source}: no such folder")
+    elif not (path / ".git").exists():
+        entry.path, entry.note = path.resolve(), "not a git repository: graded as the files are"
+    elif working_tree:
+        entry.path, entry.commit = path.resolve(), _commit_of(path)
+        entry.note = "graded as the files are (--working-tree), uncommitted changes included"
+    else:
+        entry.url = path.resolve().as_uri()  # the committed work: HEAD, cloned like a URL
+    return entry
 
 
 URL = re.compile(r"^(\w[\w+.-]*://|[\w.-]+@[\w.-]+:)")
+ROSTER_COLUMNS = ("name", "source", "id", "email", "lms_id", "section")
+PEOPLE_COLUMNS = ("id", "email", "lms_id", "section")
 
 
-def _roster(roster):
-    """(student, source, local path or None) for each line of a roster file.
+def read_roster(roster):
+    """[Found] for each line of a roster file.
 
     A line is `SOURCE`, `NAME SOURCE` or `NAME,SOURCE`; lines starting with `#` are comments.
-    Relative paths are relative to the roster's folder.
+    A roster whose first line is a CSV header naming a `source` column may also give each
+    student an `id`, `email`, `lms_id` (the student's id in the LMS, for its import) and
+    `section`. Relative paths are relative to the roster's folder.
     """
-    found = []
-    for line in roster.read_text(encoding="utf-8-sig").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    lines = [(number, line.strip()) for number, line in enumerate(
+        roster.read_text(encoding="utf-8-sig").splitlines(), start=1) if line.strip() and not line.strip().startswith("#")]
+    header = None
+    if lines and "," in lines[0][1]:
+        fields = [field.strip().lower() for field in next(csv.reader([lines[0][1]]))]
+        if "source" in fields:
+            unknown = [field for field in fields if field not in ROSTER_COLUMNS]
+            if unknown:
+                raise SourceError(f"{roster}:{lines[0][0]}: unknown column {unknown[0]!r}; "
+                                  f"a roster's columns are {', '.join(ROSTER_COLUMNS)}")
+            header, lines = fields, lines[1:]
+    return [_roster_line(roster, number, line, header) for number, line in lines]
+
+
+def _roster_line(roster, number, line, header):
+    where = f"{roster.name} line {number}"
+    if header:
+        values = [value.strip() for value in next(csv.reader([line]))]
+        row = dict(zip(header, values + [""] * (len(header) - len(values))))
+        source, name = row["source"], row.get("name", "")
+        people = {key: row[key] for key in PEOPLE_COLUMNS if row.get(key)}
+    else:
         fields = next(csv.reader([line])) if "," in line else line.split()
         fields = [field.strip() for field in fields if field.strip()]
-        source = fields[-1]
-        if URL.match(source):
-            name = fields[0] if len(fields) > 1 else re.sub(r"\.git$", "", source.rstrip("/")).rsplit("/", 1)[-1]
-            found.append((_clean_name(name), source, None))
-        else:
-            path = roster.parent / source
-            found.append((_clean_name(fields[0] if len(fields) > 1 else path.resolve().name), source, path))
-    return found
+        source, name, people = fields[-1], fields[0] if len(fields) > 1 else "", {}
+    if not source:
+        raise SourceError(f"{where}: no source")
+    if URL.match(source):
+        name = name or re.sub(r"\.git$", "", source.rstrip("/")).rsplit("/", 1)[-1]
+        return Found(_clean_name(name), source, None, where, people)
+    path = roster.parent / source
+    return Found(_clean_name(name or path.resolve().name), source, path, where, people)
 
 
 def _clean_name(name):
@@ -209,6 +282,8 @@ def _clone(entry, clones, timeout):
     shutil.rmtree(target, ignore_errors=True)
     fresh.rename(target)
     entry.path, entry.commit = target, _commit_of(target)
+    if entry.commit is None:
+        entry.problem = (UNREACHABLE, "the repository has no commit yet")
 
 
 def _commit_of(path):
@@ -272,10 +347,7 @@ def size_problem(files):
     return None
 
 
-# --- mistakes ------------------------------------------------------------------------
-
-UPGRADE_STOPPED = "the code hung, ended the process or ran out of memory"
-
+# --- grading -------------------------------------------------------------------------
 
 def mistake_of(result):
     """The stable id of a failed checkpoint result, "<checkpoint>:<reason>" (the engine's
@@ -285,16 +357,9 @@ def mistake_of(result):
     return f"{result.id}:{result.reason}"
 
 
-def mistake_name(mistake):
-    if mistake.endswith(":upgrade_stopped"):
-        return f"{mistake.split(':')[0]}: {UPGRADE_STOPPED}"
-    return LESSON.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))
-
-
-# --- grading -------------------------------------------------------------------------
-
 def record_of(report):
     """What the gradebook keeps of one grade (plain data, cached as JSON)."""
+    verdicts = {result.id: result.verdict for result in report}
     checkpoints = {}
     for result in report:
         checkpoints[result.id] = {
@@ -305,6 +370,8 @@ def record_of(report):
             "message": result.message,
             "blocked_by": result.blocked_by,
             "mistake": mistake_of(result),
+            "caused_by": consequence_of(result.verdict, verdicts, report.lesson)
+            if result.status == "failed" and not result.blocked_by else None,
         }
     return {"score": report.score, "max_score": report.max_score, "checkpoints": checkpoints}
 
@@ -314,7 +381,7 @@ def grade_record(item):
     from .checks import grade
 
     root, backend, server_url = item
-    return record_of(grade(root, backend=backend, server_url=server_url))
+    return record_of(grade(root, backend=backend, server_url=server_url, local_database=False))
 
 
 @dataclass
@@ -328,7 +395,8 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
     """A row for every entry, grading in `jobs` parallel processes what the cache does not hold.
 
     progress (optional) has start(to_grade, from_cache), graded(row) and finish().
-    Returns (rows, statistics).
+    Returns (rows, statistics); after Ctrl-C, the rows of what finished, and
+    statistics["interrupted"] is True.
     """
     jobs = jobs or os.cpu_count() or 1
     results = Path(cache) / "results"
@@ -352,23 +420,28 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
         by_key.setdefault(task.key, []).append(task.entry)
     keys = list(by_key)
     items = [(str(by_key[key][0].path), backend, server_url) for key in keys]
-    with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
-        for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
-            same = [_outcome_row(entry, outcome, detail, seconds) for entry in by_key[keys[number]]]
-            if same[0]["status"] in SCORED:  # cached first: an interruption after this keeps it
-                _write_json(results / f"{keys[number]}.json", row_record(same[0]))
-            for row in same:
-                rows[row["index"]] = row
-                progress.graded(row)
+    interrupted, graded = False, 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="lesson-cohort-") as work:
+            for number, outcome, detail, seconds in run_pool(items, grade_record, jobs, timeout, Path(work)):
+                same = [_outcome_row(entry, outcome, detail, seconds) for entry in by_key[keys[number]]]
+                if same[0]["status"] in SCORED:  # cached first: an interruption after this keeps it
+                    _write_json(results / f"{keys[number]}.json", row_record(same[0]))
+                graded += 1
+                for row in same:
+                    rows[row["index"]] = row
+                    progress.graded(row)
+    except KeyboardInterrupt:  # the rows so far make a partial gradebook; the workers are stopped
+        interrupted = True
     progress.finish()
     statistics = {
-        "submissions": len(entries), "graded": len(keys), "from_cache": cached,
+        "submissions": len(entries), "graded": graded, "from_cache": cached, "interrupted": interrupted,
         "grading_seconds": round(time.perf_counter() - started, 2), "jobs": jobs,
         "peak_memory_mb": {"coordinator": _peak_mb(resource.RUSAGE_SELF),
                            "largest_grading_process": _peak_mb(resource.RUSAGE_CHILDREN)},
         "grader": version,
     }
-    return [rows[entry.index] for entry in entries], statistics
+    return [rows[entry.index] for entry in entries if entry.index in rows], statistics
 
 
 def _peak_mb(who):
@@ -552,22 +625,33 @@ def _collect(worker, timeout):
 def _row(entry, status, detail=None, record=None, seconds=None):
     """One student's line of the gradebook."""
     row = {
-        "index": entry.index, "student": entry.student, "source": entry.source, "commit": entry.commit,
-        "status": status, "detail": detail, "score": None, "max_score": None, "checkpoints": {},
-        "first_failing": None, "first_failing_summary": None, "mistakes": [],
+        "index": entry.index, "student": entry.student,
+        **{key: entry.people.get(key) for key in PEOPLE_COLUMNS},
+        "source": entry.source, "commit": entry.commit, "status": status, "detail": detail or entry.note,
+        "score": None, "max_score": MAX_SCORE, "percent": None, "checkpoints": {},
+        "first_failing": None, "first_failing_summary": None, "mistakes": [], "consequences": [],
     }
     if record is not None:
         row.update(record)
+        row["percent"] = round(100 * record["score"] / record["max_score"], 1) if record["max_score"] else None
         if entry.path is not None and not (entry.path / "server").is_dir():
             row["status"] = NOT_A_LESSON
             row["detail"] = "no server/ folder: this is not a copy of the lesson"
         failing = [(cid, c) for cid, c in record["checkpoints"].items() if c["status"] == "failed"]
         if failing:
             row["first_failing"], row["first_failing_summary"] = failing[0][0], failing[0][1]["summary"]
-        row["mistakes"] = [c["mistake"] for _, c in failing if not c["blocked_by"]]
+        row["mistakes"], row["consequences"] = root_causes(record["checkpoints"])
     if seconds is not None:
         row["seconds"] = seconds
     return row
+
+
+def root_causes(checkpoints):
+    """(root-cause mistakes, the mistakes that follow from one) of a record's checkpoints;
+    checkpoints that are only blocked are neither (root_causes.py)."""
+    failed = [c for c in checkpoints.values() if c["status"] == "failed" and not c["blocked_by"]]
+    return ([c["mistake"] for c in failed if not c.get("caused_by")],
+            [c["mistake"] for c in failed if c.get("caused_by")])
 
 
 def row_record(row):
@@ -576,10 +660,12 @@ def row_record(row):
 
 # --- the gradebook ---------------------------------------------------------------------
 
-def gradebook(rows, backend, grader, total, shard=None):
+def gradebook(rows, backend, grader, roster, shard=None, missing=(), partial=False):
+    """The gradebook of rows; roster: every student of the run, in order (shards share it)."""
     return {
-        "format": GRADEBOOK_FORMAT, "grader": grader, "backend": backend, "total": total,
-        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "format": GRADEBOOK_FORMAT, "grader": grader, "backend": backend, "total": len(roster),
+        "max_score": MAX_SCORE, "roster": list(roster), "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "partial": bool(partial or missing), "missing": list(missing),
         "checkpoints": [{"id": c.id, "title": c.title, "points": c.points} for c in CHECKPOINTS],
         "rows": sorted(rows, key=lambda row: row["index"]),
     }
@@ -590,53 +676,78 @@ class MergeError(Exception):
 
 
 def merge(folders):
-    """One gradebook from the gradebook.json of several shard folders; (book, warnings)."""
-    books = []
+    """One gradebook from the gradebook.json of several shard folders; (book, warnings, statistics)."""
+    books, runs = [], []
     for folder in folders:
         path = Path(folder) / "gradebook.json" if Path(folder).is_dir() else Path(folder)
         if not path.is_file():
             raise MergeError(f"{folder}: no gradebook.json")
         books.append(_read_json(path))
+        run = path.with_name("run.json")
+        runs.append(_read_json(run) if run.is_file() else None)
+    for book in books:
+        if book.get("format") != GRADEBOOK_FORMAT:
+            raise MergeError(f"{folders[books.index(book)]}: a gradebook of another version of the grader; "
+                             "grade every shard with this one")
     for book in books[1:]:
-        for key in ("format", "grader", "backend", "total"):
+        for key in ("grader", "backend", "roster"):
             if book[key] != books[0][key]:
-                raise MergeError(f"the shards disagree on {key}: {books[0][key]} and {book[key]}; "
-                                 "grade every shard with the same grader")
+                shown = (books[0][key], book[key]) if key != "roster" else ("one roster", "another")
+                raise MergeError(f"the shards disagree on {key}: {shown[0]} and {shown[1]}; "
+                                 "grade every shard with the same grader and roster")
     rows, warnings = {}, []
     for book in books:
         for row in book["rows"]:
             if row["index"] in rows:
                 warnings.append(f"{row['student']} is in more than one shard; kept once")
             rows[row["index"]] = row
-    total = books[0]["total"]
-    if len(rows) != total:
-        warnings.append(f"{total - len(rows)} of {total} submissions are in no shard: is a shard missing?")
-    return gradebook(list(rows.values()), books[0]["backend"], books[0]["grader"], total), warnings
+    roster = books[0]["roster"]
+    missing = [name for index, name in enumerate(roster) if index not in rows]
+    if missing:
+        warnings.append(f"{len(missing)} of {plural(len(roster), 'submission')} in no shard (is a shard missing, "
+                        f"or was one interrupted?): {', '.join(missing)}")
+    book = gradebook(list(rows.values()), books[0]["backend"], books[0]["grader"], roster, missing=missing)
+    statistics = {"merged": [str(folder) for folder in folders], "submissions": len(roster), "in_gradebook": len(rows),
+                  "missing": missing, "grader": books[0]["grader"], "shards": runs}
+    return book, warnings, statistics
 
 
-def write_gradebook(book, out):
-    """gradebook.json, gradebook.csv, report.html and summary.md in the folder out."""
+def write_gradebook(book, out, canvas_assignment=None):
+    """gradebook.json, gradebook.csv, report.html, summary.md, feedback/ and (when the
+    roster gives LMS ids) canvas.csv in the folder out. Returns warnings."""
+    from . import canvas
+    from .cohort_report import report_html, summary_markdown
+    from .handback import write_feedback
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stable = dict(book, rows=[{k: v for k, v in row.items() if k != "seconds"} for row in book["rows"]])
     _write_json(out / "gradebook.json", stable)
-    (out / "gradebook.csv").write_text(gradebook_csv(book), encoding="utf-8", newline="")
-    (out / "report.html").write_text(report_html(book), encoding="utf-8")
+    files = write_feedback(book, out)
+    (out / "gradebook.csv").write_text(gradebook_csv(book, files), encoding="utf-8", newline="")
+    (out / "report.html").write_text(report_html(book, files), encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(book), encoding="utf-8")
-    return out
+    text, left_out = canvas.canvas_csv(book, canvas_assignment or canvas.ASSIGNMENT)
+    (out / "canvas.csv").unlink(missing_ok=True)
+    if text is None:
+        return []
+    (out / "canvas.csv").write_text(text, encoding="utf-8", newline="")
+    return [f"canvas.csv leaves out {plural(len(left_out), 'student')} with no lms_id in the roster: "
+            f"{', '.join(left_out)}"] if left_out else []
 
 
-def gradebook_csv(book):
+def gradebook_csv(book, feedback_files):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     ids = [c["id"] for c in book["checkpoints"]]
-    writer.writerow(["student", "score", "max_score", "status", *ids, "first_failing", "first_failing_summary",
-                     "mistakes", "source", "commit", "detail"])
+    writer.writerow(["student", "id", "email", "score", "max_score", "percent", "status", *ids, "first_failing",
+                     "first_failing_summary", "mistakes", "consequences", "source", "commit", "detail", "feedback"])
     for row in book["rows"]:
         points = [_points_cell(row["checkpoints"].get(cid)) for cid in ids]
-        writer.writerow([row["student"], _blank(row["score"]), _blank(row["max_score"]), row["status"], *points,
-                         row["first_failing"] or "", row["first_failing_summary"] or "", " ".join(row["mistakes"]),
-                         row["source"], row["commit"] or "", row["detail"] or ""])
+        writer.writerow([row["student"], row["id"] or "", row["email"] or "", _blank(row["score"]), row["max_score"],
+                         _blank(row["percent"]), row["status"], *points, row["first_failing"] or "",
+                         row["first_failing_summary"] or "", " ".join(row["mistakes"]), " ".join(row["consequences"]),
+                         row["source"], row["commit"] or "", row["detail"] or "", feedback_files[row["student"]][1]])
     return buffer.getvalue()
 
 
@@ -648,234 +759,6 @@ def _points_cell(checkpoint):
     if checkpoint is None or checkpoint["status"] == "not_applicable":
         return ""
     return checkpoint["points"]
-
-
-def common_mistakes(book):
-    """[(mistake, [rows that made it])], most common first."""
-    by_mistake = {}
-    for row in book["rows"]:
-        for mistake in row["mistakes"]:
-            by_mistake.setdefault(mistake, []).append(row)
-    return sorted(by_mistake.items(), key=lambda item: (-len(item[1]), item[0]))
-
-
-def mistake_example(mistake, rows):
-    checkpoint = mistake.split(":", 1)[0]
-    return rows[0]["checkpoints"][checkpoint]["message"]
-
-
-def figures(book):
-    rows = book["rows"]
-    scored = [row for row in rows if row["status"] in SCORED]
-    statuses = Counter(row["status"] for row in rows)
-    return {
-        "students": len(rows), "scored": len(scored), "statuses": statuses,
-        "full_marks": sum(1 for row in scored if row["score"] == row["max_score"]),
-        "mean_percent": (sum(_percent(row) for row in scored) / len(scored)) if scored else None,
-    }
-
-
-def _percent(row):
-    return 100.0 * row["score"] / row["max_score"] if row["max_score"] else 0.0
-
-
-def pass_rates(book):
-    """[(checkpoint, passed, applicable)] over the scored rows."""
-    rates = []
-    for checkpoint in book["checkpoints"]:
-        results = [row["checkpoints"][checkpoint["id"]] for row in book["rows"] if row["status"] in SCORED]
-        applicable = [r for r in results if r["status"] != "not_applicable"]
-        rates.append((checkpoint, sum(1 for r in applicable if r["status"] == "passed"), len(applicable)))
-    return rates
-
-
-def summary_markdown(book, limit=10):
-    """The run in a few lines of Markdown (the README's sample, the job summary)."""
-    f = figures(book)
-    mean = "-" if f["mean_percent"] is None else f"{f['mean_percent']:.0f}%"
-    statuses = ", ".join(f"{count} {status}" for status, count in sorted(f["statuses"].items()))
-    lines = [f"**{f['students']} submissions** ({statuses}): {f['full_marks']} at full marks, mean score {mean}.",
-             "", "| Checkpoint | Passed |", "|---|---:|"]
-    for checkpoint, passed, applicable in pass_rates(book):
-        share = f"{passed}/{applicable}" if applicable else "n/a"
-        lines.append(f"| `{checkpoint['id']}` | {share} |")
-    lines += ["", "| Most common mistakes | Students |", "|---|---:|"]
-    mistakes = common_mistakes(book)
-    for mistake, rows in mistakes[:limit]:
-        lines.append(f"| {mistake_name(mistake).replace('|', '/')} (`{mistake}`) | {len(rows)} |")
-    if not mistakes:
-        lines.append("| none | 0 |")
-    return "\n".join(lines) + "\n"
-
-
-# --- the HTML report -----------------------------------------------------------------
-
-CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1f2328}
-h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
-table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}td a{white-space:nowrap}code{font-size:.92em}
-pre{background:#f6f8fa;padding:.7em;overflow-x:auto;white-space:pre-wrap;font-size:.85em}
-.passed{color:#1a7f37}.failed{color:#cf222e}.other{color:#9a6700}.muted{color:#656d76}
-.figures span{display:inline-block;margin-right:2em}.figures b{font-size:1.4em}
-svg text{font:12px system-ui,sans-serif;fill:#1f2328}svg{max-width:100%;height:auto}
-.wide{overflow-x:auto;margin:.5em 0}.wide table{margin:0}.chart td,.chart th{text-align:right}
-main{overflow-wrap:break-word}.chart th,.chart td{white-space:nowrap}
-main>table td,main>table td code{overflow-wrap:anywhere}
-a:focus-visible,summary:focus-visible,[tabindex]:focus-visible{outline:3px solid #0969da;outline-offset:2px}
-@media (max-width:640px){body{margin:1em auto;padding:0 .6em}.figures span{margin-right:1em}}
-"""
-
-
-def report_html(book):
-    f = figures(book)
-    mean = "-" if f["mean_percent"] is None else f"{f['mean_percent']:.0f}%"
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Cohort gradebook: schema migrations</title>", f"<style>{CSS}</style></head><body><main>",
-        "<h1>Cohort gradebook: schema migrations with Flask-Migrate</h1>",
-        f'<p class="figures"><span><b>{f["students"]}</b> submissions</span>'
-        f'<span><b>{f["scored"]}</b> graded</span><span><b>{f["full_marks"]}</b> at full marks</span>'
-        f'<span><b>{mean}</b> mean score</span></p>',
-        f'<p class="muted">Replayed on {_e(book["backend"])}; grader {_e(book["grader"])}. Statuses: '
-        + _e(", ".join(f"{count} {status}" for status, count in sorted(f["statuses"].items()))) + ".</p>",
-        "<h2>Score distribution</h2>", _histogram_svg(book),
-        "<h2>Checkpoints passed</h2>", _pass_rate_svg(book),
-        "<h2>Most common mistakes</h2>", _scrolling(_mistakes_html(book), "Most common mistakes"),
-        "<h2>Students</h2>", _scrolling(_students_html(book), "Students"),
-        "<h2>Feedback, student by student</h2>", *(_feedback_html(row) for row in book["rows"]),
-        "</main></body></html>",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-def _e(text):
-    return html.escape(str(text), quote=True)
-
-
-def _anchor(row):
-    return "s-" + re.sub(r"[^\w-]", "-", row["student"])
-
-
-def _scrolling(html_text, label):
-    """A table wider than the window scrolls sideways in its own box, which the keyboard can focus."""
-    return f'<div class="wide" role="region" aria-label="{_e(label)}" tabindex="0">{html_text}</div>'
-
-
-def score_bands(book):
-    """[(band, students)]: students per tenth of the score (the last band includes full marks)."""
-    bins = [0] * 10
-    for row in book["rows"]:
-        if row["status"] in SCORED:
-            bins[min(int(_percent(row) // 10), 9)] += 1
-    return [(f"{number * 10}-{number * 10 + 9 if number < 9 else 100}%", count) for number, count in enumerate(bins)]
-
-
-def _histogram_svg(book):
-    """The score distribution as bars for the eye, and the same numbers in a table for everyone."""
-    bands = score_bands(book)
-    width, height, bar = 640, 220, 56
-    top = max(count for _, count in bands) or 1
-    shapes = []
-    for number, (label, count) in enumerate(bands):
-        x, h = 40 + number * (bar + 4), round(160 * count / top)
-        shapes.append(f'<rect x="{x}" y="{180 - h}" width="{bar}" height="{h}" fill="#0969da">'
-                      f"<title>{count} students scored {label}</title></rect>")
-        shapes.append(f'<text x="{x + bar / 2}" y="{174 - h}" text-anchor="middle">{count}</text>')
-        shapes.append(f'<text x="{x + bar / 2}" y="198" text-anchor="middle">{label}</text>')
-    table = ('<table class="chart" id="score-table"><tr><th scope="row">Score</th>'
-             + "".join(f'<th scope="col">{label}</th>' for label, _ in bands)
-             + '</tr><tr><th scope="row">Students</th>' + "".join(f"<td>{count}</td>" for _, count in bands)
-             + "</tr></table>")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'aria-hidden="true" focusable="false">'
-            f'<line x1="36" y1="180" x2="{width - 4}" y2="180" stroke="#656d76"/>{"".join(shapes)}'
-            f'<text x="{width / 2}" y="216" text-anchor="middle">score (share of the points that apply)</text></svg>'
-            + _scrolling(table, "Score distribution as a table"))
-
-
-def _pass_rate_svg(book):
-    """Each checkpoint's pass rate as bars for the eye, and in a table for everyone."""
-    rates = pass_rates(book)
-    width, row_height, left, span = 640, 26, 150, 400
-    shapes, rows = [], []
-    for number, (checkpoint, passed, applicable) in enumerate(rates):
-        y = 10 + number * row_height
-        share = passed / applicable if applicable else 0
-        text = f"{passed}/{applicable} ({100 * share:.0f}%)" if applicable else "not applicable"
-        shapes.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{_e(checkpoint["id"])}</text>')
-        shapes.append(f'<rect x="{left}" y="{y}" width="{span}" height="18" fill="#ffebe9"/>')
-        shapes.append(f'<rect x="{left}" y="{y}" width="{round(span * share)}" height="18" fill="#1a7f37">'
-                      f"<title>{_e(checkpoint['title'])}: {text}</title></rect>")
-        shapes.append(f'<text x="{left + span + 8}" y="{y + 14}">{text}</text>')
-        rows.append(f'<tr><th scope="row"><code>{_e(checkpoint["id"])}</code></th><td>{_e(checkpoint["title"])}</td>'
-                    f"<td class=num>{text}</td></tr>")
-    height = 20 + len(rates) * row_height
-    table = ('<table id="pass-rate-table"><tr><th scope="col">Checkpoint</th><th scope="col">What it checks</th>'
-             '<th scope="col">Students who passed</th></tr>' + "".join(rows) + "</table>")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'aria-hidden="true" focusable="false">{"".join(shapes)}</svg>'
-            + _scrolling(table, "Checkpoints passed as a table"))
-
-
-def _mistakes_html(book):
-    mistakes = common_mistakes(book)
-    if not mistakes:
-        return "<p>No mistakes: every graded submission passed every checkpoint.</p>"
-    scored = figures(book)["scored"] or 1
-    lines = ["<table><tr><th>#</th><th>Mistake</th><th>Students</th><th>Who</th><th>Example message</th></tr>"]
-    for rank, (mistake, rows) in enumerate(mistakes, start=1):
-        who = ", ".join(f'<a href="#{_anchor(row)}">{_e(row["student"])}</a>' for row in rows)
-        example = mistake_example(mistake, rows)
-        lines.append(
-            f"<tr><td class=num>{rank}</td><td>{_e(mistake_name(mistake))}<br><code class=muted>{_e(mistake)}</code></td>"
-            f"<td class=num>{len(rows)} ({100 * len(rows) / scored:.0f}%)</td><td>{who}</td>"
-            f"<td><details><summary>{_e(rows[0]['student'])}: {_e(example.splitlines()[0])}</summary>"
-            f"<pre>{_e(example)}</pre></details></td></tr>")
-    lines.append("</table>")
-    return "\n".join(lines)
-
-
-def _status_class(status):
-    return {"passed": "passed", "failed": "failed"}.get(status, "other")
-
-
-def _students_html(book):
-    lines = ["<table><tr><th>Student</th><th>Score</th><th>Status</th><th>First failing checkpoint</th>"
-             "<th>Its summary</th></tr>"]
-    for row in book["rows"]:
-        score = "-" if row["score"] is None else f"{row['score']}/{row['max_score']}"
-        status_class = "passed" if row["status"] == GRADED else "other"
-        first = row["first_failing"] or ""
-        summary = row["first_failing_summary"] or row["detail"] or ""
-        lines.append(f'<tr><td><a href="#{_anchor(row)}">{_e(row["student"])}</a></td><td class=num>{score}</td>'
-                     f'<td class="{status_class}">{_e(row["status"])}</td><td><code>{_e(first)}</code></td>'
-                     f"<td>{_e(summary)}</td></tr>")
-    lines.append("</table>")
-    return "\n".join(lines)
-
-
-def _feedback_html(row):
-    score = "" if row["score"] is None else f": {row['score']}/{row['max_score']}"
-    parts = [f'<h3 id="{_anchor(row)}">{_e(row["student"])}{score}</h3>',
-             f'<p class=muted>{_e(row["source"])}{" at " + _e(row["commit"][:12]) if row["commit"] else ""}'
-             f" ({_e(row['status'])})</p>"]
-    if row["detail"]:
-        parts.append(f"<p>{_e(row['detail'])}</p>")
-    if row["checkpoints"]:
-        parts.append("<table><tr><th>Checkpoint</th><th>Result</th><th>Points</th><th>Summary</th></tr>")
-        for cid, checkpoint in row["checkpoints"].items():
-            points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
-            parts.append(f"<tr><td><code>{_e(cid)}</code></td><td class={_status_class(checkpoint['status'])}>"
-                         f"{_e(checkpoint['status'])}</td><td class=num>{points}</td>"
-                         f"<td>{_e(checkpoint['summary'])}</td></tr>")
-        parts.append("</table>")
-        for cid, checkpoint in row["checkpoints"].items():
-            if checkpoint["status"] == "failed" and not checkpoint["blocked_by"]:
-                parts.append(f"<details><summary><code>{_e(cid)}</code>: {_e(checkpoint['summary'])}</summary>"
-                             f"<pre>{_e(checkpoint['message'])}</pre></details>")
-    return "\n".join(parts)
 
 
 # --- files ---------------------------------------------------------------------------
@@ -933,31 +816,45 @@ class Progress:
 
 # --- the runs ------------------------------------------------------------------------
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during grading, after the partial gradebook was written."""
+
+
 def run_cohort(sources, out, cache=None, jobs=None, shard=None, timeout=GRADE_TIMEOUT, server_url=None,
-               echo=print, progress=None):
-    """Grade the sources into a gradebook in out; returns the gradebook."""
+               echo=print, progress=None, working_tree=False, canvas_assignment=None):
+    """Grade the sources into a gradebook in out; returns (the gradebook, warnings).
+
+    Ctrl-C while grading writes the gradebook of what finished, marked partial, then
+    raises Interrupted; the cache keeps every finished grade for the next run.
+    """
     from .database import backend_of, normalize_url
 
     backend = backend_of(server_url) if server_url else "sqlite"
     server_url = normalize_url(server_url) if server_url else None
     cache = Path(cache or default_cache())
-    entries = discover(sources)
+    entries = discover(sources, working_tree=working_tree)
     mine = select_shard(entries, shard)
     where = f" (shard {shard[0]} of {shard[1]}: {len(mine)} of them)" if shard else ""
-    echo(f"{len(entries)} submissions{where}; cache in {cache}")
+    echo(f"{plural(len(entries), 'submission')}{where}; cache in {cache}")
     fetch(mine, cache)
     rows, statistics = grade_many(mine, cache, backend, server_url, jobs, timeout, progress)
-    book = gradebook(rows, backend, statistics["grader"], len(entries), shard)
-    write_gradebook(book, out)
-    _write_json(Path(out) / "run.json", statistics)
+    graded = {row["index"] for row in rows}
+    missing = [entry.student for entry in mine if entry.index not in graded]
+    book = gradebook(rows, backend, statistics["grader"], [entry.student for entry in entries], shard, missing)
+    warnings = write_gradebook(book, out, canvas_assignment)
+    _write_json(Path(out) / "run.json", dict(statistics, missing=missing))
+    if statistics["interrupted"]:
+        raise Interrupted(f"wrote a partial gradebook: {plural(len(missing), 'submission')} not graded yet")
     echo(f"Graded {statistics['graded']}, {statistics['from_cache']} unchanged since an earlier run "
-         f"(from the cache), in {statistics['grading_seconds']:.1f} s with {statistics['jobs']} processes.")
-    return book
+         f"(from the cache), in {statistics['grading_seconds']:.1f} s with "
+         f"{plural(statistics['jobs'], 'process', 'processes')}.")
+    return book, warnings
 
 
-def run_merge(folders, out, echo=print):
-    book, warnings = merge(folders)
+def run_merge(folders, out, echo=print, canvas_assignment=None):
+    book, warnings, statistics = merge(folders)
+    warnings += write_gradebook(book, out, canvas_assignment)
+    _write_json(Path(out) / "run.json", statistics)
     for warning in warnings:
         echo(f"warning: {warning}")
-    write_gradebook(book, out)
     return book, warnings

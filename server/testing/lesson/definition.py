@@ -134,6 +134,29 @@ class RenameColumn:
 
 
 @dataclass(frozen=True)
+class RequiredFinding:
+    """A clean finding a step requires of its revision's upgrade SQL (production.py):
+    squawk's `rule` flags nothing there, and the SQL does show what the rule is about
+    (`shows`, a regular expression), so that nothing to flag is not taken for done."""
+
+    rule: str  # "require-concurrent-index-creation"
+    says: str  # "this index is created concurrently"
+    shows: str  # r"CREATE\s+(UNIQUE\s+)?INDEX"
+    shows_words: str  # "CREATE INDEX", for "the upgrade's SQL has no ..."
+
+
+@dataclass(frozen=True)
+class ProductionRules:
+    """How a lesson reads squawk's findings on each revision's PostgreSQL SQL ("Before production")."""
+
+    explanations: Dict[str, str]  # rule -> what breaks in production and how teams do it, for a beginner
+    left_out: Dict[str, str]  # rule -> why it is noise for this lesson
+    bookkeeping_table: str = "alembic_version"  # findings on statements about it are left out, because:
+    bookkeeping_reason: str = "Alembic's own alembic_version table, which records the revision: not the lesson's"
+    docs: str = "https://squawkhq.com/docs/{rule}"
+
+
+@dataclass(frozen=True)
 class Revision:
     """One revision of the lesson: its checkpoint, its change and the words for it."""
 
@@ -147,6 +170,7 @@ class Revision:
     batch_upgrade: Tuple[str, ...] = ()  # the same in batch form, for a script written in batch mode
     batch_downgrade: Tuple[str, ...] = ()
     keeps_rows: bool = False  # "... and keeps every row" when it passes
+    requires: Tuple[RequiredFinding, ...] = ()  # clean findings its upgrade SQL must give (production.py)
 
     @property
     def step(self):
@@ -167,7 +191,7 @@ class DataSet:
     value_columns: Tuple[str, ...]  # the third column, by its possible names
     rows: Tuple[Tuple[int, str, object], ...]
     step: int  # the README step that adds them
-    example: str = ""  # the `flask shell` line that adds one row again
+    model: str = ""  # the class of models.py whose table holds them, for `flask shell`
 
     def locate(self, schema):
         """(table, value column) holding this data set in `schema`, or None."""
@@ -221,6 +245,7 @@ class Lesson:
     starter_models: str = "the starter"  # what models.py is before step 1's migration
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
     mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
+    production: Optional[ProductionRules] = None  # the "Before production" review; None: no such review
 
     by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
 

@@ -2,17 +2,20 @@
 student's code, once, in two sandboxes at once (models.py in one, the
 revisions in the other), and reads the student's own database.
 
-`collect(layout, lesson, backend, server_url, limits) -> Evidence`. Evidence
+`collect(layout, lesson, backend, server_url, limits, ...) -> Evidence`. Evidence
 is plain data: what the files say (the folders `flask db init` makes, static
 findings of app.py and env.py, the revision files and their history), what
 the replay recorded on throw-away databases (replay.Replay), what models.py
 defines, and what the local SQLite database holds. judge.py decides every verdict from it alone.
+When asked, it also holds the "Before production" review of the chain's
+revisions (production.py), written in the same sandbox; no verdict reads it.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .production import RevisionReview, review_revisions
 from .reading import DatabaseReading, read_database
 from .replay import Replay, replay
 from .sandbox import Sandbox
@@ -52,6 +55,9 @@ class Evidence:
     models: object = None  # submission.Models
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
+    production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
+    local_label: str = "server/instance/app.db"  # how the local database is named to the student
+    local_counted: bool = True  # False when grading for an instructor: the student's own file is theirs
 
     @property
     def chain(self):
@@ -69,8 +75,13 @@ class Evidence:
         return self.history.position_of(local.versions[0])
 
 
-def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
-    evidence = Evidence(layout, backend, Folders.of(layout))
+def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, before_production=False, local_url=None,
+            local_database=True):
+    """`local_url`: the database the student's app uses, read as the local one
+    (with models.py compared to it); the status and the page pass it. Without
+    it, the local database is server/instance/app.db when the app uses it.
+    local_database=False (an instructor's grade) reads no local database."""
+    evidence = Evidence(layout, backend, Folders.of(layout), local_counted=local_database)
     with Sandbox(layout, limits, "models") as models_box, Sandbox(layout, limits) as revisions_box:
         if evidence.folders.server:
             models_box.start()  # both boot while the static checks run
@@ -88,8 +99,16 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None):
                     backend=backend, server_url=server_url,
                 )
             evidence.models = models.result()
+        if before_production:
+            evidence.production = review_revisions(
+                revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
+    if local_url is not None:
+        reading = read_database(local_url, lesson, evidence.models.metadata if evidence.models else None, layout.root)
+        evidence.local_label = reading.label
+        evidence.local = reading if reading.exists else None
+        return evidence
     evidence.other_database = configured_database(layout)
-    if evidence.other_database is None and layout.local_database.is_file():
+    if local_database and evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
 

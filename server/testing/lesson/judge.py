@@ -26,7 +26,7 @@ REASONS = {
                  "loses_data", "does_another_steps_work", "wrong_schema"),
     "downgrades": ("downgrade_not_reversed", "downgrades_not_run"),
     "models_match": ("models_py_broken", "models_not_comparable", "models_not_reverted", "models_mismatch"),
-    "local_database": ("other_database", "no_local_database", "local_database_unreadable",
+    "local_database": ("other_database", "no_local_database", "instructor_grade", "local_database_unreadable",
                        "local_database_not_migrated", "local_database_several_heads",
                        "local_database_wrong_revision", "local_database_rows_missing"),
 }
@@ -347,6 +347,8 @@ class _Judging:
     # local_database ------------------------------------------------------------------------
     def local_database(self):
         evidence = self.evidence
+        if not evidence.local_counted:
+            return self.verdict("local_database", NOT_APPLICABLE, "instructor_grade")
         if evidence.other_database:
             return self.verdict("local_database", NOT_APPLICABLE, "other_database")
         local = evidence.local

@@ -180,7 +180,7 @@ def table_page(url, name, page, page_size=PAGE_SIZE):
     except Exception as error:
         return None, error_line(error, kind=True), 200
     if sqlite_path is not None and not sqlite_path.is_file():
-        return None, "The database file does not exist yet: `flask db upgrade head` in server/ creates it.", 404
+        return None, "The database file does not exist yet: the page's \"Next\" says how to build it.", 404
     try:
         with engine.connect() as connection:
             inspector = sa.inspect(connection)

@@ -2,8 +2,8 @@
 
 The page never imports a student's file in its own process: it runs this
 module as a child process with a time limit (page.py), and reads the JSON it
-writes. The child grades the checkout with the grader's own `grade()` (the
-replay on a throw-away database), works out the status checklist, and has the
+writes. The child takes the status (status.status_of, the grader's own
+`grade()` with its replay on a throw-away database underneath), and has the
 sandbox's worker record what each revision file does and risks.
 
     python -B -m testing.lesson.page_facts ROOT DATABASE_URL OUT.json
@@ -13,39 +13,14 @@ import sys
 from pathlib import Path
 
 
-
-# --- the status checklist (one adapter, so the data function can replace it) ---
-
-
-def status_of(root, database_url):
-    """(report, marks, advice, next action, pending revision ids) as status.py computes them."""
-    from . import status
-    from .database import in_instance_folder
-    from .submission import Layout
-
-    layout = Layout.of(root)
-    report = status.grade(layout.root)
-    local = None
-    if layout.server.is_dir():
-        url = in_instance_folder(database_url, layout.server)
-        local = status.inspect_local_database(layout, url, report.models.metadata if report.models else None)
-    chain = report.history.chain if report.history else []
-    advice = status.diagnose(report, local, chain)
-    marks = status.step_marks(report, local, chain)
-    return report, local, marks, advice, status.next_action(report, marks, advice)
-
-
 # --- plain data ---------------------------------------------------------------------
 
 
-def checklist(marks, advice, action):
-    from .checkpoints import STEPS
-
-    title, text = action.title, action.text
+def checklist(status):
     return {
-        "steps": [{"step": step, "title": STEPS[step], "done": bool(marks[step])} for step in STEPS],
-        "next": {"title": title, "text": text},
-        "also": [{"title": item.title, "text": item.text} for item in advice[1:]],
+        "steps": [{"step": mark.step, "title": mark.title, "done": mark.done} for mark in status.steps],
+        "next": {"title": status.next.title, "text": status.next.text},
+        "also": [{"title": item.title, "text": item.text} for item in status.also],
     }
 
 
@@ -57,10 +32,12 @@ def results(report):
     ]
 
 
-def revision_files(report, local):
-    """Each file in migrations/versions/: ids, message, what it does, and for the
-    revisions not applied yet, the review's data-loss findings (all recorded in the sandbox)."""
+def revision_files(report, local, position):
+    """Each file in migrations/versions/: ids, message, what it does, for the
+    revisions not applied yet, the review's data-loss findings, and for the chain's
+    revisions, "Before production" (all recorded in the sandbox)."""
     from .pending import record, record_pending
+    from .production import DIRECTIONS, review_revisions, to_data
     from .review import LABELS
     from .sandbox import Sandbox
     from .submission import Layout
@@ -70,8 +47,7 @@ def revision_files(report, local):
         return []
     root = Path(report.root)
     chain_ids = [f.revision for f in history.chain]
-    current = local.heads[0] if local is not None and len(local.heads) == 1 else None
-    pending_ids = chain_ids[chain_ids.index(current) + 1:] if current in chain_ids else []
+    pending_ids = chain_ids[position:] if position else []
     if local is not None and not local.error and not local.heads:
         pending_ids = list(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
     rows, columns = (dict(local.counts), dict(local.columns)) if local is not None else ({}, {})
@@ -79,12 +55,14 @@ def revision_files(report, local):
     files = []
     with Sandbox(Layout.of(root)) as sandbox:
         pending = {r.revision.revision: r for r in record_pending(sandbox, [by_id[i] for i in pending_ids], rows, columns)}
+        before_production = {review.revision.revision: review for review in review_revisions(
+            sandbox, Layout.of(root), history.chain, report.lesson, history.position_of)}
         for revision_file in history.files:
             entry = {
                 "rel": revision_file.rel, "name": revision_file.path.name, "revision": revision_file.revision,
                 "down_revisions": list(revision_file.down_revisions), "load_error": revision_file.load_error,
                 "message": revision_file.doc, "pending": revision_file.revision in pending,
-                "upgrade": [], "downgrade": [], "problem": None, "risks": [],
+                "upgrade": [], "downgrade": [], "problem": None, "risks": [], "before_production": {},
             }
             if revision_file.loaded:
                 for direction in ("upgrade", "downgrade"):
@@ -92,6 +70,9 @@ def revision_files(report, local):
                     entry[direction] = recording.does
                     if direction == "upgrade":
                         entry["problem"] = recording.problem or recording.failure
+            review = before_production.get(revision_file.revision)
+            if review is not None and revision_file.revision in chain_ids:
+                entry["before_production"] = {direction: to_data(review, direction) for direction in DIRECTIONS}
             recording = pending.get(revision_file.revision)
             if recording is not None:
                 entry["risks"] = [_risk(risk, LABELS) for risk in recording.risks]
@@ -111,14 +92,16 @@ def _risk(risk, labels):
 
 # --- the replay ------------------------------------------------------------------------
 
-def replay_steps(report):
-    """Every step of the grader's replay: tables and row counts before and after, losses and fixes."""
+def replay_steps(report, files=()):
+    """Every step of the grader's replay: tables and row counts before and after, losses and fixes,
+    and beside it what "Before production" says of that function (from revision_files' `files`)."""
     from .render import loss_lines
     from .status import fix_of
 
     replay = report.replay
     if replay is None:
         return {"error": None, "steps": []}
+    before_production = {f["revision"]: f.get("before_production") or {} for f in files}
     steps = []
     for step in list(replay.upgrades) + list(replay.downgrades):
         rel = step.revision.rel
@@ -128,6 +111,7 @@ def replay_steps(report):
             "before": _tables(step.before, step.row_counts_before),
             "after": _tables(step.after, step.row_counts_after) if step.after is not None else None,
             "error": step.error, "losses": loss_lines(step), "fixes": [],
+            "before_production": before_production.get(step.revision.revision, {}).get(step.direction),
         }
         if step.losses:
             entry["fixes"] = _fixes(step)
@@ -162,17 +146,22 @@ def _fixes(step):
 
 
 def facts(root, database_url):
-    report, local, marks, advice, action = status_of(root, database_url)
+    from .status import local_reading, status_of
+
+    status = status_of(root, database_url)
+    report = status.report
+    local = local_reading(report)
+    files = revision_files(report, local, status.database.position if status.database else None)
     return {
-        "checklist": checklist(marks, advice, action),
+        "checklist": checklist(status),
         "grade": {
             "score": report.score, "max_score": report.max_score, "backend": report.backend,
             "seconds": round(report.seconds, 2), "results": results(report),
         },
         "problems": list(report.history.problems) if report.history else [],
         "chain": [f.revision for f in report.history.chain] if report.history else [],
-        "files": revision_files(report, local),
-        "replay": replay_steps(report),
+        "files": files,
+        "replay": replay_steps(report, files),
     }
 
 

@@ -15,6 +15,9 @@ before its opening fence, inside a `## Step N` section:
                                                wrote (upgrade/downgrade, ids)
     <!-- walkthrough: migration "MESSAGE" -->  the edited functions that replace the
                                                generated ones in that revision
+
+commands() reads every other command the README shows (code spans in the
+prose, `$ ` lines of unmarked blocks), for the test that proves each one.
 """
 import re
 import shlex
@@ -150,3 +153,134 @@ def shell_session(block) -> Tuple[List[str], List[str]]:
         elif line.strip():
             shown.append(line.rstrip())
     return statements, shown
+
+
+# --- every command the README shows ------------------------------------------
+
+# A code span or console line is a command when its first word runs a program
+# (after any `NAME=value` assignments): `flask db current`, `LESSON_ROOT=PATH
+# pytest`, `[Environment]::SetEnvironmentVariable(...)` (a PowerShell call).
+PROGRAMS = {
+    "flask", "pipenv", "pytest", "python", "python3", "py", "pip", "pipx", "brew", "sudo", "apt-get",
+    "git", "createdb", "export", ".ci/run", ".ci/check-pythons", ".ci/lock", "bash",
+}
+ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
+POWERSHELL_CALL = re.compile(r"^\[[A-Za-z.]+\]::\w+\(")
+CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+@dataclass(frozen=True)
+class Command:
+    text: str  # as a student would type it (a code span's line breaks as spaces)
+    line: int  # README line number (1-based)
+    section: str  # the heading it stands under
+    shell: str  # "powershell" or "cmd" where the README says so, else "bash"
+    context: str  # the paragraph or list item around it (for a code block: the block)
+
+    def where(self):
+        return f"README.md line {self.line} ({self.section})"
+
+
+# A program that needs a subcommand, named alone (or with `...` for any
+# subcommand), is a name in the prose, not a command: "`flask` finds no app".
+NAMES = {"flask", "pipenv", "pipenv run", "flask db"}
+
+
+def is_command(text):
+    if POWERSHELL_CALL.match(text):
+        return True
+    if text in NAMES or (text.endswith(" ...") and text[:-4] in NAMES):
+        return False
+    words = text.split()
+    while words and ASSIGNMENT.match(words[0]):
+        words = words[1:]
+    return bool(words) and words[0] in PROGRAMS
+
+
+def shell_of(text, before):
+    """The shell a command is written for: the README says "PowerShell" or
+    "cmd" in the sentence or clause just before it."""
+    if POWERSHELL_CALL.match(text):
+        return "powershell"
+    clause = re.split(r"[.;]\s", " ".join(before.split()))[-1]
+    if re.search(r"\bPowerShell\b", clause):
+        return "powershell"
+    if re.search(r"\bcmd\b", clause):
+        return "cmd"
+    return "bash"
+
+
+def commands(text) -> List[Command]:
+    """Every command README.md shows outside the walkthrough's marked blocks:
+    code spans in the prose whose first word runs a program, and the `$ `
+    lines of code blocks (of a block with no `$ ` line, its lines that are
+    commands, as in the quick start). Marked blocks are the walkthrough's."""
+    lines = text.splitlines()
+    found = []
+    section = "top"
+    paragraph = []  # (line number, text) of the current paragraph or list item
+    marked = False
+
+    def end_paragraph():
+        if not paragraph:
+            return
+        joined = "\n".join(line for _, line in paragraph)
+        joined = HTML_COMMENT.sub(lambda match: " " * len(match.group(0)), joined)
+        for match in CODE_SPAN.finditer(joined):
+            span = " ".join(match.group(2).split())  # line breaks inside a span are spaces
+            if is_command(span):
+                first = paragraph[0][0] + joined.count("\n", 0, match.start())
+                context = " ".join(joined.split())
+                found.append(Command(span, first, section, shell_of(span, joined[: match.start()]), context))
+        paragraph.clear()
+
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        fence = FENCE.match(line.strip())
+        if fence:
+            end_paragraph()
+            end = _closing_fence([line.strip() for line in lines], index)
+            if not marked:
+                found.extend(_block_commands(lines[index + 1 : end], index + 2, section, "\n".join(lines[index:end + 1])))
+            marked = False
+            index = end + 1
+            continue
+        if line.startswith("#"):
+            end_paragraph()
+            section = line.lstrip("#").strip()
+        elif MARKER.match(line):
+            end_paragraph()
+            marked = True
+        elif not line.strip() or re.match(r"^\s*(?:[-*]|\d+\.)\s", line):
+            end_paragraph()  # a blank line or a new list item ends a paragraph
+            if line.strip():
+                paragraph.append((index + 1, line))
+        else:
+            paragraph.append((index + 1, line))
+        index += 1
+    end_paragraph()
+    return found
+
+
+def _block_commands(block_lines, first_line, section, block):
+    block_lines = [line.strip() for line in block_lines]  # a block inside a list item is indented
+    prompted = [(number, line[2:].strip()) for number, line in enumerate(block_lines, first_line) if line.startswith("$ ")]
+    if not prompted:
+        prompted = [(number, line.strip()) for number, line in enumerate(block_lines, first_line)
+                    if is_command(line.strip())]
+    # A comment after a command (`# one sub-folder per student`) is not part of it.
+    return [Command(re.sub(r"\s+#\s.*$", "", line), number, section, "bash", block) for number, line in prompted]
+
+
+if __name__ == "__main__":
+    # `python server/testing/lesson/readme.py SHELL`: the README's commands for
+    # that shell, one a line, for the workflows to run them there.
+    import sys
+    from pathlib import Path
+
+    readme_text = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    for command in commands(readme_text):
+        if command.shell == sys.argv[1]:
+            print(command.text)

@@ -10,6 +10,7 @@ lesson's own tables and steps comes from the lesson's declaration.
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
 """
+import json
 import textwrap
 
 from .feedback import Feedback, bullet_list, code_block, one_line, plural
@@ -192,6 +193,17 @@ def _describe_one_difference(item, database):
     template = DIFFERENCE_WORDS.get(item.kind, "{kind}: {detail}")
     return template.format(kind=item.kind.replace("_", " "), table=item.table, column=item.column,
                            new=item.new, existing=item.existing, detail=item.detail, database=database)
+
+
+def rows_code(lesson, data_sets, schema):
+    """`flask shell` lines that add the data sets' rows, with the column each
+    keeps its values in within `schema` (as the README's steps add them)."""
+    lines = [f"from models import db, {', '.join(data_set.model for data_set in data_sets)}"]
+    for data_set in data_sets:
+        value_column = data_set.locate(schema)[1]
+        lines += [f"db.session.add({data_set.model}(name={json.dumps(name)}, {value_column}={json.dumps(value)}))"
+                  for _, name, value in data_set.rows]
+    return "\n".join(lines + ["db.session.commit()"])
 
 
 # --- one checkpoint's message ----------------------------------------------------------------
@@ -465,13 +477,18 @@ class _Words:
         kind = advice["kind"]
         if kind == "apply_local":
             count = advice["count"]
-            return (f"Step {self.lesson.step_of(count)}: {self.rel(self.layout.local_database)} is at revision "
+            return (f"Step {self.lesson.step_of(count)}: {self.evidence.local.label} is at revision "
                     f"{advice['local']}; apply the rest first, in server/:\n    flask db upgrade head\n"
                     f"Then step {count + 1}.")
         if kind == "order":
             return self.order_fix(advice["position"])
         if kind == "next_step":
-            return f"Step {advice['position']}: " + self.lesson.revision(advice["position"]).how
+            text = f"Step {advice['position']}: " + self.lesson.revision(advice["position"]).how
+            if self.evidence.other_database:  # not read here: it may still wait for an upgrade
+                text = (f"First make sure your database has every revision applied: in server/, `flask db current` "
+                        f"shows revision {advice['position'] - 1}'s id, else run `flask db upgrade head` "
+                        "(`pipenv run status` reads your database and tells).\n" + text)
+            return text
         return self.fix_first(advice["position"], advice["then"])
 
     # downgrades -----------------------------------------------------------------------------
@@ -537,12 +554,16 @@ class _Words:
 
     # local_database ---------------------------------------------------------------------------
     def local_database(self, verdict):
-        rel = self.rel(self.layout.local_database)
+        rel = self.evidence.local.label if self.evidence.local else self.rel(self.layout.local_database)
         local, reason = self.evidence.local, verdict.reason
         if reason == "other_database":
             return Feedback(
                 f"not applicable: your app uses another database (DATABASE_URL={self.evidence.other_database}); "
                 f"only {rel} is checked here. Your migrations were checked on a scratch database.")
+        if reason == "instructor_grade":
+            return Feedback(
+                f"not applicable: graded for an instructor, who grades the migrations on a scratch database; "
+                f"{rel} on the student's own machine counts only when they grade their own checkout.")
         if reason == "no_local_database":
             return Feedback(
                 f"not applicable: there is no {rel} in this checkout (databases are not committed, so "
@@ -567,7 +588,8 @@ class _Words:
         if reason == "local_database_wrong_revision":
             return self.local_wrong_revision(verdict, rel)
         return Feedback(f"{rel} is at revision {self.lesson.end.revision} but its tables or rows are not right.").add(
-            "Found", bullet_list(mismatch_lines(verdict.facts["problems"]))).add_fix(self.add_rows_again())
+            "Found", bullet_list(mismatch_lines(verdict.facts["problems"]))).add_fix(
+            self.add_rows_again(verdict.facts["problems"]))
 
     def end_file(self):
         end = self.lesson.end.revision
@@ -592,9 +614,12 @@ class _Words:
                        f"your own rows. Then, in server/ run\n    {fix_upgrade}")
         return Feedback(f"{rel} is {where}; at the end of the lesson it is at revision {end.revision}.").add_fix(fix)
 
-    def add_rows_again(self):
-        examples = "".join(f"    {data_set.example}\n" for data_set in self.lesson.data_sets if data_set.example)
-        models = ", ".join(self.lesson.model_names)
-        return ("Add the missing rows again with `flask shell` in server/, for example:\n"
-                f"    from models import db, {models}\n{examples}    db.session.commit()")
+    def add_rows_again(self, problems):
+        """The lesson's rows of the tables found empty (or whose values were lost), exactly."""
+        schema = self.evidence.local.schema
+        tables = [p.table for p in problems if p.kind == "no_rows"] or [p.table for p in problems]
+        data_sets = [data_set for data_set in self.lesson.data_sets
+                     if set(data_set.tables) & set(tables) and data_set.locate(schema)]
+        return "Add the missing rows again with `flask shell` in server/:\n" + code_block(
+            rows_code(self.lesson, data_sets, schema).splitlines(), 1)
 

@@ -12,6 +12,9 @@ Two entry points, one analysis (operations.find_risks):
   now, the rows it would delete and the upgrades that would fail. Exit code
   1 when data would be lost, 2 when the review could not be done, else 0.
   It only reads: the database is opened read-only and no file is written.
+  Each pending revision also gets a "Before production" section
+  (production.py): squawk's findings on its PostgreSQL SQL, which never
+  change the exit code.
   review_pending does the review and returns it as a PendingReview, printing
   nothing; run_review prints it.
 """
@@ -28,6 +31,7 @@ from alembic.operations import ops
 from sqlalchemy.engine import make_url
 
 from . import operations as analysis
+from . import production
 from .alembic_internals import new_revision_path
 from .checkpoints import LESSON
 from .console import tolerate_unencodable_output
@@ -185,6 +189,7 @@ class PendingReview:
     recordings: List[Any] = field(default_factory=list)  # pending.Recording, one per pending revision
     extra: List[Any] = field(default_factory=list)  # pending revisions beyond the lesson's fourth
     models_describe_database: bool = False  # only looked at when nothing else needs fixing
+    production: List[Any] = field(default_factory=list)  # production.RevisionReview, one per pending revision
     nothing_to_review: Optional[str] = None  # why, when there is nothing to review
 
     @property
@@ -219,6 +224,8 @@ def review_pending(server_dir, url):
         found.pending = _pending(history, found.current, found.where)
         found.recordings = record_pending(
             sandbox, found.pending, database.counts, database.columns, make_url(url).get_backend_name())
+        found.production = production.review_revisions(
+            sandbox, layout, found.pending, LESSON, history.position_of)
     if not found.pending:
         found.nothing_to_review = "every migration is already applied."
         return found
@@ -253,8 +260,9 @@ def _render(found):
         click.echo("1 migration not applied yet:")
     else:
         click.echo(f"{len(found.pending)} migrations not applied yet, in the order `flask db upgrade` runs them:")
+    before_production = {review.revision.revision: review for review in found.production}
     for recording in found.recordings:
-        _report_script(recording)
+        _report_script(recording, before_production.get(recording.revision.revision))
     click.echo("")
     if found.extra:
         names = "\n".join("    " + os.path.relpath(revision.path) for revision in found.extra)
@@ -289,7 +297,7 @@ def _beyond_the_lesson(chain, pending):
     return [revision for revision in pending if revision.revision in extra]
 
 
-def _report_script(recording):
+def _report_script(recording, before_production=None):
     revision = recording.revision
     click.echo("")
     name = os.path.relpath(revision.path)  # as the terminal's folder sees it
@@ -305,6 +313,10 @@ def _report_script(recording):
             click.echo(f"     {line}")
     if not recording.risks and not recording.problem:
         click.echo("  ok: keeps every row")
+    if before_production is not None:
+        click.echo("  " + production.heading(before_production))
+        for line in production.text_lines(before_production, WIDTH - 4):
+            click.echo(f"    {line}")
 
 
 def _pending(history, current, where):

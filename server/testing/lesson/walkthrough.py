@@ -70,7 +70,7 @@ class WalkthroughResult:
 # --- the starter ------------------------------------------------------------
 
 # Never part of what a student starts from: local state and generated files.
-SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml", "test-artifacts"}
+SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml", "test-artifacts", "lesson-backups"}
 SKIPPED_IN_SERVER = {"instance", "migrations", ".env"}
 
 
@@ -115,11 +115,45 @@ def lesson_in_progress(root):
 def published_models(root):
     """The starter's models.py as the lesson publishes it: the README's listing
     in step 1 (which the walkthrough checks against the maintainers' copy)."""
-    text = (Path(root) / "README.md").read_text(encoding="utf-8")
+    return published_models_of((Path(root) / "README.md").read_text(encoding="utf-8"))
+
+
+def published_models_of(text):
+    """The starter's models.py in the README's text (its step 1 listing)."""
     for block in readme.parse_readme(text):
         if block.step == 1 and block.kind == "expect models.py":
             return block.text.rstrip("\n") + "\n"
     raise WalkthroughError("README.md shows no starter models.py (an `expect models.py` block in step 1)")
+
+
+def models_after(source, block):
+    """models.py after one of the README's `models.py` or `models.py class NAME` blocks."""
+    tree = _parse(block.text, block.where())
+    if block.kind == "models.py":
+        return block.text
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    if [node.name for node in classes] != [block.argument]:
+        raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
+    return _replace_definitions(source, block.text, "models.py")
+
+
+def reference_at_start(step, readme_text):
+    """(models.py, [revision message]) as the README has them when `step` begins:
+    the starter's models.py with every earlier step's edits, and the messages of
+    the revisions the earlier steps generate, in order."""
+    models, messages = None, []
+    for block in readme.parse_readme(readme_text):
+        if block.step >= step:
+            break
+        if block.kind == "expect models.py" and models is None:
+            models = block.text.rstrip("\n") + "\n"
+        elif block.kind in ("models.py", "models.py class"):
+            models = models_after(models, block)
+        elif block.kind == "generated":
+            messages.append(block.argument)
+    if models is None:
+        models = published_models_of(readme_text)
+    return models, messages
 
 
 # --- running the README -----------------------------------------------------
@@ -329,18 +363,12 @@ class _Walk:
 
     def write_models(self, block):
         self.report("  (edit models.py)")
-        _parse(block.text, block.where())
-        self.models_path().write_text(block.text, encoding="utf-8", newline="\n")
+        self.models_path().write_text(models_after(None, block), encoding="utf-8", newline="\n")
 
     def replace_model_class(self, block):
         self.report(f"  (edit class {block.argument} in models.py)")
-        tree = _parse(block.text, block.where())
-        classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
-        if [node.name for node in classes] != [block.argument]:
-            raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
         source = self.models_path().read_text(encoding="utf-8")
-        updated = _replace_definitions(source, block.text, "models.py")
-        self.models_path().write_text(updated, encoding="utf-8", newline="\n")
+        self.models_path().write_text(models_after(source, block), encoding="utf-8", newline="\n")
 
     def expect_models(self, block):
         actual = self.models_path().read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ Requests (`command` and its arguments):
     load_models    path                      -> metadata (schema_data), error
     run            path, direction, url      -> error, statements
     record         path, direction, dialect, row_counts, columns -> does, problem, risks
+    offline_sql    migrations, revision, down_revision, direction -> sql (Alembic's offline mode, PostgreSQL)
 
 An answer with "fatal": true (sys.exit, KeyboardInterrupt, MemoryError in the
 student's code) is the last: the process ends after sending it.
@@ -34,6 +35,7 @@ class Worker:
         self.server = server
         self.memory_mb = memory_mb
         self.modules = {}  # path -> loaded module
+        self.script_directories = {}  # migrations folder -> alembic ScriptDirectory
 
     # -- loading ------------------------------------------------------------------
     def load(self, path, block=("app",)):
@@ -125,6 +127,39 @@ class Worker:
             "risks": [operations.risk_to_data(risk) for risk in risks],
             "after": {"row_counts": rows_after, "columns": columns_as_text(types_after)},
         }
+
+    def offline_sql(self, migrations, revision, down_revision, direction):
+        """The PostgreSQL SQL one revision's upgrade() or downgrade() runs, as Alembic's
+        offline mode (`flask db upgrade DOWN:REV --sql`) writes it: no database is opened."""
+        import io
+
+        from alembic.config import Config
+        from alembic.runtime.environment import EnvironmentContext
+
+        scripts = self._script_directory(migrations)
+        upgrade = direction == "upgrade"
+        start, destination = (down_revision, revision) if upgrade else (revision, down_revision or "base")
+
+        def steps(heads, context):  # what alembic.command.upgrade / downgrade hand to run_migrations
+            if upgrade:
+                return scripts._upgrade_revs(destination, heads)
+            return scripts._downgrade_revs(destination, heads)
+
+        output = io.StringIO()
+        with EnvironmentContext(Config(), scripts, fn=steps, as_sql=True, starting_rev=start,
+                                destination_rev=destination) as environment:
+            environment.configure(dialect_name="postgresql", output_buffer=output, literal_binds=True)
+            with environment.begin_transaction():
+                environment.run_migrations()
+        return {"sql": output.getvalue()}
+
+    def _script_directory(self, migrations):
+        """Alembic's view of migrations/versions/, read once per worker."""
+        from alembic.script import ScriptDirectory
+
+        if migrations not in self.script_directories:
+            self.script_directories[migrations] = ScriptDirectory(migrations)
+        return self.script_directories[migrations]
 
 
 def _recorder(statements):
@@ -223,7 +258,9 @@ def _preload(role):
 
     if role != "models":  # models.py needs only SQLAlchemy: that worker starts faster
         import alembic.operations  # noqa: F401
+        import alembic.runtime.environment  # noqa: F401
         import alembic.runtime.migration  # noqa: F401
+        import alembic.script  # noqa: F401
 
         from . import operations  # noqa: F401
 

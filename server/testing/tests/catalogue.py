@@ -140,6 +140,13 @@ def _departments_directly(c):
     c.edit(c.revision_file(4).relative_to(c.root), f"down_revision = '{c.revisions[2]}'", f"down_revision = '{c.revisions[1]}'")
 
 
+def _steps_3_and_4_merged(c):
+    """Both renames in revision 3, no revision 4, models.py put back to revision 3 by hand."""
+    c.set_functions(3, "op.rename_table('department', 'departments')\n" + RENAME_COLUMN_UP,
+                    RENAME_COLUMN_DOWN + "\nop.rename_table('departments', 'department')")
+    c.revision_file(4).unlink()
+
+
 def _create_all_no_migrations(c):
     shutil.rmtree(c.server / "migrations")
     c.edit("server/app.py", "db.init_app(app)", "db.init_app(app)\n\nwith app.app_context():\n    db.create_all()")
@@ -261,6 +268,11 @@ WRONG = (
         "migrations deleted and regenerated as one revision", _regenerated_as_one,
         failing=ALL_BUT_INIT,
         messages={"history": ("a1b2c3d4e5f6_initial_migration.py", "start over")},
+    ),
+    Submission(
+        "steps 3 and 4 merged into one revision", _steps_3_and_4_merged,
+        failing=("history", "rename_table", "rename_column", "downgrades", "models_match"),
+        messages={"rename_column": ("step 4 has no revision",), "history": ("Found 3",)},
     ),
     Submission(
         "Department created directly as departments, no rename", _departments_directly,

@@ -95,7 +95,7 @@ LIBRARY = Lesson(
     data_sets=(
         DataSet("books", ("books",), ("writer", "author"),
                 ((1, "Dune", "Frank Herbert"), (2, "Emma", "Jane Austen")),
-                step=1, example='db.session.add(Book(name="Dune", author="Frank Herbert"))'),
+                step=1, model="Book"),
     ),
     end=EndState(
         revision=3,

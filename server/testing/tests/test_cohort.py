@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 
-from testing.lesson import cohort
-from testing.lesson.checkpoints import CHECKPOINTS
+from testing.lesson import cohort, root_causes
+from testing.lesson.checkpoints import CHECKPOINTS, LESSON
 from testing.lesson.database import postgres_server_url
 
 from .catalogue import VALID, WRONG
@@ -108,7 +108,7 @@ def test_gradebook_agrees_with_grading_each_submission_alone_with_pytest(request
             if expected["failure"] is not None:
                 assert result["message"] in expected["failure"], where
         assert row["score"] == sum(int(alone[c]["points"]) for c in alone), kind.name
-        assert row["max_score"] == sum(int(alone[c]["max_points"]) for c in alone), kind.name
+        assert row["max_score"] == sum(int(alone[c]["max_points"]) for c in alone) == cohort.MAX_SCORE, kind.name
         failing = [c.id for c in CHECKPOINTS if alone[c.id]["status"] == "failed"]
         assert failing == [c for c in row["checkpoints"] if row["checkpoints"][c]["status"] == "failed"]
         assert set(failing) == set(kind.failing), kind.name
@@ -160,17 +160,24 @@ def test_an_interrupted_run_resumes_without_grading_anything_twice(request, tmp_
             break
     output = "".join(lines) + process.stdout.read()
     assert process.wait(timeout=60) == 130, output
-    assert "run the same command again to resume" in output
+    assert "run the same command again to resume" in output and "marked partial" in output
     assert "Traceback" not in output
-    assert not (tmp_path / "out" / "gradebook.csv").exists()
     finished_first = len(list((tmp_path / "cache" / "results").glob("*.json")))
     assert 1 <= finished_first < 6
+    partial = book(tmp_path / "out")  # the gradebook of what finished, marked partial
+    graded = [row["student"] for row in partial["rows"]]
+    assert partial["partial"] is True and len(graded) == finished_first
+    assert sorted(graded + partial["missing"]) == [f"student-00{n}" for n in range(1, 7)]
+    assert statistics(tmp_path / "out")["missing"] == partial["missing"]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.startswith(f"**{len(graded)} submission") and "Partial: the run was interrupted" in summary
+    assert len((tmp_path / "out" / "gradebook.csv").read_text().splitlines()) == 1 + len(graded)
 
     run_cohort(*command[3:])
     second = statistics(tmp_path / "out")
     assert second["from_cache"] == finished_first
     assert second["graded"] == 6 - finished_first  # each submission graded exactly once over both runs
-    assert len(book(tmp_path / "out")["rows"]) == 6
+    assert len(book(tmp_path / "out")["rows"]) == 6 and book(tmp_path / "out")["partial"] is False
 
 
 # --- shards ------------------------------------------------------------------------------------
@@ -185,7 +192,10 @@ def test_merged_shards_equal_the_single_run(request, tmp_path):
     shard_rows = [len(book(tmp_path / f"shard-{shard}")["rows"]) for shard in (1, 2)]
     assert shard_rows == [3, 2]
     run_cohort("--merge", tmp_path / "shard-1", tmp_path / "shard-2", "--out", tmp_path / "merged")
-    for name in ("gradebook.json", "gradebook.csv", "report.html", "summary.md"):
+    names = ["gradebook.json", "gradebook.csv", "report.html", "summary.md"]
+    names += [f"feedback/{path.name}" for path in (tmp_path / "single" / "feedback").iterdir()]
+    assert len(names) == 4 + 2 * 5
+    for name in names:
         assert (tmp_path / "single" / name).read_text() == (tmp_path / "merged" / name).read_text(), name
 
 
@@ -194,13 +204,14 @@ def test_a_missing_shard_is_reported_and_the_rest_still_written(request, tmp_pat
     run_cohort(tmp_path / "class", "--shard", "1/2", "--out", tmp_path / "shard-1", "--cache", tmp_path / "cache")
     run = run_cohort("--merge", tmp_path / "shard-1", "--out", tmp_path / "merged", check=False)
     assert run.returncode == 1
-    assert "1 of 2 submissions are in no shard" in run.stdout
+    assert "1 of 2 submissions in no shard" in run.stdout and "student-002" in run.stdout
     assert [row["student"] for row in book(tmp_path / "merged")["rows"]] == ["student-001"]
 
 
 def test_shards_of_different_graders_are_not_merged(tmp_path):
     for number, grader in ((1, "aaaa"), (2, "bbbb")):
-        cohort.write_gradebook(cohort.gradebook([], "sqlite", grader, 2, (number, 2)), tmp_path / f"shard-{number}")
+        roster = ["alice", "bob"]
+        cohort.write_gradebook(cohort.gradebook([], "sqlite", grader, roster, (number, 2)), tmp_path / f"shard-{number}")
     run = run_cohort("--merge", tmp_path / "shard-1", tmp_path / "shard-2", "--out", tmp_path / "m", check=False)
     assert run.returncode == 2
     assert "disagree on grader" in run.stdout + run.stderr
@@ -245,7 +256,8 @@ def test_every_bad_submission_is_one_row_and_the_run_finishes(request, tmp_path)
     assert (rows["links"]["status"], rows["links"]["score"]) == ("graded", 95)
     assert (rows["alice"]["status"], rows["alice"]["score"]) == ("graded", 70)
     assert len(rows["alice"]["commit"]) == 40
-    assert rows["alice"]["mistakes"] == ["rename_table:loses_data", "downgrades:downgrade_not_reversed"]
+    assert rows["alice"]["mistakes"] == ["rename_table:loses_data"]  # its downgrade follows from it
+    assert rows["alice"]["consequences"] == ["downgrades:downgrade_not_reversed"]
     assert rows["bob"]["status"] == "unreachable" and "does not appear to be a git repository" in rows["bob"]["detail"]
     assert rows["carol"]["status"] == "unreachable" and "no such folder" in rows["carol"]["detail"]
     assert rows["hangs"]["status"] == "timed_out" and "5 s" in rows["hangs"]["detail"]
@@ -257,7 +269,7 @@ def test_every_bad_submission_is_one_row_and_the_run_finishes(request, tmp_path)
             assert row["score"] is None and row["checkpoints"] == {}
     csv_lines = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(rows)
-    assert csv_lines[3].startswith("carol,,,unreachable,")
+    assert csv_lines[3].startswith("carol,,,,95,,unreachable,")
 
 
 def test_an_unknown_source_is_a_usage_error(tmp_path):
@@ -305,7 +317,7 @@ def test_roster_lines_name_students_and_sources(tmp_path):
         "\n"
         "carol, https://github.com/school/lesson\n"
         "forks/dana\n"
-        "https://example.com/other/migrations-alice\n"
+        "https://example.com/other/migrations-erin\n"
     )
     entries = cohort.discover([roster])
     assert [(e.student, e.source) for e in entries] == [
@@ -313,7 +325,7 @@ def test_roster_lines_name_students_and_sources(tmp_path):
         ("bob", "git@github.com:school/migrations-bob.git"),
         ("carol", "https://github.com/school/lesson"),
         ("dana", "forks/dana"),
-        ("migrations-alice-2", "https://example.com/other/migrations-alice"),
+        ("migrations-erin", "https://example.com/other/migrations-erin"),
     ]
     assert entries[3].path == (tmp_path / "forks" / "dana").resolve()
     assert [e.url is not None for e in entries] == [True, True, True, False, True]
@@ -324,17 +336,20 @@ def test_a_mistake_has_one_id_whatever_the_revision_ids(request, tmp_path):
     names = ("table rename kept as create+drop", "downgraded but models.py not reverted",
              "op.rename_column, which Alembic does not have")
     made = a_class(request, tmp_path / "one", *names, seed=1) + a_class(request, tmp_path / "two", *names, seed=2)
-    entries = cohort.discover([tmp_path / "one", tmp_path / "two"])
+    entries = cohort.discover([tmp_path / "one"])
+    for entry in cohort.discover([tmp_path / "two"]):  # student-001... again: another class
+        entry.index, entry.student = entry.index + len(entries), f"{entry.student}-b"
+        entries.append(entry)
     rows, _ = cohort.grade_many(entries, tmp_path / "cache")
     assert rows[0]["checkpoints"]["rename_table"]["summary"] != rows[3]["checkpoints"]["rename_table"]["summary"]
     mistakes = [row["mistakes"] for row in rows]
     assert mistakes[:3] == mistakes[3:]
     assert mistakes[:3] == [
-        ["rename_table:loses_data", "downgrades:downgrade_not_reversed"],
+        ["rename_table:loses_data"],  # its downgrade follows from it: one root cause
         ["models_match:models_not_reverted"],
         ["rename_column:upgrade_fails"],  # downgrades is blocked by it: not a mistake of its own
     ]
-    assert cohort.mistake_name("models_match:models_not_reverted").startswith("models.py not put back")
+    assert root_causes.mistake_name("models_match:models_not_reverted", LESSON).startswith("models.py not put back")
     assert len(made) == 6
 
 
@@ -346,8 +361,8 @@ class FakeResult:
 def test_a_mistake_is_the_checkpoint_and_the_engines_reason():
     assert cohort.mistake_of(FakeResult("loses_data")) == "rename_table:loses_data"
     assert cohort.mistake_of(FakeResult("ok", status="passed")) is None
-    assert cohort.mistake_name("rename_table:loses_data").startswith("table rename kept as create+drop")
-    assert "hung" in cohort.mistake_name("rename_table:upgrade_stopped")
+    assert root_causes.mistake_name("rename_table:loses_data", LESSON).startswith("table rename kept as create+drop")
+    assert "hung" in root_causes.mistake_name("rename_table:upgrade_stopped", LESSON)
 
 
 def test_every_named_mistake_is_a_reason_the_engine_gives():
@@ -389,7 +404,8 @@ def test_the_report_is_self_contained_and_links_every_student(request, tmp_path)
     text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     page = Page()
     page.feed(text)
-    assert page.external == []  # no CDN, no stylesheet or script from elsewhere
+    assert page.external and all(link.startswith("feedback/") for link in page.external)  # no CDN, nothing from elsewhere
+    assert all((tmp_path / "out" / link).is_file() for link in page.external)
     assert "script" not in page.tags and page.tags.count("svg") == 2
     assert set(page.links) <= page.ids
     assert {f"s-student-00{n}" for n in range(1, 5)} <= set(page.links)
@@ -398,5 +414,5 @@ def test_the_report_is_self_contained_and_links_every_student(request, tmp_path)
     assert "2 (50%)" in mistakes
     assert "loses data: the 2 rows of `department`" in mistakes  # a real message as the example
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "**4 submissions** (4 graded): 1 at full marks" in summary
+    assert "**4 submissions** (4 graded): 1 at full marks (out of 95)" in summary
     assert "| `rename_table` | 2/4 |" in summary

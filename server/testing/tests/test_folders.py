@@ -91,6 +91,8 @@ def test_tool_scripts_work_from(finished, folder):
     assert code == 0 and "Score: 100/100 points" in output, output
     code, output = run(script_command("walkthrough", "--help"), cwd)
     assert code == 0 and "--stop-after" in output, output
+    code, output = run(script_command("reset", "--help"), cwd)
+    assert code == 0 and "--yes" in output and "lesson-backups/" in output, output
 
 
 

@@ -28,8 +28,8 @@ from testing.lesson.checks import grade
 from testing.lesson.status import render, status_of
 
 from .catalogue import VALID, WRONG, Checkout
-from .lesson_builds import copy_reference, reference_solution
-from .test_lesson_walk import POINTS, Student, upgrade_skipped
+from .lesson_builds import reference_solution
+from .test_lesson_walk import POINTS, walk_to
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("LESSON_UPDATE_GOLDEN") == "1"
@@ -133,11 +133,5 @@ def test_catalogue_verdicts_are_unchanged(request, backend, submission, tmp_path
 
 @pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
 def test_walk_verdicts_are_unchanged(request, backend, point, tmp_path):
-    build = reference_solution(request, backend)
-    copy = copy_reference(request, build, tmp_path / "checkout", step=point.after_step)
-    student = Student(copy)
-    if point.change is upgrade_skipped:
-        upgrade_skipped(student, (build.snapshots[2].checkout / "server" / "models.py").read_text(encoding="utf-8"))
-    elif point.change is not None:
-        point.change(student)
-    compare(backend, "walk " + point.name, observed(copy.checkout, copy.database_url))
+    _, student = walk_to(request, backend, point, tmp_path / "checkout")
+    compare(backend, "walk " + point.name, observed(student.copy.checkout, student.copy.database_url))

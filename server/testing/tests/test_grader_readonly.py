@@ -88,7 +88,7 @@ def test_grading_from_a_pristine_grader_changes_nothing(request, tmp_path):
     before = tree_state(checkout)
     process = run_pytest(GRADER_ROOT, f"--lesson-root={checkout}")
     assert process.returncode == 0, process.stdout
-    assert f"Score of {checkout}: 100/100 points" in process.stdout
+    assert f"Score of {checkout}: 95/95 points" in process.stdout  # its own database counts only on its machine
     assert changes(before, tree_state(checkout)) == {
         "added": [], "removed": [], "modified": [], "folders added": [], "folders removed": [],
     }

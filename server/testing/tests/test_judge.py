@@ -74,6 +74,15 @@ def test_the_lessons_work_done_right_passes_every_checkpoint():
     assert set(found.values()) == {(PASSED, "ok", None)}
 
 
+def test_an_instructors_grade_leaves_the_students_own_database_out():
+    given = evidence()
+    given.local_counted = False  # grading another checkout: whatever its database file holds
+    verdicts = judge(given, LESSON)
+    assert outcomes(verdicts)["local_database"] == (NOT_APPLICABLE, "instructor_grade", None)
+    words = feedback(verdicts["local_database"], given, LESSON, verdicts)
+    assert words.summary.startswith("not applicable: graded for an instructor")
+
+
 def test_a_table_rename_that_loses_the_rows_fails_only_its_checkpoint():
     lost = Loss("departments", "department", "departments", "address", "address", 2, 2, 0)
     given = evidence(upgrade_losses={3: [lost]})

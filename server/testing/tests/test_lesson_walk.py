@@ -158,16 +158,22 @@ def first_fix(report):
     return None, None
 
 
-@pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
-def test_status_and_grader_agree(request, backend, tmp_path, capsys, point):
+def walk_to(request, backend, point, dest):
+    """A copy of the reference after the point's step, changed as the point says (a Student)."""
     build = reference_solution(request, backend)
-    copy = copy_reference(request, build, tmp_path / "checkout", step=point.after_step)
-    student = Student(copy)
-    known = list(copy.result.revisions)
+    student = Student(copy_reference(request, build, dest, step=point.after_step))
     if point.change is upgrade_skipped:
         upgrade_skipped(student, (build.snapshots[2].checkout / "server" / "models.py").read_text(encoding="utf-8"))
     elif point.change is not None:
         point.change(student)
+    return build, student
+
+
+@pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
+def test_status_and_grader_agree(request, backend, tmp_path, capsys, point):
+    known = list(reference_solution(request, backend).snapshots[point.after_step].result.revisions)
+    build, student = walk_to(request, backend, point, tmp_path / "checkout")
+    copy = student.copy
     values = {"rev3": build.revisions[2] if len(build.revisions) > 2 else ""}
     if point.change in (unfixed_step_3_upgraded, models_changed_before_migrating, extra_revision):
         values["new"] = student.new_revision_rel(known)

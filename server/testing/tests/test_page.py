@@ -103,6 +103,26 @@ def test_the_fixed_step_3_keeps_the_rows_in_the_replay(request, tmp_path):
     assert re.search(r"departments</td><td class=\"mono\">id, name, address</td>\s*<td>2 rows", upgrade_3)
 
 
+def test_before_production_is_beside_each_step_of_the_replay(request, tmp_path):
+    from testing.lesson.checkpoints import LESSON
+
+    copy = lesson_copy(request, "sqlite", tmp_path / "c", step=5)
+    body = get(copy.checkout, "/replay")
+
+    def step(name):
+        return body.split(f'id="{name}"', 1)[1].split('class="revision replay-step"', 1)[0]
+
+    upgrade_3 = step("upgrade-3")
+    assert 'href="https://squawkhq.com/docs/renaming-table"' in upgrade_3
+    assert "renaming-table at SQL line 5: ALTER TABLE department RENAME TO departments;" in text(upgrade_3)
+    assert "expand, migrate, contract" in text(upgrade_3)
+    assert "renaming-column" in text(step("upgrade-4")) and "renaming-column" in text(step("downgrade-4"))
+    assert "checked by squawk (not part of the grade): nothing to flag" in text(step("upgrade-1"))
+    assert "CREATE TABLE employees" in text(step("upgrade-1"))  # the SQL itself
+    assert "ban-drop-table" in text(step("downgrade-1"))
+    assert not any(rule in body for rule in LESSON.production.left_out)
+
+
 def test_the_finished_lesson_is_all_done_at_revision_3(request, backend, tmp_path):
     copy = lesson_copy(request, backend, tmp_path / "c", step=5)
     files_before, database_before = tree_digest(copy.checkout), database_snapshot(copy.database_url)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson import cohort
+from testing.lesson import cohort, cohort_report
 from testing.lesson.page_tool import CHROMIUM, create_app, headless_chromium, serving
 
 from .page_states import lesson_copy, unfixed_step_3
@@ -271,19 +271,29 @@ def test_the_cohort_report_is_accessible_and_tells_its_charts_in_tables(browser,
     book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
     report = SAMPLE / "report.html"
     if which == "written-now":  # by the code as it is now
-        report = cohort.write_gradebook(book, tmp_path / "out") / "report.html"
+        cohort.write_gradebook(book, tmp_path / "out")
+        report = tmp_path / "out" / "report.html"
     page = Visit(browser, report.as_uri(), f"cohort-report-{which}")
     try:
         assert page.page.locator("svg[aria-hidden=true]").count() == 2
         bands = page.page.locator("#score-table tr").evaluate_all(
             "rows => rows.map(r => [...r.children].slice(1).map(c => c.textContent))")
-        assert list(zip(*bands)) == [(band, str(count)) for band, count in cohort.score_bands(book)]
+        assert list(zip(*bands)) == [(band, str(count)) for band, count in cohort_report.score_bands(book)]
         rates = page.page.locator("#pass-rate-table tr").evaluate_all(
             "rows => rows.slice(1).map(r => [r.children[0].textContent, r.children[2].textContent])")
-        expected = cohort.pass_rates(book)
+        expected = cohort_report.pass_rates(book)
         assert [rate[0] for rate in rates] == [checkpoint["id"] for checkpoint, _, _ in expected]
         for (_, shown), (_, passed, applicable) in zip(rates, expected):
             assert shown.startswith(f"{passed}/{applicable} (") if applicable else shown == "not applicable"
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_a_students_feedback_page_is_accessible(browser):
+    page = Visit(browser, (SAMPLE / "feedback" / "student-011.html").as_uri(), "cohort-feedback-student-011")
+    try:
+        assert page.page.locator("main h1").count() == 1
         assert page.errors() == []
     finally:
         page.close()

@@ -5,6 +5,8 @@ student's own database; the status runs as a real process and only reads.
 """
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +102,42 @@ def test_models_not_reverted_after_the_downgrade(request, backend, tmp_path):
     advice = next_section(output)
     assert advice.startswith("Step 5: put `address` back in models.py")
     assert "flask db upgrade" not in advice
+
+
+def test_a_fresh_clone_of_the_finished_lesson_is_as_the_readme_shows(request, tmp_path):
+    copy = copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "c")
+    shutil.rmtree(copy.server / "instance")  # databases are never committed
+    output = status(copy.checkout)
+    assert checked_steps(output) == [1, 2, 3, 4, 5]
+    readme_ids = {real: shown for shown, real in copy.result.readme_ids.items()}
+    for real, shown in readme_ids.items():
+        output = output.replace(real, shown)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```console\n\$ pipenv run status\n(Flask schema migrations lesson.*?)```", readme, re.S)
+    assert block, "README.md shows no status of a fresh clone"
+    assert output.rstrip("\n").splitlines() == block.group(1).rstrip("\n").splitlines()
+
+
+def test_rows_lost_by_a_revision_since_fixed_are_asked_back_exactly(request, backend, tmp_path, monkeypatch):
+    from testing.lesson.status import render, status_of
+
+    from .catalogue import _replace_body
+    from .test_lesson_walk import Student, unfixed_step_3_upgraded
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c", step=2)
+    student = Student(copy)
+    unfixed_step_3_upgraded(student)  # revision 3 as drop + create, run on the student's rows
+    (path,) = [p for p in (copy.server / "migrations" / "versions").glob("*.py")
+               if not p.name.startswith(tuple(copy.result.revisions))]
+    source = _replace_body(path.read_text(encoding="utf-8"), "upgrade", "op.rename_table('department', 'departments')")
+    path.write_text(_replace_body(source, "downgrade", "op.rename_table('departments', 'department')"), encoding="utf-8")
+    status = status_of(copy.checkout)
+    shown = render(status)
+    action = status.next.text
+    # Only the department rows are gone: exactly those, none of the employees (they still have theirs).
+    assert status.next.title == "Step 2: `departments` has no rows", shown
+    assert 'Department(name="Payroll", address="Building A, 4th Floor")' in action, shown
+    assert 'Department(name="Human Resources", address="Building C, 1st Floor")' in action, shown
+    assert "Employee(" not in action, shown
+    assert "upgrade" not in action, shown

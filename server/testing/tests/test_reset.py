@@ -1,0 +1,136 @@
+"""`flask lesson reset STEP` (and `pipenv run reset STEP`): from a tangled lesson
+back to the start of each step, then the rest of the lesson as the README
+says, to full marks. Real `flask` commands in subprocesses, on both backends.
+"""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.lesson import readme
+from testing.lesson.checks import grade
+from testing.lesson.checkpoints import LESSON
+from testing.lesson.reading import read_database
+from testing.lesson.reset import BACKUPS
+from testing.lesson.walkthrough import GENERATED_FILE, WalkthroughResult, flask_environment, run_walkthrough
+
+from .lesson_builds import copy_reference, reference_solution
+
+REPO = Path(__file__).resolve().parents[3]
+TOOLS = REPO / "server" / "testing" / "tools.py"
+
+
+def flask(copy, *args):
+    finished = subprocess.run([sys.executable, "-m", "flask", *args], cwd=copy.server, env=flask_environment(),
+                              capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return finished.stdout
+
+
+def squash(copy):
+    """Every revision deleted and made again as one, on an emptied database: a
+    chain no edit can mend (history too short, revision 1 does every step's work)."""
+    for path in (copy.server / "migrations" / "versions").glob("*.py"):
+        path.unlink()
+    _empty_database(copy)
+    flask(copy, "db", "migrate", "-m", "all of it")
+    flask(copy, "db", "upgrade")
+
+
+def delete_migrations(copy):
+    shutil.rmtree(copy.server / "migrations")
+
+
+def _empty_database(copy):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(copy.database_url)
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+def reset(copy, step):
+    finished = subprocess.run(
+        [sys.executable, str(TOOLS), "reset", str(step), "--root", str(copy.checkout), "--yes"],
+        env=flask_environment(), capture_output=True, text=True, timeout=300,
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 0, output
+    assert "Traceback" not in output, output
+    return output
+
+
+def resume_point(copy, step):
+    """The walkthrough's record of steps 1..step-1, with the reset's revision ids
+    standing for the ids the README shows."""
+    readme_text = (copy.checkout / "README.md").read_text(encoding="utf-8")
+    shown = [match.group(1) for block in readme.parse_readme(readme_text)
+             if block.step < step and block.kind == "run" for match in GENERATED_FILE.finditer(block.text)]
+    report = grade(copy.checkout)
+    ids = [revision.revision for revision in report.history.chain]
+    assert len(ids) == len(shown) == min(step - 1, LESSON.count)
+    return WalkthroughResult(copy.checkout, copy.database_url, report.backend, revisions=ids,
+                             readme_ids=dict(zip(shown, ids)), completed_step=step - 1)
+
+
+@pytest.mark.parametrize("tangle", [squash, delete_migrations], ids=["squashed", "no-migrations"])
+@pytest.mark.parametrize("step", sorted(LESSON.steps))
+def test_reset_then_finish_the_lesson(request, backend, tmp_path, tangle, step):
+    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c")
+    tangle(copy)
+    output = reset(copy, step)
+
+    # What it replaced is kept, in the folder it names.
+    backups = list((copy.checkout / BACKUPS).iterdir())
+    assert len(backups) == 1 and f"{BACKUPS}/{backups[0].name}/" in output
+    assert (backups[0] / "server" / "models.py").is_file()
+    assert (backups[0] / "server" / "migrations").is_dir() == (tangle is squash)
+
+    # The step's start: its revisions, and the database at the last of them with the earlier steps' rows.
+    local = read_database(copy.database_url, LESSON, root=copy.checkout)
+    revisions = min(step - 1, LESSON.count)
+    if revisions:
+        report = grade(copy.checkout)
+        assert len(report.history.chain) == revisions
+        assert local.versions == [report.history.chain[-1].revision]
+        for data_set in LESSON.data_sets:
+            table = next((t for t in data_set.tables if t in local.counts), None)
+            assert (table is not None and local.counts[table]) == (len(data_set.rows) if data_set.step < step else 0)
+    else:
+        assert not (copy.server / "migrations").exists()
+        assert not [table for table in local.tables if table != "alembic_version"]
+
+    # From there the README leads to full marks.
+    resume = resume_point(copy, step) if step > 1 else None
+    database_url = copy.database_url if backend == "postgresql" else None
+    run_walkthrough(copy.checkout, database_url=database_url, report=lambda line: None, resume=resume)
+    final = grade(copy.checkout)
+    assert final.full_marks, "\n".join(result.message for result in final.failed)
+
+
+def test_reset_asks_first_and_changes_nothing_when_refused(request, tmp_path):
+    copy = copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "c")
+    delete_migrations(copy)
+    before = (copy.server / "instance" / "app.db").read_bytes()
+    finished = subprocess.run(
+        [sys.executable, "-m", "flask", "lesson", "reset", "3"], cwd=copy.server, env=flask_environment(),
+        input="n\n", capture_output=True, text=True, timeout=120,
+    )
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert "It replaces:" in finished.stdout and "server/instance/app.db" in finished.stdout
+    assert "Nothing changed." in finished.stdout
+    assert (copy.server / "instance" / "app.db").read_bytes() == before
+    assert not (copy.checkout / BACKUPS).exists()
+
+
+def test_reset_refuses_a_step_that_does_not_exist(tmp_path):
+    finished = subprocess.run([sys.executable, str(TOOLS), "reset", "9", "--root", str(tmp_path), "--yes"],
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr
+    assert "9 is not in the range 1<=x<=5" in finished.stderr
