@@ -91,6 +91,8 @@ pre{background:#f6f8fa;padding:.7em;white-space:pre-wrap;overflow-wrap:anywhere;
 .passed{color:#1a7f37}.failed{color:#cf222e}.other{color:#9a6700}.muted{color:#656d76}
 .figures span{display:inline-block;margin-right:2em}.figures b{font-size:1.4em}
 svg{max-width:100%;height:auto}svg text{font:12px system-ui,sans-serif;fill:#1f2328}
+.wide{overflow-x:auto;margin:.5em 0}.wide table{margin:0}.chart th,.chart td{white-space:nowrap;overflow-wrap:normal}
+a:focus-visible,summary:focus-visible,[tabindex]:focus-visible{outline:3px solid #0969da;outline-offset:2px}
 """
 
 
@@ -99,7 +101,7 @@ def page(title, body):
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>", f"<style>{CSS}</style></head><body>", *body, "</body></html>",
+        f"<title>{_e(title)}</title>", f"<style>{CSS}</style></head><body><main>", *body, "</main></body></html>",
     ]) + "\n"
 
 
@@ -134,32 +136,48 @@ def anchor(row):
     return "s-" + re.sub(r"[^\w-]", "-", row["student"])
 
 
-def _histogram_svg(book):
-    """Students per tenth of the score (the last bar includes full marks)."""
+def _scrolling(html_text, label):
+    """A table wider than the window scrolls sideways in its own box, which the keyboard can focus."""
+    return f'<div class="wide" role="region" aria-label="{_e(label)}" tabindex="0">{html_text}</div>'
+
+
+def score_bands(book):
+    """[(band, students)]: students per tenth of the score (the last band includes full marks)."""
     bins = [0] * 10
     for row in book["rows"]:
         if row["status"] in SCORED:
             bins[min(int(row["percent"] // 10), 9)] += 1
+    return [(f"{number * 10}-{number * 10 + 9 if number < 9 else 100}%", count) for number, count in enumerate(bins)]
+
+
+def _histogram_svg(book):
+    """The score distribution as bars for the eye, and the same numbers in a table for everyone."""
+    bands = score_bands(book)
     width, height, bar = 640, 220, 56
-    top = max(bins) or 1
+    top = max(count for _, count in bands) or 1
     shapes = []
-    for number, count in enumerate(bins):
+    for number, (label, count) in enumerate(bands):
         x, h = 40 + number * (bar + 4), round(160 * count / top)
-        label = f"{number * 10}-{number * 10 + 9 if number < 9 else 100}%"
         shapes.append(f'<rect x="{x}" y="{180 - h}" width="{bar}" height="{h}" fill="#0969da">'
                       f"<title>{plural(count, 'student')} scored {label}</title></rect>")
         shapes.append(f'<text x="{x + bar / 2}" y="{174 - h}" text-anchor="middle">{count}</text>')
         shapes.append(f'<text x="{x + bar / 2}" y="198" text-anchor="middle">{label}</text>')
+    table = ('<table class="chart" id="score-table"><tr><th scope="row">Score</th>'
+             + "".join(f'<th scope="col">{label}</th>' for label, _ in bands)
+             + '</tr><tr><th scope="row">Students</th>' + "".join(f"<td>{count}</td>" for _, count in bands)
+             + "</tr></table>")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="Score distribution">'
+            f'height="{height}" aria-hidden="true" focusable="false">'
             f'<line x1="36" y1="180" x2="{width - 4}" y2="180" stroke="#656d76"/>{"".join(shapes)}'
-            f'<text x="{width / 2}" y="216" text-anchor="middle">score (share of the points that apply)</text></svg>')
+            f'<text x="{width / 2}" y="216" text-anchor="middle">score (share of the points that apply)</text></svg>'
+            + _scrolling(table, "Score distribution as a table"))
 
 
 def _pass_rate_svg(book):
+    """Each checkpoint's pass rate as bars for the eye, and in a table for everyone."""
     rates = pass_rates(book)
     width, row_height, left, span = 640, 26, 150, 400
-    shapes = []
+    shapes, rows = [], []
     for number, (checkpoint, passed, applicable) in enumerate(rates):
         y = 10 + number * row_height
         share = passed / applicable if applicable else 0
@@ -169,10 +187,14 @@ def _pass_rate_svg(book):
         shapes.append(f'<rect x="{left}" y="{y}" width="{round(span * share)}" height="18" fill="#1a7f37">'
                       f"<title>{_e(checkpoint['title'])}: {text}</title></rect>")
         shapes.append(f'<text x="{left + span + 8}" y="{y + 14}">{text}</text>')
+        rows.append(f'<tr><th scope="row"><code>{_e(checkpoint["id"])}</code></th><td class=long>{_e(checkpoint["title"])}</td>'
+                    f"<td class=num>{text}</td></tr>")
     height = 20 + len(rates) * row_height
+    table = ('<table id="pass-rate-table"><tr><th scope="col">Checkpoint</th><th scope="col">What it checks</th>'
+             '<th scope="col">Students who passed</th></tr>' + "".join(rows) + "</table>")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="Share of students passing each checkpoint">'
-            f'{"".join(shapes)}</svg>')
+            f'height="{height}" aria-hidden="true" focusable="false">{"".join(shapes)}</svg>'
+            + _scrolling(table, "Checkpoints passed as a table"))
 
 
 def _mistakes_html(book):

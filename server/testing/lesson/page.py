@@ -302,6 +302,15 @@ class Node:
     pending: bool = False
     losses: bool = False
     badges: List[str] = field(default_factory=list)
+    message: str = ""
+    follows: List[str] = field(default_factory=list)  # the revisions it comes after
+
+    @property
+    def status(self):
+        """The node's state in words, under its box and in the graph's table."""
+        words = (["your database"] if self.current else []) + (["not applied"] if self.pending else [])
+        words += (["loses data"] if self.losses else []) + (["cannot load"] if self.kind == "broken" else [])
+        return " · ".join(words + ([", ".join(self.badges)] if self.badges else []))
 
     @property
     def x(self):
@@ -355,6 +364,7 @@ def revision_graph(files, current_versions):
             title=f"{entry['revision'] or '(no revision id)'}  {entry['message']}".strip(),
             subtitle=entry["name"], kind="broken" if entry["load_error"] or not entry["revision"] else "ok",
             pending=entry["pending"], losses=any(r["loses_data"] for r in entry["risks"]),
+            message=entry["message"] or "", follows=list(entry["down_revisions"]),
         )
         nodes.append(node)
         if entry["revision"]:
@@ -401,6 +411,7 @@ def revision_graph(files, current_versions):
     except (RevisionError, ValueError, KeyError) as error:
         notes.append(f"Alembic cannot read this history: {error}")
     _layout(nodes, edges)
+    nodes.sort(key=lambda node: (node.depth, node.column))  # oldest first, as the table reads
     return Graph(nodes, edges, notes)
 
 

@@ -4,16 +4,23 @@ At each step of the reference walkthrough (and after step 3's `flask db
 migrate` before the script is fixed) the page is served on 127.0.0.1 and
 loaded in chromium: the checklist, the tables and their rows, the current
 revision in the graph, the red loss of the unfixed step-3 script, and no
-console error. Screenshots are kept in test-artifacts/page/ (git-ignored).
+console error. Every view is also checked for accessibility: axe-core (the
+engine of Lighthouse's audit) finds no violation of any impact, at a desktop
+width and at 375 px, where the page itself must not scroll sideways. One test
+goes through the page with the Tab key alone. The cohort report (the sample in
+docs/cohort-sample and one written now) gets the same checks. Screenshots, at
+both widths, are kept in test-artifacts/page/ (git-ignored).
 
 Chromium and Playwright are required when LESSON_REQUIRE_BROWSER=1 (.ci/run
 sets it); elsewhere a missing browser skips these tests with the reason.
 """
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from testing.lesson import cohort, cohort_report
 from testing.lesson.page_tool import CHROMIUM, create_app, headless_chromium, serving
 
 from .page_states import lesson_copy, unfixed_step_3
@@ -21,6 +28,7 @@ from .page_states import lesson_copy, unfixed_step_3
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("LESSON_ARTIFACTS") or REPO / "test-artifacts") / "page"
 BLUE, RED = "rgb(31, 111, 235)", "rgb(183, 28, 28)"
+PHONE = {"width": 375, "height": 812}  # an iPhone's width in CSS pixels, the narrowest common one
 
 
 def browser_problem():
@@ -28,6 +36,10 @@ def browser_problem():
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "Playwright is not installed (it is a dev package for Python 3.10 and newer)"
+    try:
+        import axe_playwright_python  # noqa: F401
+    except ImportError:
+        return "axe-playwright-python is not installed (a dev package: pipenv install --dev)"
     if not Path(CHROMIUM).is_file():
         return f"{CHROMIUM} not found (apt-get install -y chromium, or set LESSON_CHROMIUM)"
     return None
@@ -49,6 +61,36 @@ def no_database_url(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
+def accessibility_violations(page):
+    """axe-core's violations of every impact on the page as it is now, one line per element."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page).response
+    return [
+        f"{violation['id']} ({violation['impact']}) {' '.join(map(str, node['target']))}: "
+        f"{node['failureSummary']} ({node['html'][:120]})"
+        for violation in results["violations"] for node in violation["nodes"]
+    ]
+
+
+def sideways_overflow(page):
+    """The page's width past the window, and the elements that stick out of it."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        if (document.documentElement.scrollWidth <= width) return [];
+        const out = [`the page is ${document.documentElement.scrollWidth} px wide in a ${width} px window`];
+        const scrolls = element => ["auto", "scroll"].includes(getComputedStyle(element).overflowX);
+        const inScrollBox = element => element && (scrolls(element) || inScrollBox(element.parentElement));
+        for (const element of document.body.querySelectorAll("*")) {
+            const box = element.getBoundingClientRect();
+            if (box.right > width + 1 && element.parentElement.getBoundingClientRect().right <= width + 1
+                && !inScrollBox(element.parentElement))
+                out.push(`${element.tagName.toLowerCase()}.${element.getAttribute("class") || ""} reaches ${Math.round(box.right)} px`);
+        }
+        return out;
+    }""")
+
+
 class Visit:
     """One page load, with everything the browser said about it."""
 
@@ -59,9 +101,23 @@ class Visit:
         self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
         self.page.on("requestfailed", lambda request: self.console.append(f"requestfailed: {request.url}"))
         response = self.page.goto(url, wait_until="load")
-        assert response.status == 200, response.status
+        assert url.startswith("file:") or response.status == 200, response.status
+        self.check_accessible(shot)
+
+    def check_accessible(self, shot):
+        """No axe-core violation at the desktop width and at a phone's, and at the
+        phone's width no sideways scrolling of the whole page; screenshots of both."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        problems = accessibility_violations(self.page)
+        desktop = self.page.viewport_size
+        self.page.set_viewport_size(PHONE)
+        try:
+            self.page.screenshot(path=str(ARTIFACTS / f"{shot}-375px.png"), full_page=True)
+            problems += [f"at 375 px: {problem}" for problem in sideways_overflow(self.page) + accessibility_violations(self.page)]
+        finally:
+            self.page.set_viewport_size(desktop)
+        assert problems == [], f"{shot}:\n" + "\n".join(problems)
 
     def errors(self):
         return [line for line in self.console if not line.startswith(("log:", "info:", "debug:"))]
@@ -74,6 +130,42 @@ class Visit:
 
     def table_rows(self, table):
         return int(self.page.locator(f".db-table[data-table={table}]").get_attribute("data-rows"))
+
+    def graph_as_drawn(self):
+        """[(revision, the state written under its box)] of the revision graph, oldest first."""
+        assert self.page.locator("svg#graph").get_attribute("aria-hidden") == "true"
+        return [tuple(node) for node in self.page.locator("g.node").evaluate_all(
+            "nodes => nodes.map(n => [n.dataset.revision, (n.querySelector('.node-status') || {}).textContent || ''])")]
+
+    def graph_in_words(self):
+        """[(revision, state)] from the table that tells the graph in words."""
+        return [tuple(row) for row in self.page.locator("#graph-table tr[data-revision]").evaluate_all(
+            "rows => rows.map(r => [r.dataset.revision, r.querySelector('.graph-state').textContent.trim()])")]
+
+    def tab_through(self):
+        """Go through the page with the Tab key alone. Returns (the elements that can take
+        the keyboard's focus, in the document's order; those Tab reached, in its order),
+        each with where it is and how its focus shows."""
+        tabbable = self.page.evaluate("""() => {
+            const all = document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]');
+            const shown = [...all].filter(e => e.tabIndex >= 0 && !e.disabled && e.getClientRects().length);
+            shown.forEach((e, i) => e.dataset.tabOrder = i);
+            return shown.map(e => e.outerHTML.slice(0, 80));
+        }""")
+        reached = []
+        for _ in range(len(tabbable) + 2):
+            self.page.keyboard.press("Tab")
+            focused = self.page.evaluate("""() => {
+                const e = document.activeElement, box = e.getBoundingClientRect(), style = getComputedStyle(e);
+                return {order: e.dataset ? e.dataset.tabOrder : undefined, html: e.outerHTML.slice(0, 80),
+                        top: box.top + window.scrollY, left: box.left,
+                        seen: box.bottom > 0 && box.top < window.innerHeight && box.width > 0,
+                        outline: style.outlineStyle === "none" ? 0 : parseFloat(style.outlineWidth)};
+            }""")
+            if focused["order"] is None and reached:
+                break  # back out of the page: the address bar's turn
+            reached.append(focused)
+        return tabbable, reached
 
     def close(self):
         self.page.close()
@@ -106,11 +198,15 @@ def test_the_page_at_each_step(request, browser, tmp_path, step):
             stroke = page.page.locator(f"g.node[data-revision='{revision}'] rect").get_attribute("stroke")
             assert stroke == "#1f6feb"
             assert page.page.locator("#revision .current-revision").inner_text() == revision
+            # The graph is a picture for the eye; its table says the same to everyone.
+            assert page.graph_in_words() == page.graph_as_drawn()
+            assert page.graph_in_words()[current] == (revision, "your database")
             assert page.page.locator(".replay-step .loss").count() == 0
             # Follow the link to all the rows of employees.
             page.page.locator(".db-table[data-table=employees] a").click()
             page.page.wait_for_url("**/tables/employees")
             assert page.page.locator("table.rows tr").count() == 3
+            page.check_accessible(f"step-{step}-table-employees")
             assert page.errors() == []
         finally:
             page.close()
@@ -147,3 +243,57 @@ def test_the_replay_view_and_table_paging(request, browser, tmp_path):
             assert page.errors() == []
         finally:
             page.close()
+
+
+def test_the_keyboard_alone_reaches_every_link_in_reading_order(request, browser, tmp_path):
+    copy, _ = unfixed_step_3(request, "sqlite", tmp_path / "c")
+    with serving(create_app(copy.checkout)) as url:
+        page = Visit(browser, url + "/", "keyboard-step-3-unfixed")
+        try:
+            tabbable, reached = page.tab_through()
+            assert len(tabbable) >= 8, tabbable  # the views, the tables, the graph's revisions
+            assert [int(f["order"]) for f in reached] == list(range(len(tabbable))), reached
+            for before, after in zip(reached, reached[1:]):  # top to bottom, left to right on a line
+                assert after["top"] > before["top"] - 4 or after["left"] > before["left"], (before, after)
+            for focused in reached:
+                assert focused["seen"], f"focused but out of sight: {focused}"
+                assert focused["outline"] >= 2, f"no visible focus: {focused}"
+            assert page.errors() == []
+        finally:
+            page.close()
+
+
+SAMPLE = REPO / "docs" / "cohort-sample"
+
+
+@pytest.mark.parametrize("which", ["sample", "written-now"])
+def test_the_cohort_report_is_accessible_and_tells_its_charts_in_tables(browser, tmp_path, which):
+    book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
+    report = SAMPLE / "report.html"
+    if which == "written-now":  # by the code as it is now
+        cohort.write_gradebook(book, tmp_path / "out")
+        report = tmp_path / "out" / "report.html"
+    page = Visit(browser, report.as_uri(), f"cohort-report-{which}")
+    try:
+        assert page.page.locator("svg[aria-hidden=true]").count() == 2
+        bands = page.page.locator("#score-table tr").evaluate_all(
+            "rows => rows.map(r => [...r.children].slice(1).map(c => c.textContent))")
+        assert list(zip(*bands)) == [(band, str(count)) for band, count in cohort_report.score_bands(book)]
+        rates = page.page.locator("#pass-rate-table tr").evaluate_all(
+            "rows => rows.slice(1).map(r => [r.children[0].textContent, r.children[2].textContent])")
+        expected = cohort_report.pass_rates(book)
+        assert [rate[0] for rate in rates] == [checkpoint["id"] for checkpoint, _, _ in expected]
+        for (_, shown), (_, passed, applicable) in zip(rates, expected):
+            assert shown.startswith(f"{passed}/{applicable} (") if applicable else shown == "not applicable"
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_a_students_feedback_page_is_accessible(browser):
+    page = Visit(browser, (SAMPLE / "feedback" / "student-011.html").as_uri(), "cohort-feedback-student-011")
+    try:
+        assert page.page.locator("main h1").count() == 1
+        assert page.errors() == []
+    finally:
+        page.close()
