@@ -7,11 +7,16 @@
 The screenshots come from a real lesson: the walkthrough does the README in a
 scratch copy (real `flask db` commands), and Debian's chromium, headless,
 photographs the page after step 2, after step 3's `flask db migrate` before
-the script is fixed, and after step 5.
+the script is fixed, and after step 5. Beside each picture (NAME.png) the
+same run keeps the visible text of the part photographed (NAME.txt), with
+revision ids, dates, timings and the checkout's folder as placeholders: the
+project's tests render the page in each state again and compare its text with
+it, so a picture that no longer shows the page is noticed.
 """
 import contextlib
 import logging
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -32,6 +37,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOT_TAG = "lesson-page-screenshot"  # a PNG text chunk: made by this tool
+SCREENSHOT_COMMAND = "pipenv run page --screenshots docs"
 SCREENSHOTS = {
     # file name: (lesson state, the part of the page shown)
     "page-after-step-2.png": ("after-step-2", "#database"),
@@ -104,14 +110,51 @@ def png_tag(data):
     return None
 
 
-def photograph(context, url, selector, path, state):
+def photograph(context, url, selector, path, state, checkout):
+    """The picture of `selector` (NAME.png) and its visible text (NAME.txt)."""
     page = context.new_page()
     try:
         page.goto(url, wait_until="load")
         image = page.locator(selector).first.screenshot() if "," not in selector else _sections(page, selector)
         Path(path).write_bytes(tag_png(image, f"{state} {selector}"))
+        (Path(path).parent / text_file_of(Path(path).name)).write_text(
+            visible_text(page, selector, checkout), encoding="utf-8")
     finally:
         page.close()
+
+
+def text_file_of(picture):
+    """The name of the file that keeps a picture's visible text."""
+    return Path(picture).with_suffix(".txt").name
+
+
+def visible_text(page, selector, checkout):
+    """What a reader sees in the parts of the page `selector` names, as the browser
+    lays it out, with what differs between two builds of the same state (revision
+    ids, dates, timings, the checkout's folder) written as placeholders."""
+    text = "\n".join(page.locator(part.strip()).first.inner_text() for part in selector.split(","))
+    for number, revision in enumerate(_chain(Path(checkout) / "server" / "migrations" / "versions"), start=1):
+        text = text.replace(revision, f"<rev{number}>")
+    text = text.replace(str(Path(checkout).resolve()), "<root>").replace(str(checkout), "<root>")
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?", "<date>", text)
+    text = re.sub(r"\b\d+\.\d+ s\b", "<seconds> s", text)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+
+
+def _chain(versions):
+    """The revision ids of the lesson's own scripts, from the first down, read from their text."""
+    follows = {}
+    for path in versions.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision = re.search(r"^revision\s*=\s*['\"](\w+)['\"]", source, re.M)
+        down = re.search(r"^down_revision\s*=\s*['\"](\w+)['\"]", source, re.M)
+        if revision:
+            follows[down.group(1) if down else None] = revision.group(1)
+    chain, current = [], follows.get(None)
+    while current and current not in chain:
+        chain.append(current)
+        current = follows.get(current)
+    return chain
 
 
 def _sections(page, selector):
@@ -154,7 +197,7 @@ def take_screenshots(dest):
             with serving(create_app(checkout)) as url:
                 for name, (wanted, selector) in SCREENSHOTS.items():
                     if wanted == state:
-                        photograph(browser, url + "/", selector, dest / name, state)
+                        photograph(browser, url + "/", selector, dest / name, state, checkout)
                         print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
     return 0
 
