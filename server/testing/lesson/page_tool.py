@@ -43,7 +43,7 @@ SCREENSHOTS = {
     "page-after-step-2.png": ("after-step-2", "#database"),
     "page-step-3-unfixed.png": ("step-3-unfixed", "#migrations"),
     "page-step-3-unfixed-replay.png": ("step-3-unfixed", "#upgrade-3"),
-    "page-after-step-5.png": ("after-step-5", "#where, #graph"),
+    "page-after-step-5.png": ("after-step-5", "#where, #database, #graph"),
 }
 
 
@@ -123,6 +123,12 @@ def photograph(context, url, selector, path, state, checkout):
         page.close()
 
 
+# An element's text as laid out on screen; an SVG drawing (the revision graph) has
+# no layout text, so its labels are taken one per line.
+READABLE_TEXT = """element => element instanceof HTMLElement ? element.innerText
+    : Array.from(element.querySelectorAll("text"), label => label.textContent.trim()).filter(Boolean).join("\\n")"""
+
+
 def text_file_of(picture):
     """The name of the file that keeps a picture's visible text."""
     return Path(picture).with_suffix(".txt").name
@@ -132,7 +138,7 @@ def visible_text(page, selector, checkout):
     """What a reader sees in the parts of the page `selector` names, as the browser
     lays it out, with what differs between two builds of the same state (revision
     ids, dates, timings, the checkout's folder) written as placeholders."""
-    text = "\n".join(page.locator(part.strip()).first.inner_text() for part in selector.split(","))
+    text = "\n".join(page.locator(part.strip()).first.evaluate(READABLE_TEXT) for part in selector.split(","))
     for number, revision in enumerate(_chain(Path(checkout) / "server" / "migrations" / "versions"), start=1):
         text = text.replace(revision, f"<rev{number}>")
     text = text.replace(str(Path(checkout).resolve()), "<root>").replace(str(checkout), "<root>")
