@@ -10,8 +10,11 @@
      model_definitions_match_ddl, up_down_consistency) on the same
      migrations, driven through the submission's own env.py inside its Flask
      app, against a throw-away SQLite file (never its instance/app.db).
+   - the floor: a Python process that only imports the libraries a grade
+     needs (FLOOR_IMPORTS), as no grade of the lesson can start faster.
 3. Prints the median and fastest wall time, the time pytest reports, and the
-   peak memory of each process (its resource usage, from os.wait4).
+   peak memory of each process (its resource usage, from os.wait4), and our
+   grader's median as a ratio to the floor and to pytest-alembic's.
 4. The cost of isolation: how long the sandbox takes to start its worker
    process (the student's code runs only there), the median of several starts,
    and of that, what the worker's confinement costs (Landlock and seccomp set-up,
@@ -44,6 +47,8 @@ sys.dont_write_bytecode = True  # nothing compiled into the checkout
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(GRADER_ROOT / "server"))
 
+# What a grade cannot do without: pytest, and the lesson's own libraries.
+FLOOR_IMPORTS = "import sqlalchemy, alembic, pytest, flask_sqlalchemy, flask_migrate"
 PYTEST_ALEMBIC_TESTS = ("single_head_revision", "upgrade", "model_definitions_match_ddl", "up_down_consistency")
 
 PYTEST_ALEMBIC_INI = """\
@@ -145,11 +150,16 @@ class Run:
 
 def timed_pytest(args, cwd):
     """Run one pytest process; its wall time and peak memory (its own rusage)."""
+    return timed_python(["-m", "pytest", *args], cwd)
+
+
+def timed_python(args, cwd):
+    """Run one Python process; its wall time and peak memory (its own rusage)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL", "DATABASE_URL")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     with tempfile.TemporaryFile(mode="w+") as output:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env,
+        process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
                                    stdout=output, stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
@@ -190,15 +200,17 @@ def main(argv=None):
             "pytest-alembic (4 built-in tests)": (["-q", "--test-alembic"], bench),
         }
         runs = {name: [] for name in contenders}
+        floor = []
         timed_pytest(*contenders["our grader (9 checkpoints)"])  # warm the file cache for both
         for number in range(options.runs):
             print(f"Run {number + 1} of {options.runs} ...")
             for name, (args, cwd) in contenders.items():
                 runs[name].append(timed_pytest(args, cwd))
+            floor.append(timed_python(["-c", FLOOR_IMPORTS], GRADER_ROOT).seconds)
         if file_hash(app_db) != app_db_before:
             print(f"{app_db} changed during the benchmark: that must never happen.", file=sys.stderr)
             return 2
-        verdict = report(runs)
+        verdict = report(runs, statistics.median(floor))
         report_isolation(checkout, options.runs)
         report_hanging(checkout, scratch / "hanging")
         report_bounds(checkout, options.runs)
@@ -210,7 +222,7 @@ def main(argv=None):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def report(runs):
+def report(runs, floor):
     print()
     header = f"{'':36}{'runs':>5}{'median s':>10}{'min s':>8}{'pytest s':>10}{'peak MB':>9}  result"
     print(header)
@@ -236,6 +248,8 @@ def report(runs):
               "the lesson ends one revision back (step 5).")
     verdict = "no slower" if ours <= theirs else "SLOWER"
     print(f"Our grader: {ours:.2f} s median against {theirs:.2f} s: {verdict}.")
+    print(f"Ratios: {ours / floor:.2f}x the floor ({floor:.2f} s for a Python that only runs "
+          f"`{FLOOR_IMPORTS}`), {ours / theirs:.2f}x pytest-alembic.")
     return 0 if ours <= theirs else 1
 
 

@@ -7,11 +7,16 @@
 The screenshots come from a real lesson: the walkthrough does the README in a
 scratch copy (real `flask db` commands), and Debian's chromium, headless,
 photographs the page after step 2, after step 3's `flask db migrate` before
-the script is fixed, and after step 5.
+the script is fixed, and after step 5. Beside each picture (NAME.png) the
+same run keeps the visible text of the part photographed (NAME.txt), with
+revision ids, dates, timings and the checkout's folder as placeholders: the
+project's tests render the page in each state again and compare its text with
+it, so a picture that no longer shows the page is noticed.
 """
 import contextlib
 import logging
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -32,12 +37,13 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOT_TAG = "lesson-page-screenshot"  # a PNG text chunk: made by this tool
+SCREENSHOT_COMMAND = "pipenv run page --screenshots docs"
 SCREENSHOTS = {
     # file name: (lesson state, the part of the page shown)
     "page-after-step-2.png": ("after-step-2", "#database"),
     "page-step-3-unfixed.png": ("step-3-unfixed", "#migrations"),
     "page-step-3-unfixed-replay.png": ("step-3-unfixed", "#upgrade-3"),
-    "page-after-step-5.png": ("after-step-5", "#where, #graph"),
+    "page-after-step-5.png": ("after-step-5", "#where, #database, #graph"),
 }
 
 
@@ -104,14 +110,57 @@ def png_tag(data):
     return None
 
 
-def photograph(context, url, selector, path, state):
+def photograph(context, url, selector, path, state, checkout):
+    """The picture of `selector` (NAME.png) and its visible text (NAME.txt)."""
     page = context.new_page()
     try:
         page.goto(url, wait_until="load")
         image = page.locator(selector).first.screenshot() if "," not in selector else _sections(page, selector)
         Path(path).write_bytes(tag_png(image, f"{state} {selector}"))
+        (Path(path).parent / text_file_of(Path(path).name)).write_text(
+            visible_text(page, selector, checkout), encoding="utf-8")
     finally:
         page.close()
+
+
+# An element's text as laid out on screen; an SVG drawing (the revision graph) has
+# no layout text, so its labels are taken one per line.
+READABLE_TEXT = """element => element instanceof HTMLElement ? element.innerText
+    : Array.from(element.querySelectorAll("text"), label => label.textContent.trim()).filter(Boolean).join("\\n")"""
+
+
+def text_file_of(picture):
+    """The name of the file that keeps a picture's visible text."""
+    return Path(picture).with_suffix(".txt").name
+
+
+def visible_text(page, selector, checkout):
+    """What a reader sees in the parts of the page `selector` names, as the browser
+    lays it out, with what differs between two builds of the same state (revision
+    ids, dates, timings, the checkout's folder) written as placeholders."""
+    text = "\n".join(page.locator(part.strip()).first.evaluate(READABLE_TEXT) for part in selector.split(","))
+    for number, revision in enumerate(_chain(Path(checkout) / "server" / "migrations" / "versions"), start=1):
+        text = text.replace(revision, f"<rev{number}>")
+    text = text.replace(str(Path(checkout).resolve()), "<root>").replace(str(checkout), "<root>")
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?", "<date>", text)
+    text = re.sub(r"\b\d+\.\d+ s\b", "<seconds> s", text)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+
+
+def _chain(versions):
+    """The revision ids of the lesson's own scripts, from the first down, read from their text."""
+    follows = {}
+    for path in versions.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision = re.search(r"^revision\s*=\s*['\"](\w+)['\"]", source, re.M)
+        down = re.search(r"^down_revision\s*=\s*['\"](\w+)['\"]", source, re.M)
+        if revision:
+            follows[down.group(1) if down else None] = revision.group(1)
+    chain, current = [], follows.get(None)
+    while current and current not in chain:
+        chain.append(current)
+        current = follows.get(current)
+    return chain
 
 
 def _sections(page, selector):
@@ -154,7 +203,7 @@ def take_screenshots(dest):
             with serving(create_app(checkout)) as url:
                 for name, (wanted, selector) in SCREENSHOTS.items():
                     if wanted == state:
-                        photograph(browser, url + "/", selector, dest / name, state)
+                        photograph(browser, url + "/", selector, dest / name, state, checkout)
                         print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
     return 0
 

@@ -17,6 +17,8 @@ import pytest
 
 from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
 
+from .lesson_builds import drop_shared_databases
+
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -82,3 +84,8 @@ def pytest_terminal_summary(terminalreporter):
         )
     if _outcomes[("postgresql", "passed")] == 0 and _outcomes[("postgresql", "failed")] == 0:
         terminalreporter.write_line("PostgreSQL was NOT tested: only SQLite results above.", yellow=True, bold=True)
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the main process, after every xdist worker has finished
+        drop_shared_databases(config)

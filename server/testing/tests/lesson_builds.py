@@ -1,14 +1,22 @@
 """The lesson as the reference walkthrough builds it, for the project's tests.
 
 reference_solution(request, backend) performs the README once per backend
-and test session, checks the database after every step against the lesson's
+and test run, checks the database after every step against the lesson's
 expected schema, rows and alembic_version, and keeps a snapshot of the
 checkout (and database) after each step. copy_reference(request, build,
 dest, step=5) gives a test its own copy of any of those states to grade,
 break or continue, so no test has to redo the lesson from the start.
+
+Under pytest-xdist the workers share one build per backend: the first worker
+to ask builds it in the run's common temporary folder, holding a lock, and
+the others wait for it and read it from there (same files, same revision
+ids). Its PostgreSQL databases are dropped by the main process once every
+worker is done (drop_shared_databases, from conftest.py).
 """
 import contextlib
 import copy
+import os
+import pickle
 import shutil
 import time
 import uuid
@@ -20,7 +28,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url, throwaway_database
+from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: each process builds its own
+    fcntl = None
 from testing.lesson.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
 
 # The rows the README adds in steps 1 and 2.
@@ -190,32 +203,78 @@ class LessonCopy:
 
 
 _BUILDS = pytest.StashKey[dict]()
+SHARED_DATABASES = "reference-databases.txt"  # in the run's common folder: what the main process drops
 
 
 def reference_solution(request, backend):
-    """The finished reference checkout for a backend, built once per session.
+    """The finished reference checkout for a backend, built once per test run.
 
-    request is the test's `request` fixture (the build's databases are
-    dropped when the session ends). A failed build fails every test that
-    asks for it, with the same message, without being retried.
+    request is the test's `request` fixture. A failed build fails every test
+    that asks for it, with the same message, without being retried.
     """
     builds = request.config.stash.setdefault(_BUILDS, {})
     if backend not in builds:
         try:
-            builds[backend] = _build(request, backend)
+            builds[backend] = _shared_build(request, backend)
         except Exception as error:  # remembered, so one failure is not rebuilt per test
-            builds[backend] = error
+            builds[backend] = f"{type(error).__name__}: {error}"
     build = builds[backend]
-    if isinstance(build, Exception):
-        pytest.fail(f"the reference walkthrough on {backend} failed: {type(build).__name__}: {build}", pytrace=False)
+    if isinstance(build, str):
+        pytest.fail(f"the reference walkthrough on {backend} failed: {build}", pytrace=False)
     return build
 
 
-def _build(request, backend):
-    stack = contextlib.ExitStack()
-    request.config.add_cleanup(stack.close)
-    root = request.getfixturevalue("tmp_path_factory").mktemp(f"reference-{backend}")
-    database_url = stack.enter_context(throwaway_database("postgresql")) if backend == "postgresql" else None
+def run_folder(config):
+    """The temporary folder common to the whole run: every xdist worker's basetemp is inside it."""
+    basetemp = config._tmp_path_factory.getbasetemp()
+    return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+
+
+def _shared_build(request, backend):
+    """Build once for the run, or wait for the worker that builds and read its result."""
+    if fcntl is None:
+        stack = contextlib.ExitStack()
+        request.config.add_cleanup(stack.close)
+        root = request.getfixturevalue("tmp_path_factory").mktemp(f"reference-{backend}")
+        return _build(root, backend, lambda name: stack.callback(_drop_postgres, name))
+    folder = run_folder(request.config)
+    root, saved = folder / f"reference-{backend}", folder / f"reference-{backend}.pickle"
+    with open(folder / f"reference-{backend}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not saved.is_file():
+            try:
+                found = _build(root, backend, lambda name: _note_database(folder, name))
+            except Exception as error:
+                found = f"{type(error).__name__}: {error}"
+            saved.write_bytes(pickle.dumps(found))
+    found = pickle.loads(saved.read_bytes())
+    if isinstance(found, str):
+        raise RuntimeError(found)
+    return found
+
+
+def _note_database(folder, name):
+    with open(folder / SHARED_DATABASES, "a", encoding="utf-8") as names:
+        names.write(name + "\n")
+
+
+def drop_shared_databases(config):
+    """Drop the PostgreSQL databases of the run's shared builds (the main process, at the end)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None or factory._basetemp is None:  # this run made no temporary folder, so no build
+        return
+    names = run_folder(config) / SHARED_DATABASES
+    if names.is_file():
+        for name in names.read_text(encoding="utf-8").split():
+            _drop_postgres(name)
+        names.unlink()
+
+
+def _build(root, backend, keep):
+    """The walkthrough in root/checkout, with a snapshot after each step;
+    keep(name) is told of every PostgreSQL database made, to drop it later."""
+    root.mkdir(parents=True, exist_ok=True)
+    database_url = _create_postgres(keep) if backend == "postgresql" else None
     checkout = copy_starter(root / "checkout")
     states, snapshots = {}, {}
 
@@ -225,7 +284,7 @@ def _build(request, backend):
         if step < LAST_STEP:
             snapshot = root / f"after-step-{step}"
             shutil.copytree(result.checkout, snapshot)
-            url = _clone_postgres(database_url, stack) if database_url else None
+            url = _create_postgres(keep, template=database_url) if database_url else None
             snapshots[step] = Snapshot(step, snapshot, url, copy.deepcopy(result))
 
     result = run_walkthrough(checkout, database_url=database_url, report=lambda line: None, after_step=after_step)
@@ -263,14 +322,19 @@ def _write_env(checkout, url):
 
 def _clone_postgres(source_url, stack):
     """Copy a PostgreSQL database (CREATE DATABASE ... TEMPLATE); the stack drops it."""
-    source = make_url(normalize_url(source_url))
+    return _create_postgres(lambda name: stack.callback(_drop_postgres, name), template=source_url)
+
+
+def _create_postgres(keep, template=None):
+    """A new PostgreSQL database, empty or a copy of `template` (a URL); keep(name) drops it later."""
     name = f"lesson_{uuid.uuid4().hex[:12]}"
+    copied = f' TEMPLATE "{make_url(normalize_url(template)).database}"' if template else ""
     admin = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
     try:
         for attempt in range(20):
             try:
                 with admin.connect() as connection:
-                    connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+                    connection.execute(sa.text(f'CREATE DATABASE "{name}"{copied}'))
                 break
             except sa.exc.OperationalError as error:
                 # A flask command that just exited may still be disconnecting.
@@ -279,14 +343,14 @@ def _clone_postgres(source_url, stack):
                 time.sleep(0.1)
     finally:
         admin.dispose()
+    keep(name)
+    return make_url(postgres_server_url()).set(database=name).render_as_string(hide_password=False)
 
-    def drop():
-        engine = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            engine.dispose()
 
-    stack.callback(drop)
-    return source.set(database=name).render_as_string(hide_password=False)
+def _drop_postgres(name):
+    engine = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()

@@ -5,6 +5,7 @@ that names the mistake and its fix, and pytest exits 1; every valid variation
 gets full marks and exit 0. Each grade is a real `pytest` process on a copy of
 the walkthrough's reference solution, replayed on the backend under test.
 """
+import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,10 @@ def run_grader(root, backend, tmp_path, grader=REPO, options=()):
     command = [sys.executable, "-m", "pytest", f"--lesson-root={root}", f"--junitxml={junit}", *options]
     if backend == "postgresql":
         command.append(f"--lesson-database={postgres_server_url()}")
-    run = subprocess.run(command, cwd=grader, capture_output=True, text=True, timeout=300)
+    # As on a student's machine or a grading server, where the dev packages' pytest
+    # plugins (pytest-xdist, pytest-alembic) are not installed: none is loaded.
+    environment = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    run = subprocess.run(command, cwd=grader, capture_output=True, text=True, timeout=300, env=environment)
     output = run.stdout + run.stderr
     assert "Traceback" not in output and "INTERNALERROR" not in output, output
     assert "error" not in run.stdout.splitlines()[-1], output  # no collection or fixture errors

@@ -3,7 +3,8 @@
 Walks the lesson as the reference walkthrough leaves it after each step, and
 the usual detours, each made at the moment a student would make it, with
 real `flask db` commands on the copy's own database (SQLite or PostgreSQL).
-At every point, the status's one next action and the grader's first fix (the
+At every point, the verdicts and the status text are the golden ones
+(test_golden_verdicts.py), and the status's one next action and the grader's first fix (the
 Fix of the first failing checkpoint a student reads) name the same step and
 the same command or edit, and the checklist ticks the steps really done.
 
@@ -30,6 +31,7 @@ from testing.lesson.status import fix_of, render, status_of
 from testing.lesson.walkthrough import flask_environment
 
 from .lesson_builds import copy_reference, reference_solution
+from .test_golden_verdicts import compare as compare_with_golden, observed
 
 
 class Student:
@@ -191,6 +193,7 @@ def test_status_and_grader_agree(request, backend, tmp_path, capsys, point):
     assert [mark.step for mark in status.steps if mark.done] == list(point.done), shown
     action = f"{status.next.title}\n{status.next.text}"
     report = grade(copy.checkout)
+    compare_with_golden(backend, "walk " + point.name, observed(copy.checkout, report=report, status=status))
     result, fix = first_fix(report)
 
     if point.next_step is None:

@@ -10,10 +10,13 @@ width and at 375 px, where the page itself must not scroll sideways. One test
 goes through the page with the Tab key alone. The cohort report (the sample in
 docs/cohort-sample and one written now) gets the same checks. Screenshots, at
 both widths, are kept in test-artifacts/page/ (git-ignored).
+The README's pictures (docs/*.png) are checked against the page too: the
+visible text stored beside each one must be what the page shows now.
 
 Chromium and Playwright are required when LESSON_REQUIRE_BROWSER=1 (.ci/run
 sets it); elsewhere a missing browser skips these tests with the reason.
 """
+import difflib
 import json
 import os
 from pathlib import Path
@@ -21,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from testing.lesson import cohort, cohort_report
-from testing.lesson.page_tool import CHROMIUM, create_app, headless_chromium, serving
+from testing.lesson.page_tool import (
+    CHROMIUM, SCREENSHOT_COMMAND, SCREENSHOTS, create_app, headless_chromium, serving, text_file_of, visible_text,
+)
 
 from .page_states import lesson_copy, unfixed_step_3
 
@@ -297,3 +302,36 @@ def test_a_students_feedback_page_is_accessible(browser):
         assert page.errors() == []
     finally:
         page.close()
+
+
+# --- the README's pictures, kept true -----------------------------------------------------------
+
+DOCS = REPO / "docs"
+PICTURE_STATES = {
+    "after-step-2": lambda request, dest: lesson_copy(request, "sqlite", dest, step=2).checkout,
+    "step-3-unfixed": lambda request, dest: unfixed_step_3(request, "sqlite", dest)[0].checkout,
+    "after-step-5": lambda request, dest: lesson_copy(request, "sqlite", dest, step=5).checkout,
+}
+
+
+@pytest.mark.parametrize("state", sorted(PICTURE_STATES))
+def test_the_readme_pictures_show_the_page_as_it_reads_now(request, browser, tmp_path, state):
+    """Each picture's visible text, kept beside it by the tool that took it, is what
+    the page shows in that state now: else the picture is stale."""
+    checkout = PICTURE_STATES[state](request, tmp_path / "c")
+    pictures = {name: selector for name, (wanted, selector) in SCREENSHOTS.items() if wanted == state}
+    assert pictures
+    with serving(create_app(checkout)) as url:
+        for name, selector in pictures.items():
+            page = browser.new_page()
+            try:
+                page.goto(url + "/", wait_until="load")
+                now = visible_text(page, selector, checkout)
+            finally:
+                page.close()
+            stored_path = DOCS / text_file_of(name)
+            stored = stored_path.read_text(encoding="utf-8") if stored_path.is_file() else ""
+            difference = "".join(difflib.unified_diff(
+                stored.splitlines(True), now.splitlines(True), f"docs/{stored_path.name}", "the page now", n=1))
+            assert now == stored, (f"docs/{name} is stale: the page reads differently now. Redo the pictures "
+                                   f"with `{SCREENSHOT_COMMAND}` and commit them.\n{difference}")

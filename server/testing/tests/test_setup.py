@@ -1,6 +1,7 @@
 """A newcomer's setup: supported Pythons, what an unsupported one prints, and
 the Codespaces container, all as the README's Setup section says."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -121,3 +122,18 @@ def test_ci_scripts_keep_lf_in_windows_checkouts():
     if attributes.returncode != 0:
         pytest.skip(f"not a git checkout: {attributes.stderr.strip()}")
     assert attributes.stdout.splitlines() == [f"{script}: eol: lf" for script in scripts]
+
+
+# --- a pytest without the lesson's packages ------------------------------------------------
+
+def test_a_pytest_without_the_lesson_packages_says_what_to_run_in_one_line():
+    """The machine's own pytest, outside `pipenv shell`: here the lesson's
+    packages are made unimportable in a real pytest process."""
+    hide = "import sys; sys.modules.update(dict.fromkeys(['sqlalchemy', 'alembic'])); "
+    run = subprocess.run(
+        [sys.executable, "-c", hide + "import pytest; sys.exit(pytest.main([]))"], cwd=REPO_ROOT,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, capture_output=True, text=True, timeout=120,
+    )
+    lines = (run.stdout + run.stderr).strip().splitlines()
+    assert run.returncode == 4, lines
+    assert len(lines) == 1 and "(sqlalchemy, alembic)" in lines[0] and "`pipenv run pytest`" in lines[0], lines
