@@ -224,9 +224,9 @@ PRODUCTION_RULES = ProductionRules(
         "ban-drop-column": "Code still running reads the column and fails, and its values are gone for good. "
                            "Teams first release code that no longer uses the column, then drop it in a later "
                            "migration, with a backup of the data.",
-        "ban-drop-table": "Code still running queries the table and fails, and its rows are gone for good. A "
-                          "downgrade that drops a table is for going back in development; in production teams "
-                          "go forward with a new migration instead.",
+        "ban-drop-table": "Code still running queries the table and fails, and its rows are gone for good. In "
+                          "production teams first stop every use of the table and drop it, if ever, in a later "
+                          "migration; a downgrade that drops one is for going back in development.",
         "constraint-missing-not-valid": "A new constraint checks every row while it blocks writes to the table. "
                                         "Teams add it NOT VALID first and run VALIDATE CONSTRAINT in a separate "
                                         "migration, which does not block writes.",
