@@ -26,8 +26,9 @@ GRADER_ROOT = Path(__file__).resolve().parents[3]
 # Compiled by pytest's own import of the grader's package and conftest.py (and
 # of conftest.py at the root, which sends `pytest` in any folder to the grader),
 # before conftest.py can switch bytecode off (see the module docstring).
-PYTEST_OWN_BYTECODE = (
+PYTEST_OWN_BYTECODE = (  # the grader's conftest files and the plugin pytest.ini names (-p testing.options)
     "server/testing/__pycache__/__init__.", "server/testing/__pycache__/conftest.", "__pycache__/conftest.",
+    "server/testing/__pycache__/options.",
 )
 
 

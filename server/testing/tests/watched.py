@@ -110,7 +110,7 @@ def databases_size(pid, backend):
         with engine.connect() as connection:
             return sum(
                 connection.execute(sa.text("SELECT pg_database_size(:name)"), {"name": name}).scalar() or 0
-                for name in databases_of(pid, connection)
+                for name in databases_of(pid, connection, roles=False)
             )
     except sa.exc.DBAPIError:  # dropped while being measured
         return 0
@@ -118,10 +118,11 @@ def databases_size(pid, backend):
         engine.dispose()
 
 
-def databases_of(pid, connection=None):
-    """The throw-away databases and roles named after process `pid`."""
-    query = sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern "
-                    "UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE :pattern")
+def databases_of(pid, connection=None, roles=True):
+    """The throw-away databases (and, with `roles`, login roles) named after process `pid`.
+    A replay's role has its database's name: sizes are measured on the databases alone."""
+    query = sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern" + (
+        " UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE :pattern" if roles else ""))
     if connection is not None:
         return list(connection.execute(query, {"pattern": _owned_by(pid)}).scalars())
     engine = sa.create_engine(postgres_server_url())
