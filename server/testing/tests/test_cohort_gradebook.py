@@ -7,6 +7,7 @@ command runs in a subprocess, as an instructor runs it.
 """
 import csv
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -203,6 +204,8 @@ def test_long_paths_wrap_at_every_width(request, tmp_path):
 
     problem = browser_problem()
     if problem:
+        if os.environ.get("LESSON_REQUIRE_BROWSER") == "1":  # as the page's browser tests: CI never skips them
+            pytest.fail(f"no browser: {problem}; it is required when LESSON_REQUIRE_BROWSER=1")
         pytest.skip(problem)
     from testing.lesson.page_tool import headless_chromium
 
