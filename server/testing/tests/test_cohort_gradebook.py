@@ -7,7 +7,6 @@ command runs in a subprocess, as an instructor runs it.
 """
 import csv
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -200,13 +199,9 @@ def test_every_student_gets_feedback_files_that_the_report_links(request, tmp_pa
 
 
 def test_long_paths_wrap_at_every_width(request, tmp_path):
-    from .test_page_browser import browser_problem
+    from .test_page_browser import require_browser
 
-    problem = browser_problem()
-    if problem:
-        if os.environ.get("LESSON_REQUIRE_BROWSER") == "1":  # as the page's browser tests: CI never skips them
-            pytest.fail(f"no browser: {problem}; it is required when LESSON_REQUIRE_BROWSER=1")
-        pytest.skip(problem)
+    require_browser()
     from testing.lesson.page_tool import headless_chromium
 
     deep = tmp_path / ("a-rather-long-folder-name-for-a-course-" * 3).strip("-") / "week-3-submissions"

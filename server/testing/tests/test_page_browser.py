@@ -50,13 +50,18 @@ def browser_problem():
     return None
 
 
-@pytest.fixture(scope="module")
-def browser():
+def require_browser():
+    """Skip without a browser, or fail where one is required (LESSON_REQUIRE_BROWSER=1, as in CI)."""
     problem = browser_problem()
     if problem:
         if os.environ.get("LESSON_REQUIRE_BROWSER") == "1":
             pytest.fail(f"no browser for the page tests: {problem}; it is required when LESSON_REQUIRE_BROWSER=1")
         pytest.skip(f"page not tested in a browser: {problem}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
     with headless_chromium() as context:
         yield context
 
