@@ -186,7 +186,7 @@ class _Judging:
             return self.passed("init")
         layout = self.evidence.layout
         app_rel = layout.rel(layout.app_py)
-        only_app = not missing and all(p.startswith(app_rel) for p in self.evidence.findings)
+        only_app = not missing and all(finding.file == app_rel for finding in self.evidence.findings)
         return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", missing=missing)
 
     # the lesson's revisions -------------------------------------------------------------

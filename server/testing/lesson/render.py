@@ -15,6 +15,7 @@ import textwrap
 
 from .feedback import Feedback, bullet_list, code_block, first_lines, one_line, plural, short, summarised
 from .judge import PASSED
+from .messages import finding_line
 
 BLOCKED_WHY = {
     "no_versions": "There is no {versions}/ folder.",
@@ -303,11 +304,11 @@ class _Words:
     def init_incomplete(self, verdict):
         layout, findings, missing = self.layout, self.evidence.findings, verdict.facts["missing"]
         migrations = self.rel(layout.migrations)
-        problems = [f"{migrations}/{name} is missing" for name in missing] + findings
+        problems = [f"{migrations}/{name} is missing" for name in missing] + [finding_line(f) for f in findings]
         fixes = []
         if "versions/" in missing:
             fixes.append(f"Create the empty folder: mkdir {migrations}/versions")
-        if any(name != "versions/" for name in missing) or any("env.py" in p for p in findings):
+        if any(name != "versions/" for name in missing) or any(f.file == self.rel(layout.env_py) for f in findings):
             fixes.append(
                 "Get fresh copies of Flask-Migrate's files: in server/ run\n"
                 "    flask db init --directory fresh-migrations\n"
@@ -316,7 +317,7 @@ class _Words:
                 "Keep your versions/ folder as it is."
             )
         app_rel = self.rel(layout.app_py)
-        if any(p.startswith(app_rel) for p in findings):
+        if any(f.file == app_rel for f in findings):
             fixes.append("Fix server/app.py as described above; `flask db ...` needs it to load.")
         if verdict.reason == "app_py_broken":
             summary = f"{app_rel} cannot run `flask db` commands: {plural(len(problems), 'problem')}."
@@ -327,7 +328,8 @@ class _Words:
     def with_app_findings(self, feedback):
         """Add what is wrong in app.py, which `flask db init` needs too."""
         if self.evidence.findings:
-            feedback.add("Also", bullet_list(self.evidence.findings) + "\nFix these too: `flask db ...` loads app.py.")
+            feedback.add("Also", bullet_list(map(finding_line, self.evidence.findings))
+                         + "\nFix these too: `flask db ...` loads app.py.")
         return feedback
 
     # the lesson's revisions -------------------------------------------------------------
