@@ -294,6 +294,10 @@ class Lesson:
     def revision_checkpoints(self):
         return {position: revision.checkpoint.id for position, revision in enumerate(self.revisions, start=1)}
 
+    def kind_of(self, checkpoint_id):
+        """"revision" for a revision's checkpoint, else its id (one of SHARED_CHECKPOINTS): what judges and words it."""
+        return "revision" if self.position_of(checkpoint_id) is not None else checkpoint_id
+
     def position_of(self, checkpoint_id):
         """The position of the revision a checkpoint judges, or None for the shared checkpoints."""
         return next((position for position, revision in enumerate(self.revisions, start=1)

@@ -2,6 +2,7 @@
 words: records with a kind from a closed set, never sentences.
 
 - `Finding`: one problem found by reading app.py or env.py (evidence.py).
+- `Mismatch`: one way a schema or its rows differ from the lesson's.
 - `Block`: why a checkpoint is not judged yet and which one to fix first.
 - The facts of a verdict, one record per kind of checkpoint (FACTS_OF_KIND),
   and the history's `Advice` when the line of revisions is short.
@@ -64,6 +65,24 @@ class Block:
         assert sorted(BLOCK_CAUSES.get(self.cause, ("?",))) == list(given), (self.cause, given)
 
 
+MISMATCH_KINDS = ("no_table", "extra_table", "no_column", "extra_column", "kind", "not_primary_key", "in_primary_key",
+                  "allows_null", "not_null", "no_rows", "empty_values")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One way a schema or its rows differ from what the lesson expects."""
+
+    kind: str
+    table: str
+    column: Optional[str] = None
+    found: object = None  # the columns a table has, the kind a column holds, rows with NULL
+    expected: object = None  # the kind a column should hold, the step that adds a table's rows
+
+    def __post_init__(self):
+        assert self.kind in MISMATCH_KINDS, self.kind
+
+
 ADVICE_KINDS = ("apply_local", "order", "next_step", "fix_first")
 
 
@@ -90,7 +109,7 @@ class InitFacts:
 
 @dataclass(frozen=True)
 class RevisionFacts:
-    schema_wrong: Tuple[object, ...] = ()  # judge.Mismatch
+    schema_wrong: Tuple[Mismatch, ...] = ()
     other_work: Tuple[int, ...] = ()  # the other revisions whose work its upgrade did
     doer: Optional[int] = None  # the revision that does its work instead
 
@@ -103,7 +122,7 @@ class HistoryFacts:
 @dataclass(frozen=True)
 class FailingDowngrade:
     position: int
-    schema_wrong: Tuple[object, ...] = ()  # judge.Mismatch
+    schema_wrong: Tuple[Mismatch, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,7 +139,7 @@ class ModelsMatchFacts:
 class LocalDatabaseFacts:
     position: Optional[int] = None  # where the local database is in the chain
     broken: Tuple[str, ...] = ()  # failed checkpoints of the revisions up to the end
-    problems: Tuple[object, ...] = ()  # judge.Mismatch
+    problems: Tuple[Mismatch, ...] = ()
 
 
 # A checkpoint's kind: "revision" for the lesson's revisions, else its id (definition.SHARED_CHECKPOINTS).

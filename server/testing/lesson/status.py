@@ -216,11 +216,11 @@ def first_finding(report):
             continue
         if result.reason in IN_PROGRESS:
             continue
-        advice = result.verdict.facts.get("next", {}) if result.reason == "too_few_revisions" else {}
-        if advice.get("kind") in ("apply_local", "next_step"):
+        advice = result.verdict.facts.next if result.reason == "too_few_revisions" else None
+        if advice and advice.kind in ("apply_local", "next_step"):
             continue
-        if advice.get("kind") == "fix_first":  # the history's fix is that revision's: its own finding says more
-            revision = report[report.lesson.checkpoint_of(advice["position"])]
+        if advice and advice.kind == "fix_first":  # the history's fix is that revision's: its own finding says more
+            revision = report[report.lesson.checkpoint_of(advice.position)]
             return revision if revision.status == FAILED and not revision.blocked_by else result
         return result
     return None
@@ -273,9 +273,8 @@ def _finding_advice(where, result):
 
 def _step_of_finding(lesson, result):
     """The README step whose work the finding's fix redoes (None: no one step)."""
-    facts = result.verdict.facts
     if result.id == "history":
-        position = facts.get("next", {}).get("position")
+        position = result.verdict.facts.next.position if result.verdict.facts.next else None
         return lesson.step_of(position) if position else None
     position = lesson.position_of(result.id)
     return lesson.step_of(position) if position else result.checkpoint.step
@@ -283,7 +282,8 @@ def _step_of_finding(lesson, result):
 
 def _reset_offer(where, result):
     """For a chain no edit mends: the way back to the start of a step, with the lesson's own files."""
-    kind = result.verdict.facts.get("next", {}).get("kind") if result.id == "history" else None
+    advice = result.verdict.facts.next if result.id == "history" else None
+    kind = advice.kind if advice else None
     deleted_folder = result.reason == "no_migrations_folder" and where.local is not None and where.local.versions
     if result.reason not in TANGLED and kind not in ("order", "fix_first") and not deleted_folder:
         return ""
