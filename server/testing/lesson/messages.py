@@ -26,7 +26,7 @@ def check_templates(table, keys, allowed, what):
         raise ValueError(f"the words for {what} are not right: " + "; ".join(problems))
 
 
-# --- app.py and env.py, read without running them (facts.Finding) --------------------------
+# --- app.py and env.py, read without running them (facts.Finding) ---------------------------
 FINDING_WORDS = {
     "missing_file": "{file} does not exist.",
     "unreadable": "{file} cannot be read: {detail}",
@@ -65,18 +65,18 @@ BLOCKED_WHY = {
 }
 
 
-def _block_fields(cause):
+def block_fields(cause):
     """What the words of a Block can name: its own facts, and the revision it stops by position and name."""
     own = set(BLOCK_CAUSES[cause])
     return own | {"versions", "count", "count_word", "problem"} | ({"previous", "name"} if "position" in own else set())
 
 
-check_templates(BLOCKED_WHY, BLOCK_CAUSES, _block_fields, "the causes of a block")
+check_templates(BLOCKED_WHY, BLOCK_CAUSES, block_fields, "the causes of a block")
 
-# --- other words ----------------------------------------------------------------------------
+# --- when the database server given to the grader cannot be used ---------------------------
 REPLAY_SERVER_FIX = "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."
 
-# --- how a schema differs from the lesson's (facts.Mismatch) -----------------------------
+# --- how a schema differs from the lesson's (facts.Mismatch) ---------------------------------
 MISMATCH_WORDS = {
     "no_table": "there is no table `{table}`",
     "extra_table": "there is an extra table `{table}` ({found})",
@@ -91,10 +91,10 @@ MISMATCH_WORDS = {
     "empty_values": "{where} is empty (NULL) in {rows}: the values were lost on the way (a column dropped and "
                     "added instead of renamed)",
 }
-check_templates(MISMATCH_WORDS, MISMATCH_KINDS, {"table", "column", "where", "found", "found_or_none", "expected", "rows"},
-                "the mismatches")
+check_templates(MISMATCH_WORDS, MISMATCH_KINDS,
+                {"table", "column", "where", "found", "found_or_none", "expected", "rows"}, "the mismatches")
 
-# --- how models.py differs from a database (reading.differences_of, from Alembic's compare_metadata)
+# --- how models.py differs from a database (reading.differences_of: Alembic's compare_metadata)
 DIFFERENCE_WORDS = {
     "add_table": "models.py defines table `{table}`, which {database} does not have",
     "remove_table": "{database} has table `{table}`, which models.py does not define",
@@ -104,5 +104,5 @@ DIFFERENCE_WORDS = {
     "modify_type": "`{table}.{column}`: models.py says {new}, {database} has {existing}",
     "modify_default": "`{table}.{column}`: the server default differs",
 }
-check_templates(DIFFERENCE_WORDS, DIFFERENCE_WORDS, {"kind", "table", "column", "new", "existing", "detail", "database"},
-                "the differences")
+check_templates(DIFFERENCE_WORDS, DIFFERENCE_WORDS,
+                {"kind", "table", "column", "new", "existing", "detail", "database"}, "the differences")

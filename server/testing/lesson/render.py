@@ -299,7 +299,7 @@ class _ChainWords(_Words):
                 f"Revision 1 ({revision.rel}) does more than step {first.step}. The lesson makes one revision per "
                 "step, each run on a database that already holds the rows of the steps before, so start over:\n"
                 f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
-                f"    put models.py back to {self.lesson.starter_models},\n"
+                f"    put models.py back to {self.lesson.words.starter_models},\n"
                 f"    and do the steps again from step {first.step} (`{self.lesson.first_migrate}`)."
             )
         later = [r.rel for r in self.chain[position - 1:]]
@@ -325,20 +325,19 @@ class _RevisionWords(_ChainWords):
 
     def passed(self, verdict):
         position = self.lesson.position_of(verdict.id)
-        revision = self.lesson.revision(position)
-        keeps = " and keeps every row" if revision.keeps_rows else ""
-        return f"{capital(self.revision_name(position))} {revision.short}{keeps}."
+        keeps = " and keeps every row" if self.lesson.revision(position).keeps_rows else ""
+        return f"{capital(self.revision_name(position))} {self.lesson.words_of(position).short}{keeps}."
 
     def failed(self, verdict):
         position = self.lesson.position_of(verdict.id)
-        revision, reason = self.lesson.revision(position), verdict.reason
+        revision, words, reason = self.lesson.revision(position), self.lesson.words_of(position), verdict.reason
         if reason == "work_in_another_revision":
             return self.work_elsewhere(position, verdict.facts.doer)
         if reason == "missing_revision":
-            return Feedback(f"No revision {position} yet: nothing {revision.short}.").add(
+            return Feedback(f"No revision {position} yet: nothing {words.short}.").add(
                 "Found", f"{plural(len(self.chain), 'revision')} in {self.rel(self.layout.versions)}/."
-            ).add("Expected", f"Revision {position} {revision.expected}.").add_fix(
-                f"Step {revision.step}: {revision.how}")
+            ).add("Expected", f"Revision {position} {words.expected}.").add_fix(
+                f"Step {revision.step}: {words.how}")
         if reason == "replay_database_unusable":
             return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
         step = self.evidence.replay.upgrade(position)
@@ -350,8 +349,8 @@ class _RevisionWords(_ChainWords):
         if reason == "loses_data":
             summary = f"{name} loses data: {loss_summary(step.losses[0])}."
         elif reason == "does_another_steps_work":
-            summary = (f"{name} {self.lesson.revision(other_work[0]).short} (step {other_work[0]}'s work) "
-                       f"instead of step {revision.step}'s: nothing {revision.short} before it.")
+            summary = (f"{name} {self.lesson.words_of(other_work[0]).short} (step {other_work[0]}'s work) "
+                       f"instead of step {revision.step}'s: nothing {words.short} before it.")
         else:
             summary = f"{name} does not do what step {revision.step} asks."
         feedback = Feedback(summary).add("Found", bullet_list(mismatch_lines(verdict.facts.schema_wrong)
@@ -365,7 +364,7 @@ class _RevisionWords(_ChainWords):
         feedback.add("What it does (upgrade)", what_it_does(step))
         if step is not None and step.risks:
             feedback.add("Why", "\n".join(first_lines(risk.message for risk in step.risks)))
-        feedback.add("Expected", f"Revision {position} {self.lesson.revision(position).expected}.")
+        feedback.add("Expected", f"Revision {position} {self.lesson.words_of(position).expected}.")
         fix = (f"In {revision_file.rel}, make the functions read:\n\n"
                f"{fix_functions(self.lesson.revision(position), revision_file.uses_batch)}")
         remark = ""
@@ -380,11 +379,11 @@ class _RevisionWords(_ChainWords):
         name = self.revision_name(doer)
         others = sorted(self.lesson.works(self.evidence.replay.upgrade(doer)) - {position})
         together = f", together with step {others[0]}'s work" if others else ""
-        revision = self.lesson.revision(position)
-        feedback = Feedback(f"{capital(name)} {revision.short}{together}: step {revision.step} has no revision "
+        revision, words = self.lesson.revision(position), self.lesson.words_of(position)
+        feedback = Feedback(f"{capital(name)} {words.short}{together}: step {revision.step} has no revision "
                             "of its own.")
         feedback.add("Revisions found", self.revisions_found())
-        feedback.add("Expected", f"Revision {position} {revision.expected}.")
+        feedback.add("Expected", f"Revision {position} {words.expected}.")
         if doer < position and self.verdicts[self.lesson.checkpoint_of(doer)].failed:
             return feedback.add_fix(self.fix_first(doer, position))
         return feedback.add_fix(self.order_fix(min(doer, position)))
@@ -404,7 +403,7 @@ class _HistoryWords(_ChainWords):
             return Feedback(f"No revisions yet: {self.rel(self.layout.versions)}/ is empty.").add(
                 "Expected", f"{capital(lesson.count_word)} revisions in one line (steps "
                             f"{first.step}-{lesson.revision(lesson.count).step}).").add_fix(
-                f"Step {first.step}: {first.how}")
+                f"Step {first.step}: {lesson.words_of(1).how}")
         if reason == "too_few_revisions":
             return Feedback(f"Found {len(history.files)} of the lesson's {lesson.count_word} revisions.").add(
                 "Revisions found", self.revisions_found()).add_fix(self.next_revision(verdict.facts.next))
@@ -412,7 +411,7 @@ class _HistoryWords(_ChainWords):
         if reason == "extra_revisions":
             problems.append(self.extra_problem())
             fix = self.extra_fix()
-        expected = "\n".join(f"{n}. {revision.expected}" for n, revision in enumerate(lesson.revisions, start=1))
+        expected = "\n".join(f"{n}. {lesson.words_of(n).expected}" for n in range(1, lesson.count + 1))
         return Feedback(
             f"The history is not one line of the {lesson.count_word} lesson revisions: "
             f"{plural(len(problems), 'problem')}."
@@ -434,7 +433,7 @@ class _HistoryWords(_ChainWords):
     def extra_fix(self):
         lesson = self.lesson
         return (
-            f"The lesson has {lesson.count_word} revisions: {lesson.extra_revision_note}.\n"
+            f"The lesson has {lesson.count_word} revisions: {lesson.words.extra_revision_note}.\n"
             "Remove the extra revisions: if your database already ran them, first go back with\n"
             f"    flask db downgrade {self.chain[lesson.count - 1].revision}\n"
             f"then delete {', '.join(r.rel for r in self.extras())}."
@@ -450,7 +449,7 @@ class _HistoryWords(_ChainWords):
         if kind == "order":
             return self.order_fix(advice.position)
         if kind == "next_step":
-            text = f"Step {advice.position}: " + self.lesson.revision(advice.position).how
+            text = f"Step {advice.position}: " + self.lesson.words_of(advice.position).how
             if self.evidence.other_database:  # not read here: it may still wait for an upgrade
                 text = (f"First make sure your database has every revision applied: in server/, `flask db current` "
                         f"shows revision {advice.position - 1}'s id, else run `flask db upgrade head` "
@@ -528,9 +527,11 @@ class _ModelsMatchWords(_Words):
             f"{models_rel} does not match the schema at revision {end.revision}: {plural(len(lines), 'difference')}."
         ).add(f"Differences (models.py vs. {database})", bullet_list(lines))
         feedback.add("What `flask db migrate` would generate", textwrap.dedent(replay.models_code))
-        feedback.add("Expected", end.model_expected)
+        feedback.add("Expected", self.lesson.words.model_expected)
         revision = self.chain[end.revision - 1].revision
-        return feedback.add_fix(end.model_fix.format(revision=revision, models=models_rel, model=model, intro=end.model_intro))
+        words = self.lesson.words
+        return feedback.add_fix(words.model_fix.format(revision=revision, models=models_rel, model=model,
+                                                       intro=words.model_intro))
 
 
 class _LocalDatabaseWords(_Words):

@@ -66,4 +66,4 @@ def ranked(rows, lesson):
 def mistake_name(mistake, lesson):
     if mistake.endswith(":upgrade_stopped"):
         return f"{mistake.split(':')[0]}: {UPGRADE_STOPPED}"
-    return lesson.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))
+    return lesson.words.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))

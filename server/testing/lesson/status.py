@@ -351,18 +351,18 @@ def _extra_revisions(where, result):
 
 def _models_back(where):
     """The database is at the end revision, models.py still describes a later one."""
-    lesson, end = where.lesson, where.lesson.end
+    lesson, end, words = where.lesson, where.lesson.end, where.lesson.words
     return Advice(
-        f"Step {end.step}: {end.model_change}",
+        f"Step {end.step}: {words.model_change}",
         f"Your database is at revision {end.revision}, where step {end.step} leaves it, but models.py still "
         f"describes revision {lesson.count}.\nChange models.py (not the migrations, and do not upgrade); "
-        f"{end.model_intro}" + _end_model(end) + "\n" + end.model_early_note,
+        f"{words.model_intro}" + _end_model(lesson) + "\n" + words.model_early_note,
         end.step,
     )
 
 
-def _end_model(end):
-    return "\n" + code_block(end.model_code, 1) + "\n" + end.model_repr_note
+def _end_model(lesson):
+    return "\n" + code_block(lesson.end.model_code, 1) + "\n" + lesson.words.model_repr_note
 
 
 # --- then the database ------------------------------------------------------------------
@@ -464,7 +464,7 @@ def _end_advice(where):
     """The lesson's revisions are right: the database goes to the end revision, models.py describes it."""
     lesson, end = where.lesson, where.lesson.end
     target = where.end_revision.revision
-    back = f"{end.model_change}, so it describes revision {end.revision}:" + _end_model(end)
+    back = f"{lesson.words.model_change}, so it describes revision {end.revision}:" + _end_model(lesson)
     title = f"Step {end.step}:"
     if where.position > end.revision:
         text = f"Go back one revision, in server/:\n    flask db downgrade {target}\n"

@@ -57,7 +57,7 @@ def named_file(report, result):
 
 
 # What a next action that changes the files says (the grader's fixes and the status's own words).
-FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change models.py", LESSON.end.model_change,
+FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change models.py", LESSON.words.model_change,
                 "delete ", "Delete ")
 
 
