@@ -122,7 +122,9 @@ def judge(evidence, lesson):
     return judging.run()
 
 
-class _Judging:
+class _Verdicts:
+    """The verdicts judged so far, and what the judging of each checkpoint reads from them."""
+
     def __init__(self, evidence, lesson):
         self.evidence = evidence
         self.lesson = lesson
@@ -135,16 +137,6 @@ class _Judging:
     @property
     def replay(self):
         return self.evidence.replay
-
-    def run(self):
-        self.add(self.init())
-        for position in range(1, self.lesson.count + 1):
-            self.add(self.revision(position))
-        self.add(self.history())
-        self.add(self.downgrades())
-        self.add(self.models_match())
-        self.add(self.local_database())
-        return {checkpoint.id: self.verdicts[checkpoint.id] for checkpoint in self.lesson.checkpoints}
 
     def add(self, verdict):
         self.verdicts[verdict.id] = verdict
@@ -176,22 +168,6 @@ class _Judging:
         return [step.position for step in self.replay.upgrades
                 if work in self.lesson.works(step) and step.position != work]
 
-    # init ---------------------------------------------------------------------------------
-    def init(self):
-        folders = self.evidence.folders
-        if not folders.server:
-            return self.failed("init", "no_server_folder")
-        if not folders.migrations:
-            return self.failed("init", "migrations_at_root" if folders.migrations_at_root else "no_migrations_folder")
-        missing = folders.missing
-        if not missing and not self.evidence.findings:
-            return self.passed("init")
-        layout = self.evidence.layout
-        app_rel = layout.rel(layout.app_py)
-        only_app = not missing and all(finding.file == app_rel for finding in self.evidence.findings)
-        return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", InitFacts(tuple(missing)))
-
-    # the lesson's revisions -------------------------------------------------------------
     def blocker_before(self, position):
         """The Block that stops revision `position` from being judged, or None."""
         if not self.evidence.migrations_usable:
@@ -205,6 +181,24 @@ class _Judging:
                 return Block(self.lesson.checkpoint_of(earlier) or "history", "earlier_fails",
                              position=position, earlier=earlier)
         return None
+
+
+class _ChainJudging(_Verdicts):
+    """init, the lesson's revisions and the history: the line of revisions itself."""
+
+    def init(self):
+        folders = self.evidence.folders
+        if not folders.server:
+            return self.failed("init", "no_server_folder")
+        if not folders.migrations:
+            return self.failed("init", "migrations_at_root" if folders.migrations_at_root else "no_migrations_folder")
+        missing = folders.missing
+        if not missing and not self.evidence.findings:
+            return self.passed("init")
+        layout = self.evidence.layout
+        app_rel = layout.rel(layout.app_py)
+        only_app = not missing and all(finding.file == app_rel for finding in self.evidence.findings)
+        return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", InitFacts(tuple(missing)))
 
     def revision(self, position):
         checkpoint = self.lesson.checkpoint_of(position)
@@ -240,7 +234,6 @@ class _Judging:
         reason = "loses_data" if step.losses else ("does_another_steps_work" if another else "wrong_schema")
         return self.failed(checkpoint, reason, RevisionFacts(tuple(schema_wrong), tuple(other_work)))
 
-    # history -------------------------------------------------------------------------------
     def history(self):
         if not self.evidence.migrations_usable:
             return self.blocked("history", Block("init", "no_versions_to_read"))
@@ -273,7 +266,21 @@ class _Judging:
             return Advice("order", 1)
         return Advice("fix_first", position, then=count + 1)
 
-    # downgrades -----------------------------------------------------------------------------
+
+class _Judging(_ChainJudging):
+    """Every checkpoint, in the order their verdicts depend on each other: then the downgrades,
+    models.py and the local database, which read the revisions' verdicts."""
+
+    def run(self):
+        self.add(self.init())
+        for position in range(1, self.lesson.count + 1):
+            self.add(self.revision(position))
+        self.add(self.history())
+        self.add(self.downgrades())
+        self.add(self.models_match())
+        self.add(self.local_database())
+        return {checkpoint.id: self.verdicts[checkpoint.id] for checkpoint in self.lesson.checkpoints}
+
     def downgrades(self):
         for position in range(1, self.lesson.count + 1):
             verdict = self.verdicts.get(self.lesson.checkpoint_of(position))
@@ -310,7 +317,6 @@ class _Judging:
                 break
         return failing
 
-    # models_match --------------------------------------------------------------------------
     def models_match(self):
         if self.evidence.models.error:
             return self.failed("models_match", "models_py_broken")
@@ -345,7 +351,6 @@ class _Judging:
             return Block(self.lesson.checkpoint_of(wrong[0]), "wrong_before_end", earlier=wrong[0], end=end)
         return None
 
-    # local_database ------------------------------------------------------------------------
     def local_database(self):
         evidence = self.evidence
         if not evidence.local_counted:
@@ -385,4 +390,3 @@ class _Judging:
             if not problems and empty:
                 problems.append(Mismatch("empty_values", table, column, found=empty))
         return problems
-
