@@ -5,7 +5,11 @@ checkpoint's message: a summary line, then titled sections (feedback.py),
 the "Fix" among them kept as `Feedback.fix` for the status and the page. It
 decides nothing: the status, the reason and the facts come from judge.py;
 the revisions and files are named from the evidence; every word about the
-lesson's own tables and steps comes from the lesson's declaration.
+lesson's own tables and steps comes from the lesson's declaration and its
+words (definition.LessonWords); the sentences every lesson shares are
+templates in messages.py. One class of words per kind of checkpoint
+(WORDS_OF_KIND, by definition.Lesson.kind_of) says why it waits for another
+(blocked), that it passed, or what failed and the fix.
 
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
@@ -16,6 +20,7 @@ import textwrap
 from .feedback import Feedback, bullet_list, code_block, first_lines, one_line, plural, short, summarised
 from .judge import PASSED
 from .messages import BLOCKED_WHY, DIFFERENCE_WORDS, MISMATCH_WORDS, REPLAY_SERVER_FIX, finding_line
+
 
 def capital(text):
     return text[0].upper() + text[1:]
