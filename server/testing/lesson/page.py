@@ -99,7 +99,7 @@ def describe_database(url, server_dir):
     return "PostgreSQL " + parsed.render_as_string(hide_password=True)
 
 
-def read_database(url, server_dir, preview_rows=PREVIEW_ROWS):
+def database_view(url, server_dir, preview_rows=PREVIEW_ROWS):
     """The database's revision, tables, columns, keys, indexes and first rows."""
     try:
         view = DatabaseView(describe_database(url, server_dir), backend_of(url))
@@ -454,7 +454,7 @@ def _context():
 @lesson_page.route("/")
 def index():
     root, url, problems = _context()
-    database = read_database(url, root / "server") if url else None
+    database = database_view(url, root / "server") if url else None
     facts = lesson_facts(root, url, database) if url and not problems else {"error": None}
     files = facts.get("files", [])
     graph = revision_graph(files, database.versions if database else [])
@@ -468,7 +468,7 @@ def index():
 @lesson_page.route("/replay")
 def replay_view():
     root, url, problems = _context()
-    database = read_database(url, root / "server", preview_rows=0) if url else None
+    database = database_view(url, root / "server", preview_rows=0) if url else None
     facts = lesson_facts(root, url, database) if url and not problems else {"error": None}
     return render_template("lesson_page/replay.html", root=root, database=database, facts=facts, problems=problems)
 

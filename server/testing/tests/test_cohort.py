@@ -5,7 +5,6 @@ mistake catalogue, each with its own random revision ids (cohort_submissions.py)
 """
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -366,12 +365,9 @@ def test_a_mistake_is_the_checkpoint_and_the_engines_reason():
 
 
 def test_every_named_mistake_is_a_reason_the_engine_gives():
-    from testing.lesson import checks
     from testing.lesson.checkpoints import LESSON
     from testing.lesson.judge import ALL_REASONS
 
-    documented = set(re.findall(r"[a-z_]+", checks.__doc__.split(".reason", 1)[1].split("Message formats", 1)[0]))
-    assert ALL_REASONS <= documented, ALL_REASONS - documented
     for mistake in LESSON.mistake_names:
         checkpoint, reason = mistake.split(":")
         assert checkpoint in LESSON.by_id and reason in ALL_REASONS, mistake
