@@ -141,7 +141,7 @@ def test_a_new_grader_regrades_everything(request, tmp_path, monkeypatch):
     entries = cohort_sources.discover([tmp_path / "class"])
     _, first = cohort.grade_many(entries, tmp_path / "cache", jobs=1)
     _, again = cohort.grade_many(entries, tmp_path / "cache", jobs=1)
-    monkeypatch.setattr(cohort, "grader_version", lambda: "a-changed-grader")
+    monkeypatch.setattr(cohort_cache, "grader_version", lambda: "a-changed-grader")
     _, changed = cohort.grade_many(entries, tmp_path / "cache", jobs=1)
     assert [(s["graded"], s["from_cache"]) for s in (first, again, changed)] == [(2, 0), (0, 2), (2, 0)]
 
