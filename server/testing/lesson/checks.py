@@ -31,64 +31,14 @@ Result
     .status         PASSED, FAILED or NOT_APPLICABLE ("passed", "failed",
                     "not_applicable"); .passed is True unless FAILED
     .blocked_by     the checkpoint id that must be fixed first, or None
-    .reason         why, as a stable code from judge.REASONS: "ok"; "blocked"; init:
-                    no_server_folder, migrations_at_root, no_migrations_folder,
-                    app_py_broken, migrations_incomplete; history: no_revisions,
-                    too_few_revisions, extra_revisions, not_one_line; revisions 1-4:
-                    missing_revision, work_in_another_revision, upgrade_fails,
-                    upgrade_stopped (the code hung, exited or ran out of memory),
-                    loses_data, does_another_steps_work, wrong_schema; downgrades:
-                    downgrade_not_reversed, downgrades_not_run; models_match:
-                    models_py_broken, models_not_comparable, models_not_reverted,
-                    models_mismatch; local_database: other_database, no_local_database,
-                    instructor_grade,
-                    local_database_unreadable, local_database_not_migrated,
-                    local_database_several_heads, local_database_wrong_revision,
-                    local_database_rows_missing; any: replay_database_unusable,
-                    grader_fault
+    .reason         why, as a stable code from judge.REASONS ("ok", "blocked",
+                    "upgrade_fails", ...)
     .verdict        judge.Verdict (status, reason, blocked_by and the facts)
     .summary        the first line of the message
     .message        the whole message (feedback.Feedback.render())
     .fix            the text of its "Fix" section (None when it has none)
 
-Message formats: a summary line, then titled sections (feedback.py). The
-summaries, with <n> a revision's place in the chain and <file> its path
-relative to the repository:
-    passed            "Revision <n> (<file>) creates `employees`." (or the work of
-                      revision 2-4, "... and keeps every row"); "One linear history
-                      of four revisions: ..."; "Every downgrade reverses its upgrade
-                      and keeps the rows, ..."; "server/models.py matches the schema
-                      at revision 3 ..."; "server/instance/app.db is at revision 3
-                      with your rows (...)"
-    not applicable    "not applicable: <why>"  (local_database only)
-    blocked           "blocked by <checkpoint id>: fix that first" + "Why"
-    missing revision  "No revision <n> yet: nothing <does its work>." + "Found",
-                      "Expected", "Fix" (the README step)
-    revision raises   "Revision <n> (<file>) fails on upgrade." + "Error" (file, line,
-                      exception, the line of code), "What it does (upgrade)",
-                      "Expected", "Fix"
-    revision wrong    "Revision <n> (<file>) loses data: the 2 rows of `department`."
-                      or "... loses data: the values of `departments.address` in 2 rows."
-                      or "... does not do what step <k> asks." + "Found", "What it
-                      does (upgrade)" (operations.describe), "Why" (operations.Risk
-                      messages), "Expected", "Fix" (upgrade() and downgrade() as the
-                      lesson writes them; batch form when the script uses batch)
-    downgrades        "The downgrade of revision <n> (<file>) does not reverse its
-                      upgrade." or "<k> downgrades do not reverse their upgrade: ..."
-                      + one section per revision, "Expected"
-    history           "No revisions yet: ...", "Found <k> of the lesson's four
-                      revisions." or "The history is not one line of the four lesson
-                      revisions: <k> problems." + "Problems", "Revisions found",
-                      "Expected", "Fix"
-    init              "There is no server/migrations/ folder yet.", "The migrations
-                      folder is at the repository root, not in server/: ...",
-                      "server/app.py cannot run `flask db` commands: <k> problems." or
-                      "server/migrations/ is not set up as `flask db init` makes it: ..."
-    models_match      "server/models.py does not match the schema at revision 3: <k>
-                      differences." + "Differences ...", "What `flask db migrate`
-                      would generate", "Expected", "Fix"; or "... cannot be loaded ..."
-    local_database    "server/instance/app.db is at revision <n> (<file>); at the end
-                      of the lesson it is at revision 3." and others + "Found", "Fix"
+The messages are render.py's (the lesson's words); tests/golden/ pins every one.
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
 """

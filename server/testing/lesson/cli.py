@@ -134,6 +134,8 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
     with a header: name, source, id, email, lms_id, section).
     """
     from . import cohort
+    from .cohort_gradebook import MergeError
+    from .cohort_sources import SourceError
     from .confinement import available, summary
 
     if require_confinement and not merge and summary(available()) != summary(("files", "network", "processes")):
@@ -149,7 +151,7 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
                                             working_tree=working_tree, canvas_assignment=canvas_assignment)
             for warning in warnings:
                 click.echo(f"warning: {warning}")
-    except (cohort.SourceError, cohort.MergeError) as error:
+    except (SourceError, MergeError) as error:
         raise click.UsageError(str(error))
     except cohort.Interrupted as interrupted:
         click.echo(f"\nInterrupted: {interrupted} in {out}/ (marked partial). Grades finished so far are "

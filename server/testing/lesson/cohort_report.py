@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from .checkpoints import LESSON
-from .cohort import GRADED, SCORED
+from .cohort_gradebook import GRADED, SCORED
 from .feedback import plural
 from .root_causes import mistake_name, ranked
 

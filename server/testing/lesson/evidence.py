@@ -78,6 +78,16 @@ class Evidence:
             return None
         return self.history.position_of(local.versions[0])
 
+    def pending_revisions(self):
+        """The chain's revisions `flask db upgrade` has yet to run on the local database: all of
+        them when it has none applied or does not exist yet, none when its place is unknown."""
+        if self.history is None or (self.local is not None and self.local.error):
+            return []
+        if self.local is None or not self.local.versions:
+            return list(self.chain)
+        position = self.local_position()
+        return list(self.chain[position:]) if position else []
+
 
 def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, before_production=False, local_url=None,
             local_database=True):

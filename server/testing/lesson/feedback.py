@@ -210,12 +210,5 @@ def first_lines(lines):
     return kept
 
 
-def quoted(names):
-    names = [f"`{name}`" for name in names]
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def optional(value: Optional[str], default=""):
     return value if value else default

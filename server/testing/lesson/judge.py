@@ -366,7 +366,7 @@ class _Judging(_ChainJudging):
             return self.failed("local_database", "local_database_not_migrated")
         if len(local.versions) != 1:
             return self.failed("local_database", "local_database_several_heads")
-        position = evidence.history.position_of(local.versions[0])
+        position = evidence.local_position()
         if position != self.lesson.end.revision:
             broken = [self.lesson.checkpoint_of(n) for n in range(1, self.lesson.end.revision + 1)
                       if self.has_failed(self.lesson.checkpoint_of(n))]

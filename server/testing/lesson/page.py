@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy.engine import make_url
 
+from . import processes
 from .database import app_database_url, backend_of, in_instance_folder, normalize_url, read_only_engine
 from .feedback import error_line
 from .leftovers import temporary_folder
@@ -99,7 +99,7 @@ def describe_database(url, server_dir):
     return "PostgreSQL " + parsed.render_as_string(hide_password=True)
 
 
-def read_database(url, server_dir, preview_rows=PREVIEW_ROWS):
+def database_view(url, server_dir, preview_rows=PREVIEW_ROWS):
     """The database's revision, tables, columns, keys, indexes and first rows."""
     try:
         view = DatabaseView(describe_database(url, server_dir), backend_of(url))
@@ -257,21 +257,17 @@ def run_facts(root, url, timeout=None):
 def _facts_in(folder, root, url, timeout, environment):
     out = Path(folder) / "facts.json"
     command = [sys.executable, "-B", "-m", "testing.lesson.page_facts", str(root), url, str(out)]
-    try:
-        run = subprocess.run(
-            command, cwd=folder, env=environment, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    run = processes.run(command, timeout, cwd=folder, env=environment)
+    if run.timed_out:
         return {"error": (
             f"Checking your files did not finish within {timeout:.0f} s. A revision file or "
             "models.py probably runs an endless loop or waits for something: run `pytest` from the "
             "repository root to see which one."
         )}
-    if run.returncode != 0 or not out.is_file():
-        last = [line for line in (run.stderr or "").splitlines() if line.strip()]
+    if run.code != 0 or not out.is_file():
+        last = [line for line in run.stderr.splitlines() if line.strip()]
         why = last[-1].strip() if last else (
-            f"a revision file or models.py ended the process with exit code {run.returncode}"
+            f"a revision file or models.py ended the process with exit code {run.code}"
         )
         return {"error": (
             f"Checking your files stopped early: {why}. Run `pytest` from the repository root "
@@ -458,7 +454,7 @@ def _context():
 @lesson_page.route("/")
 def index():
     root, url, problems = _context()
-    database = read_database(url, root / "server") if url else None
+    database = database_view(url, root / "server") if url else None
     facts = lesson_facts(root, url, database) if url and not problems else {"error": None}
     files = facts.get("files", [])
     graph = revision_graph(files, database.versions if database else [])
@@ -472,7 +468,7 @@ def index():
 @lesson_page.route("/replay")
 def replay_view():
     root, url, problems = _context()
-    database = read_database(url, root / "server", preview_rows=0) if url else None
+    database = database_view(url, root / "server", preview_rows=0) if url else None
     facts = lesson_facts(root, url, database) if url and not problems else {"error": None}
     return render_template("lesson_page/replay.html", root=root, database=database, facts=facts, problems=problems)
 

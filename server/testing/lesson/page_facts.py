@@ -32,7 +32,7 @@ def results(report):
     ]
 
 
-def revision_files(report, local, position):
+def revision_files(report, local):
     """Each file in migrations/versions/: ids, message, what it does, for the
     revisions not applied yet, the review's data-loss findings, and for the chain's
     revisions, "Before production" (all recorded in the sandbox)."""
@@ -47,14 +47,11 @@ def revision_files(report, local, position):
         return []
     root = Path(report.root)
     chain_ids = [f.revision for f in history.chain]
-    pending_ids = chain_ids[position:] if position else []
-    if local is not None and not local.error and not local.heads:
-        pending_ids = list(chain_ids)  # no database yet, or nothing applied: `flask db upgrade` runs them all
+    pending_revisions = report.evidence.pending_revisions()
     rows, columns = (dict(local.counts), dict(local.columns)) if local is not None else ({}, {})
-    by_id = {f.revision: f for f in history.chain}
     files = []
     with Sandbox(Layout.of(root)) as sandbox:
-        pending = {r.revision.revision: r for r in record_pending(sandbox, [by_id[i] for i in pending_ids], rows, columns)}
+        pending = {r.revision.revision: r for r in record_pending(sandbox, pending_revisions, rows, columns)}
         before_production = {review.revision.revision: review for review in review_revisions(
             sandbox, Layout.of(root), history.chain, report.lesson, history.position_of)}
         for revision_file in history.files:
@@ -151,7 +148,7 @@ def facts(root, database_url):
     status = status_of(root, database_url)
     report = status.report
     local = local_reading(report)
-    files = revision_files(report, local, status.database.position if status.database else None)
+    files = revision_files(report, local)
     return {
         "checklist": checklist(status),
         "grade": {

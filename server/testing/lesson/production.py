@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from . import processes
 from .sandbox import ChildFailure
 
 DIRECTIONS = ("upgrade", "downgrade")
@@ -138,17 +138,16 @@ def lint(sql_texts, command=None, seconds=SQUAWK_SECONDS):
             names[file_name] = name
         try:
             # The folder has no .squawk.toml: only the rules given here count.
-            done = subprocess.run([command, "--reporter", "json", *names], cwd=folder, capture_output=True,
-                                  timeout=seconds, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise SquawkProblem(f"squawk did not finish within {seconds:g} s") from None
+            done = processes.run([command, "--reporter", "json", *names], seconds, cwd=folder)
         except OSError as error:
             raise SquawkProblem(f"squawk could not be started ({error})") from None
-    if done.returncode not in (0, 1):  # 1: it found something
-        said = _first_line(done.stderr.decode("utf-8", "replace") or done.stdout.decode("utf-8", "replace"))
-        raise SquawkProblem(f"squawk failed (exit code {done.returncode}): {said}")
+    if done.timed_out:
+        raise SquawkProblem(f"squawk did not finish within {seconds:g} s")
+    if done.code not in (0, 1):  # 1: it found something
+        said = _first_line(done.stderr or done.stdout)
+        raise SquawkProblem(f"squawk failed (exit code {done.code}): {said}")
     try:
-        violations = json.loads(done.stdout.decode("utf-8") or "[]")
+        violations = json.loads(done.stdout or "[]")
         found = {name: [] for name in sql_texts}
         for violation in violations:
             found[names[os.path.basename(violation["file"])]].append(violation)

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from typing import List, Optional
 
 import sqlalchemy as sa
 
+from . import processes
 from .checkpoints import LESSON
 from .database import app_database_url
 from .feedback import plural, relative
@@ -234,15 +234,11 @@ def _build_database(plan, ids, environ):
 
 
 def _flask_upgrade(layout, revision, environ):
-    try:
-        finished = subprocess.run(
-            [sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=layout.server,
-            env=dict(os.environ if environ is None else environ), capture_output=True, text=True,
-            timeout=UPGRADE_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
+    finished = processes.run([sys.executable, "-m", "flask", "db", "upgrade", revision], UPGRADE_TIMEOUT,
+                             cwd=layout.server, env=dict(os.environ if environ is None else environ))
+    if finished.timed_out:
         raise ResetError(f"`flask db upgrade {revision}` did not finish in {UPGRADE_TIMEOUT} s.")
-    if finished.returncode != 0:
+    if finished.code != 0:
         raise ResetError(f"`flask db upgrade {revision}` failed in server/:\n{finished.stdout}{finished.stderr}")
 
 

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .leftovers import temporary_folder
+from .processes import REAP_SECONDS, Child, children_of, end_process_tree, in_own_group, parent_of
 
 LESSON_PACKAGE = Path(__file__).resolve().parent
 GRADER_ROOT = LESSON_PACKAGE.parents[2]
@@ -275,6 +276,7 @@ class _ForkedWorker:
 
     def __init__(self, process, connection):
         self.process = process
+        self.child = Child(process)
         self.connection = connection
 
     @classmethod
@@ -322,23 +324,16 @@ class _ForkedWorker:
         raise TimeoutError
 
     def exit_code(self):
-        self.process.join(5)
-        return self.process.exitcode
+        return self.child.exit_code(REAP_SECONDS)
 
     def kill(self):
-        fork_server = _parent_of(self.process.pid)
-        end_process_tree(self.process.pid)
-        for kill in (lambda: os.killpg(self.process.pid, signal.SIGKILL), self.process.kill):
-            try:
-                kill()  # the group: with anything the student's code started
-            except (ProcessLookupError, PermissionError, OSError, AttributeError):
-                pass
-        self.process.join(5)
+        fork_server = parent_of(self.process.pid)
+        self.child.kill()  # with anything the student's code started
         self.connection.close()
         with _forking:
             _live_workers.discard(self.process.pid)
             if fork_server is not None:  # the subreaper of workers that ended before they were stopped
-                for orphan in set(_children_of(fork_server)) - _live_workers:
+                for orphan in set(children_of(fork_server)) - _live_workers:
                     end_process_tree(orphan)
 
 
@@ -404,6 +399,7 @@ class _FreshWorker:
 
     def __init__(self, popen):
         self.popen = popen
+        self.child = Child(popen)
         self.answers = queue.Queue()
         threading.Thread(target=_read_answers, args=(popen.stdout, self.answers), daemon=True).start()
 
@@ -424,7 +420,7 @@ class _FreshWorker:
             command += ["--database-port", str(sandbox.database_port)]
         popen = subprocess.Popen(
             command, cwd=sandbox.root, env=_child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, **_new_process_group(),
+            stderr=subprocess.DEVNULL, **in_own_group(),
         )
         worker = cls(popen)
         worker.job = _windows_job(popen)
@@ -448,14 +444,10 @@ class _FreshWorker:
             raise TimeoutError from None
 
     def exit_code(self):
-        try:
-            return self.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return None
+        return self.child.exit_code(REAP_SECONDS)
 
     def kill(self):
-        end_process_tree(self.popen.pid)
-        _kill_group(self.popen)
+        self.child.kill()
         if getattr(self, "job", None) is not None:
             _close_windows_job(self.job)  # ends every process in it
         for stream in (self.popen.stdin, self.popen.stdout):
@@ -505,77 +497,6 @@ def _child_environment():
     environment = {name: os.environ[name] for name in keep if name in os.environ}
     environment.update(PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8", PYTHONUTF8="1")
     return environment
-
-
-def _new_process_group():
-    if os.name == "nt":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}  # its own group, killed whole
-
-
-def _kill_group(process):
-    if process.poll() is None or os.name != "nt":
-        try:
-            if os.name == "nt":
-                process.kill()
-            else:
-                os.killpg(process.pid, signal.SIGKILL)  # with anything it started
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _children_of(pid):
-    """The process ids of a process's children (Linux), [] where they cannot be listed."""
-    children = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listing:
-                children += [int(child) for child in listing.read().split()]
-    except (OSError, ValueError):
-        pass
-    return children
-
-
-def _parent_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat_file:
-            return int(stat_file.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def end_process_tree(pid):
-    """End a process and every process below it (Linux). Each is stopped first, so that none
-    can start another while they are being listed; the worker is the subreaper of all it
-    started, so a double-forked daemon is below it too. Elsewhere the process group is killed."""
-    if not sys.platform.startswith("linux"):
-        return
-    stopped = []
-    for _ in range(1000):  # until a listing finds nothing new
-        found = [p for p in [pid] + _descendants(pid) if p not in stopped]
-        if not found:
-            break
-        for process in found:
-            with contextlib.suppress(OSError):
-                os.kill(process, signal.SIGSTOP)
-            stopped.append(process)
-    for process in stopped:
-        with contextlib.suppress(OSError):
-            os.kill(process, signal.SIGKILL)
-
-
-def _descendants(pid):
-    found, waiting = [], [pid]
-    while waiting:
-        for child in _children_of(waiting.pop()):
-            if child not in found:
-                found.append(child)
-                waiting.append(child)
-    return found
 
 
 def _windows_job(popen):

@@ -444,7 +444,7 @@ def _lesson_advice(where):
 def _path_advice(where, local):
     """The next move along the chain: finish, apply, or migrate what models.py has."""
     lesson = where.lesson
-    pending = where.chain[where.position:]
+    pending = where.report.evidence.pending_revisions()
     if where.lesson_revisions_good:
         return _end_advice(where)
     if pending:

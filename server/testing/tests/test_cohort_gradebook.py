@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from testing.lesson import cohort, root_causes
+from testing.lesson import cohort, cohort_sources, root_causes
 from testing.lesson.checkpoints import LESSON
 from testing.lesson.database import postgres_server_url
 
@@ -120,29 +120,29 @@ def test_a_csv_roster_gives_ids_emails_and_lms_ids(tmp_path):
                       "alice,alice@school.edu,s001,https://github.com/school/migrations-alice.git,1001,A\n"
                       "# a comment\n"
                       "dana,,s004,forks/dana\n")
-    entries = cohort.discover([roster])
+    entries = cohort_sources.discover([roster])
     assert [(e.student, e.source, e.people) for e in entries] == [
         ("alice", "https://github.com/school/migrations-alice.git",
          {"id": "s001", "email": "alice@school.edu", "lms_id": "1001", "section": "A"}),
         ("dana", "forks/dana", {"id": "s004"}),
     ]
     roster.write_text("name,source,grade\nalice,a\n")
-    with pytest.raises(cohort.SourceError, match="unknown column 'grade'"):
-        cohort.discover([roster])
+    with pytest.raises(cohort_sources.SourceError, match="unknown column 'grade'"):
+        cohort_sources.discover([roster])
 
 
 def test_two_students_with_one_name_are_an_error_naming_both_lines(tmp_path):
     roster = tmp_path / "roster.txt"
     roster.write_text("alice https://example.com/a.git\nbob https://example.com/b.git\n"
                       "alice https://example.com/other-a.git\n")
-    with pytest.raises(cohort.SourceError) as error:
-        cohort.discover([roster])
+    with pytest.raises(cohort_sources.SourceError) as error:
+        cohort_sources.discover([roster])
     assert "roster.txt line 1 and roster.txt line 3" in str(error.value)
     run = run_cohort(roster, "--out", tmp_path / "out", check=False)
     assert run.returncode == 2 and "roster.txt line 1 and roster.txt line 3" in run.stderr
 
     roster.write_text("name,id,source\nalice,s1,https://example.com/a.git\nalice,s2,https://example.com/b.git\n")
-    assert [e.student for e in cohort.discover([roster])] == ["alice-s1", "alice-s2"]  # told apart by their ids
+    assert [e.student for e in cohort_sources.discover([roster])] == ["alice-s1", "alice-s2"]  # told apart by their ids
 
 
 # --- root causes ------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ ROOT_CAUSE_CLASS = (  # the catalogue's merged-steps, skipped-fix and models cas
 def test_mistakes_are_reduced_to_root_causes_before_ranking(request, backend, tmp_path):
     a_class(request, tmp_path / "class", *ROOT_CAUSE_CLASS, backend=backend)
     server_url = postgres_server_url() if backend == "postgresql" else None
-    rows, _ = cohort.grade_many(cohort.discover([tmp_path / "class"]), tmp_path / "cache", backend, server_url, jobs=2)
+    rows, _ = cohort.grade_many(cohort_sources.discover([tmp_path / "class"]), tmp_path / "cache", backend, server_url, jobs=2)
     mistakes = [(row["mistakes"], row["consequences"]) for row in rows]
     assert mistakes == [
         (["rename_table:loses_data"], ["downgrades:downgrade_not_reversed"]),  # the skipped fix, once

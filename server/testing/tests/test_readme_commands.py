@@ -562,7 +562,7 @@ PROOFS = {
     "pipenv run cohort submissions/": Run(class_of_two, check=gradebook_of_two("cohort-report")),
     "pipenv run cohort roster.txt --out cohort-report/week-3": Run(class_of_two,
                                                                    check=gradebook_of_two("cohort-report/week-3")),
-    "git clone --depth 1": RunBy("server/testing/lesson/cohort.py", r'"git", "clone", "--quiet", "--depth", "1"'),
+    "git clone --depth 1": RunBy("server/testing/lesson/cohort_sources.py", r'"git", "clone", "--quiet", "--depth", "1"'),
     "pipenv run cohort roster.txt --shard 1/2 --out cohort-report/shard-1": Run(
         class_of_two, check=shard_of_one("cohort-report/shard-1")),
     "pipenv run cohort roster.txt --shard 2/2 --out cohort-report/shard-2": Run(
