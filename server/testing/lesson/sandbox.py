@@ -258,11 +258,12 @@ class Sandbox:
 
 # What every worker needs; models.py's own imports (Flask-SQLAlchemy) load in its worker,
 # alongside the revisions' work, so the fork server is ready sooner. The fork server is
-# made the subreaper of what its workers leave behind (fork_server_reaper).
+# made the subreaper of what its workers leave behind, and runs the main script once (fork_server).
 FORK_SERVER_PRELOAD = [
-    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.lesson.fork_server_reaper",
+    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.lesson.fork_server",
     "testing.lesson.worker", "testing.lesson.operations", "testing.lesson.schema_data",
 ]
+FORK_SERVER_MAIN = "LESSON_FORK_SERVER_MAIN"  # names the main script for fork_server.py
 _fork_server = None  # (process id, multiprocessing context) of the fork server this process started
 _live_workers = set()  # process ids of the workers this process forked and has not stopped
 _forking = threading.Lock()  # no sweep of the fork server's orphans while a worker is being forked
@@ -291,7 +292,7 @@ class _ForkedWorker:
                   _child_environment(), os.getpid(), sandbox.database_port, sandbox.limits.disk_mb),
         )
         try:
-            with _no_bytecode_for_the_fork_server(), _forking:
+            with _fork_server_environment(), _forking:
                 process.start()
                 _live_workers.add(process.pid)
         except (OSError, ValueError, RuntimeError, AssertionError):
@@ -357,18 +358,29 @@ def _fork_context():
 
 
 @contextlib.contextmanager
-def _no_bytecode_for_the_fork_server():
-    """The fork server starts with the first worker and imports the grader: from a
-    student's checkout that must leave no __pycache__ behind."""
-    previous = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+def _fork_server_environment():
+    """What the fork server starts with (with the first worker, or warm_up()): it writes no
+    bytecode, as it imports the grader, maybe from a student's checkout; it can import the
+    grader's package, which multiprocessing does not tell it where to find before Python 3.12.8
+    (CPython gh-117378: its preloads would fail without a word and every worker import them
+    again); it knows the main script every worker would run again (fork_server.py)."""
+    from multiprocessing import spawn
+
+    search_path = os.pathsep.join(filter(None, [str(LESSON_PACKAGE.parents[1]), os.environ.get("PYTHONPATH")]))
+    settings = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": search_path,
+                FORK_SERVER_MAIN: spawn.get_preparation_data("fork server").get("init_main_from_path")}
+    previous = {name: os.environ.get(name) for name in settings}
+    for name, value in settings.items():
+        if value is not None:
+            os.environ[name] = value
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["PYTHONDONTWRITEBYTECODE"]
-        else:
-            os.environ["PYTHONDONTWRITEBYTECODE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def warm_up():
@@ -380,7 +392,7 @@ def warm_up():
     from multiprocessing import forkserver
 
     try:
-        with _no_bytecode_for_the_fork_server():
+        with _fork_server_environment():
             forkserver.ensure_running()
     except Exception:  # the first sandbox will start it, or fall back to a fresh interpreter
         pass
