@@ -33,7 +33,6 @@ and checked after each request: a request that changed one of them fails,
 and the file is put back as it was.
 """
 import contextlib
-import hashlib
 import json
 import os
 import queue
@@ -665,8 +664,8 @@ def guards_for(layout):
 
 
 class FileGuard:
-    """Fingerprints of every file under some folders (and single files), with their
-    bytes, to notice and put back any change."""
+    """The bytes of every file under some folders (and single files), to notice and put
+    back any change; a file too big to keep is known by its size and modification time."""
 
     SKIPPED = {".git", "__pycache__", "node_modules", ".venv", ".pytest_cache"}
     MAX_KEPT_BYTES = 64 * 1024 * 1024
@@ -679,14 +678,15 @@ class FileGuard:
         self.saved = dict(self._read_all())
 
     def _files(self):
+        """The paths, as text (checked after every request: Path objects would cost more than the check)."""
         for top in self.paths:
             if top.is_file():
-                yield top
+                yield str(top)
                 continue
             for directory, subfolders, names in os.walk(top):
                 subfolders[:] = [name for name in subfolders if name not in self.skipped]
                 for name in names:
-                    path = Path(directory) / name
+                    path = os.path.join(directory, name)
                     # Regular files only: a link to /dev/zero must not be read forever.
                     if name not in self.skipped and not name.endswith((".pyc", ".pyo")) and _regular(path):
                         yield path
@@ -695,7 +695,7 @@ class FileGuard:
         kept = 0
         for path in self._files():
             try:
-                data = path.read_bytes() if path.stat().st_size <= self.MAX_KEPT_BYTES - kept else None
+                data = _read(path) if os.stat(path).st_size <= self.MAX_KEPT_BYTES - kept else None
             except OSError:
                 continue
             kept += len(data or b"")
@@ -707,7 +707,7 @@ class FileGuard:
         for path in self._files():
             try:
                 kept = self.saved.get(path)
-                now[path] = _fingerprint(path, path.read_bytes() if kept and kept[1] is not None else None)
+                now[path] = _fingerprint(path, _read(path) if kept and kept[1] is not None else None)
             except OSError:
                 continue
         changed = [path for path, (print_, _) in self.saved.items() if now.get(path) != print_]
@@ -716,13 +716,13 @@ class FileGuard:
             for path in changed:
                 data = self.saved[path][1]
                 if data is not None:
-                    _keep_aside(path)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                    _keep_aside(Path(path))
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(path).write_bytes(data)
         if self.remove_added:
             for path in added:
-                path.unlink(missing_ok=True)
-        return [self._relative(path) for path in changed + added]
+                Path(path).unlink(missing_ok=True)
+        return [self._relative(Path(path)) for path in changed + added]
 
     def _relative(self, path):
         for top in self.paths:
@@ -747,15 +747,22 @@ def _keep_aside(path):
 
 def _regular(path):
     try:
-        return stat.S_ISREG(path.lstat().st_mode)
+        return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
 
 
+def _read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def _fingerprint(path, data):
+    """A file's bytes when they are kept (compared as they are: faster than hashing them
+    after every request), else its size and modification time."""
     if data is not None:
-        return hashlib.blake2b(data).digest()
-    info = path.stat()
+        return data
+    info = os.stat(path)
     return (info.st_size, info.st_mtime_ns)
 
 
