@@ -16,4 +16,7 @@ from .sandbox import FORK_SERVER_MAIN
 
 become_subreaper()
 if os.environ.get(FORK_SERVER_MAIN):
-    spawn.import_main_path(os.environ.pop(FORK_SERVER_MAIN))
+    try:
+        spawn.import_main_path(os.environ.pop(FORK_SERVER_MAIN))
+    except (Exception, SystemExit):  # then each worker runs it, as it would without this
+        pass

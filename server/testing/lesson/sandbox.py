@@ -294,8 +294,8 @@ class _ForkedWorker:
             with _fork_server_environment(), _forking:
                 process.start()
                 _live_workers.add(process.pid)
-        except (OSError, ValueError, RuntimeError, AssertionError):
-            return None  # no fork server here (or a daemon process): start a fresh interpreter instead
+        except (OSError, EOFError, ValueError, RuntimeError, AssertionError):
+            return None  # no fork server here (a daemon process, or it ended): start a fresh interpreter instead
         theirs.close()
         return cls(process, ours)
 
