@@ -4,7 +4,8 @@
 
 1. Builds a correct submission: the reference walkthrough does the whole
    README with real `flask db` commands in a scratch copy of the starter.
-2. Times whole `pytest` processes, several runs each, alternating:
+2. Times whole `pytest` processes, several runs each, alternating, started
+   as they are typed: the `pytest` command of this environment.
    - our grader: `pytest --lesson-root=<submission>` from this repository;
    - pytest-alembic's four built-in tests (single_head_revision, upgrade,
      model_definitions_match_ddl, up_down_consistency) on the same
@@ -12,8 +13,10 @@
      app, against a throw-away SQLite file (never its instance/app.db).
    - the floor: a Python process that only imports the libraries a grade
      needs (FLOOR_IMPORTS), as no grade of the lesson can start faster.
-3. Prints the median and fastest wall time, the time pytest reports, and the
-   peak memory of each process (its resource usage, from os.wait4), and our
+3. Prints the median and fastest wall time (until the pytest process ends), the
+   CPU time of the whole process tree (pytest, the grader's fork server and
+   workers: on Linux this process adopts and reaps them), the time pytest
+   reports, and the peak memory of the pytest process (from os.wait4), and our
    grader's median as a ratio to the floor and to pytest-alembic's.
 4. The cost of isolation: how long the sandbox takes to start its worker
    process (the student's code runs only there), the median of several starts,
@@ -38,6 +41,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import time
@@ -131,11 +135,12 @@ def prepare_pytest_alembic(folder, checkout):
 
 
 class Run:
-    def __init__(self, returncode, output, seconds, peak_mb):
+    def __init__(self, returncode, output, seconds, peak_mb, cpu_seconds):
         self.returncode = returncode
         self.output = output
         self.seconds = seconds
         self.peak_mb = peak_mb
+        self.cpu_seconds = cpu_seconds  # of the process and all it started
 
     @property
     def pytest_seconds(self):
@@ -149,25 +154,43 @@ class Run:
 
 
 def timed_pytest(args, cwd):
-    """Run one pytest process; its wall time and peak memory (its own rusage)."""
-    return timed_python(["-m", "pytest", *args], cwd)
+    """Run one pytest process, started as `pytest` is typed (this environment's command)."""
+    command = shutil.which("pytest", path=sysconfig.get_path("scripts"))
+    return timed_run([command, *args] if command else [sys.executable, "-m", "pytest", *args], cwd)
 
 
 def timed_python(args, cwd):
-    """Run one Python process; its wall time and peak memory (its own rusage)."""
+    return timed_run([sys.executable, *args], cwd)
+
+
+def timed_run(command, cwd):
+    """Run one process; its wall time, its peak memory (its own rusage) and the CPU time of
+    all it started too: the processes it leaves (the grader's fork server) are this one's
+    to reap, as its subreaper (Linux), and each one's rusage counts the workers it reaped."""
     env = {k: v for k, v in os.environ.items() if k not in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL", "DATABASE_URL")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     with tempfile.TemporaryFile(mode="w+") as output:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
-                                   stdout=output, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
+        cpu_seconds = usage.ru_utime + usage.ru_stime + _reap_left_processes()
         output.seek(0)
         text = output.read()
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return Run(process.returncode, text, seconds, peak_mb)
+    return Run(process.returncode, text, seconds, peak_mb, cpu_seconds)
+
+
+def _reap_left_processes():
+    """Wait for the processes a run left to this one (its subreaper); their CPU seconds."""
+    seconds = 0.0
+    while True:
+        try:
+            _, _, usage = os.wait4(-1, 0)
+        except ChildProcessError:
+            return seconds
+        seconds += usage.ru_utime + usage.ru_stime
 
 
 def file_hash(path):
@@ -188,6 +211,9 @@ def main(argv=None):
         print("pytest-alembic is not installed: run `pipenv install --dev` first.", file=sys.stderr)
         return 2
 
+    from testing.lesson.confinement import become_subreaper
+
+    become_subreaper()  # the CPU of a grade's fork server and workers counts (Linux)
     scratch = Path(tempfile.mkdtemp(prefix="lesson-benchmark-"))
     try:
         print("Building a correct submission with the reference walkthrough ...")
@@ -224,7 +250,7 @@ def main(argv=None):
 
 def report(runs, floor):
     print()
-    header = f"{'':36}{'runs':>5}{'median s':>10}{'min s':>8}{'pytest s':>10}{'peak MB':>9}  result"
+    header = f"{'':36}{'runs':>5}{'median s':>10}{'min s':>8}{'CPU s':>7}{'pytest s':>10}{'peak MB':>9}  result"
     print(header)
     print("-" * len(header))
     medians = {}
@@ -232,6 +258,7 @@ def report(runs, floor):
         walls = [r.seconds for r in results]
         medians[name] = statistics.median(walls)
         print(f"{name:36}{len(results):>5}{medians[name]:>10.2f}{min(walls):>8.2f}"
+              f"{statistics.median(r.cpu_seconds for r in results):>7.2f}"
               f"{statistics.median(r.pytest_seconds for r in results):>10.2f}"
               f"{max(r.peak_mb for r in results):>9.1f}  {results[-1].outcome}")
     ours, theirs = medians.values()

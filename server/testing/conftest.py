@@ -37,6 +37,7 @@ part of a checkpoint's message and never changes the score.
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
 """
+import gc
 import os
 import sys
 import traceback
@@ -55,10 +56,16 @@ REPORT = pytest.StashKey()
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
     from testing.lesson.leftovers import stop_on_signals
-    from testing.lesson.sandbox import warm_up
 
     stop_on_signals()
-    warm_up()  # the worker processes' fork server boots while pytest collects
+
+
+def pytest_unconfigure(config):
+    if config.stash.get(REPORT, None) is not None:
+        # The grade is over and the process ends: pytest's clean-up collects garbage five
+        # times (for unraisable exceptions), which would walk every object of SQLAlchemy and
+        # Alembic each time. What exists now is left alone; anything made later is still collected.
+        gc.freeze()
 
 
 def lesson_root(config):

@@ -46,6 +46,10 @@ def pytest_addoption(parser):
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config):
     _hand_over(early_config)  # before any conftest.py of the wrong checkout loads
+    sys.dont_write_bytecode = True  # as in conftest.py: no __pycache__ in the checkout being graded
+    from testing.lesson.sandbox import warm_up
+
+    warm_up()  # the workers' fork server imports its libraries while pytest collects and the grader imports
 
 
 def joined(args):

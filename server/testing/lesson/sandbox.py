@@ -33,7 +33,6 @@ and checked after each request: a request that changed one of them fails,
 and the file is put back as it was.
 """
 import contextlib
-import hashlib
 import json
 import os
 import queue
@@ -259,11 +258,12 @@ class Sandbox:
 
 # What every worker needs; models.py's own imports (Flask-SQLAlchemy) load in its worker,
 # alongside the revisions' work, so the fork server is ready sooner. The fork server is
-# made the subreaper of what its workers leave behind (fork_server_reaper).
+# made the subreaper of what its workers leave behind, and runs the main script once (fork_server).
 FORK_SERVER_PRELOAD = [
-    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.lesson.fork_server_reaper",
+    "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.lesson.fork_server",
     "testing.lesson.worker", "testing.lesson.operations", "testing.lesson.schema_data",
 ]
+FORK_SERVER_MAIN = "LESSON_FORK_SERVER_MAIN"  # names the main script for fork_server.py
 _fork_server = None  # (process id, multiprocessing context) of the fork server this process started
 _live_workers = set()  # process ids of the workers this process forked and has not stopped
 _forking = threading.Lock()  # no sweep of the fork server's orphans while a worker is being forked
@@ -293,11 +293,11 @@ class _ForkedWorker:
                   _child_environment(), os.getpid(), sandbox.database_port, sandbox.limits.disk_mb),
         )
         try:
-            with _no_bytecode_for_the_fork_server(), _forking:
+            with _fork_server_environment(), _forking:
                 process.start()
                 _live_workers.add(process.pid)
-        except (OSError, ValueError, RuntimeError, AssertionError):
-            return None  # no fork server here (or a daemon process): start a fresh interpreter instead
+        except (OSError, EOFError, ValueError, RuntimeError, AssertionError):
+            return None  # no fork server here (a daemon process, or it ended): start a fresh interpreter instead
         theirs.close()
         return cls(process, ours)
 
@@ -352,18 +352,29 @@ def _fork_context():
 
 
 @contextlib.contextmanager
-def _no_bytecode_for_the_fork_server():
-    """The fork server starts with the first worker and imports the grader: from a
-    student's checkout that must leave no __pycache__ behind."""
-    previous = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+def _fork_server_environment():
+    """What the fork server starts with (with the first worker, or warm_up()): it writes no
+    bytecode, as it imports the grader, maybe from a student's checkout; it can import the
+    grader's package, which multiprocessing does not tell it where to find before Python 3.12.8
+    (CPython gh-117378: its preloads would fail without a word and every worker import them
+    again); it knows the main script every worker would run again (fork_server.py)."""
+    from multiprocessing import spawn
+
+    search_path = os.pathsep.join(filter(None, [str(LESSON_PACKAGE.parents[1]), os.environ.get("PYTHONPATH")]))
+    settings = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": search_path,
+                FORK_SERVER_MAIN: spawn.get_preparation_data("fork server").get("init_main_from_path")}
+    previous = {name: os.environ.get(name) for name in settings}
+    for name, value in settings.items():
+        if value is not None:
+            os.environ[name] = value
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["PYTHONDONTWRITEBYTECODE"]
-        else:
-            os.environ["PYTHONDONTWRITEBYTECODE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def warm_up():
@@ -375,7 +386,7 @@ def warm_up():
     from multiprocessing import forkserver
 
     try:
-        with _no_bytecode_for_the_fork_server():
+        with _fork_server_environment():
             forkserver.ensure_running()
     except Exception:  # the first sandbox will start it, or fall back to a fresh interpreter
         pass
@@ -574,8 +585,8 @@ def guards_for(layout):
 
 
 class FileGuard:
-    """Fingerprints of every file under some folders (and single files), with their
-    bytes, to notice and put back any change."""
+    """The bytes of every file under some folders (and single files), to notice and put
+    back any change; a file too big to keep is known by its size and modification time."""
 
     SKIPPED = {".git", "__pycache__", "node_modules", ".venv", ".pytest_cache"}
     MAX_KEPT_BYTES = 64 * 1024 * 1024
@@ -588,14 +599,15 @@ class FileGuard:
         self.saved = dict(self._read_all())
 
     def _files(self):
+        """The paths, as text (checked after every request: Path objects would cost more than the check)."""
         for top in self.paths:
             if top.is_file():
-                yield top
+                yield str(top)
                 continue
             for directory, subfolders, names in os.walk(top):
                 subfolders[:] = [name for name in subfolders if name not in self.skipped]
                 for name in names:
-                    path = Path(directory) / name
+                    path = os.path.join(directory, name)
                     # Regular files only: a link to /dev/zero must not be read forever.
                     if name not in self.skipped and not name.endswith((".pyc", ".pyo")) and _regular(path):
                         yield path
@@ -604,7 +616,7 @@ class FileGuard:
         kept = 0
         for path in self._files():
             try:
-                data = path.read_bytes() if path.stat().st_size <= self.MAX_KEPT_BYTES - kept else None
+                data = _read(path) if os.stat(path).st_size <= self.MAX_KEPT_BYTES - kept else None
             except OSError:
                 continue
             kept += len(data or b"")
@@ -616,7 +628,7 @@ class FileGuard:
         for path in self._files():
             try:
                 kept = self.saved.get(path)
-                now[path] = _fingerprint(path, path.read_bytes() if kept and kept[1] is not None else None)
+                now[path] = _fingerprint(path, _read(path) if kept and kept[1] is not None else None)
             except OSError:
                 continue
         changed = [path for path, (print_, _) in self.saved.items() if now.get(path) != print_]
@@ -625,13 +637,13 @@ class FileGuard:
             for path in changed:
                 data = self.saved[path][1]
                 if data is not None:
-                    _keep_aside(path)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                    _keep_aside(Path(path))
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(path).write_bytes(data)
         if self.remove_added:
             for path in added:
-                path.unlink(missing_ok=True)
-        return [self._relative(path) for path in changed + added]
+                Path(path).unlink(missing_ok=True)
+        return [self._relative(Path(path)) for path in changed + added]
 
     def _relative(self, path):
         for top in self.paths:
@@ -656,15 +668,22 @@ def _keep_aside(path):
 
 def _regular(path):
     try:
-        return stat.S_ISREG(path.lstat().st_mode)
+        return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
 
 
+def _read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def _fingerprint(path, data):
+    """A file's bytes when they are kept (compared as they are: faster than hashing them
+    after every request), else its size and modification time."""
     if data is not None:
-        return hashlib.blake2b(data).digest()
-    info = path.stat()
+        return data
+    info = os.stat(path)
     return (info.st_size, info.st_mtime_ns)
 
 
