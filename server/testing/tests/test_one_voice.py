@@ -6,6 +6,10 @@ a fresh clone), the status's next action names the grader's first failing
 checkpoint: the file it is about (a revision, the migrations folder) or
 models.py, with the grader's fix. Once the files are right it asks for no
 change to them, and it never sends the database past the end revision.
+
+Without a database a catalogue submission is its files alone: the golden
+verdicts' copy of it (fixed revision ids), whose status is made once per run
+for both tests and both backends.
 """
 import shutil
 
