@@ -11,12 +11,17 @@ Under pytest-xdist the workers share one build per backend: the first worker
 to ask builds it in the run's common temporary folder, holding a lock, and
 the others wait for it and read it from there (same files, same revision
 ids). Its PostgreSQL databases are dropped by the main process once every
-worker is done (drop_shared_databases, from conftest.py).
+worker is done (drop_shared_databases, from conftest.py). shared_build
+shares any other build the same way (the lesson walk's detours), and
+shared_by_content one result per distinct submission (a grade that several
+tests read).
 """
 import contextlib
 import copy
+import hashlib
 import os
 import pickle
+import re
 import shutil
 import time
 import uuid
@@ -212,15 +217,27 @@ def reference_solution(request, backend):
     request is the test's `request` fixture. A failed build fails every test
     that asks for it, with the same message, without being retried.
     """
+    return shared_build(request, f"reference-{backend}", f"the reference walkthrough on {backend}",
+                        lambda root, keep: _build(root, backend, keep))
+
+
+def shared_build(request, name, what, make):
+    """make(root, keep) once per test run, shared by every xdist worker.
+
+    root is a folder of the run's own for the build; keep(name) is told of every
+    PostgreSQL database the build makes, dropped at the end of the run. What
+    make returns must pickle. A failure fails every test that asks, saying
+    what failed, without building again.
+    """
     builds = request.config.stash.setdefault(_BUILDS, {})
-    if backend not in builds:
+    if name not in builds:
         try:
-            builds[backend] = _shared_build(request, backend)
+            builds[name] = _shared_build(request, name, make)
         except Exception as error:  # remembered, so one failure is not rebuilt per test
-            builds[backend] = f"{type(error).__name__}: {error}"
-    build = builds[backend]
+            builds[name] = f"{type(error).__name__}: {error}"
+    build = builds[name]
     if isinstance(build, str):
-        pytest.fail(f"the reference walkthrough on {backend} failed: {build}", pytrace=False)
+        pytest.fail(f"{what} failed: {build}", pytrace=False)
     return build
 
 
@@ -230,20 +247,20 @@ def run_folder(config):
     return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
 
 
-def _shared_build(request, backend):
+def _shared_build(request, name, make):
     """Build once for the run, or wait for the worker that builds and read its result."""
     if fcntl is None:
         stack = contextlib.ExitStack()
         request.config.add_cleanup(stack.close)
-        root = request.getfixturevalue("tmp_path_factory").mktemp(f"reference-{backend}")
-        return _build(root, backend, lambda name: stack.callback(_drop_postgres, name))
+        root = request.getfixturevalue("tmp_path_factory").mktemp(name)
+        return make(root, lambda database: stack.callback(_drop_postgres, database))
     folder = run_folder(request.config)
-    root, saved = folder / f"reference-{backend}", folder / f"reference-{backend}.pickle"
-    with open(folder / f"reference-{backend}.lock", "a") as lock:
+    root, saved = folder / name, folder / f"{name}.pickle"
+    with open(folder / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not saved.is_file():
             try:
-                found = _build(root, backend, lambda name: _note_database(folder, name))
+                found = make(root, lambda database: _note_database(folder, database))
             except Exception as error:
                 found = f"{type(error).__name__}: {error}"
             saved.write_bytes(pickle.dumps(found))
@@ -251,6 +268,45 @@ def _shared_build(request, backend):
     if isinstance(found, str):
         raise RuntimeError(found)
     return found
+
+
+def shared_by_content(request, what, root, compute):
+    """(checkout, compute(checkout)) once per run for each distinct content of the checkout at root.
+
+    Tests that grade the same submission (the backends' copies, or another
+    test file's) share one result: the key is `what` and a digest of root's
+    files (see content_digest). compute is given a copy of root kept for the
+    run, the checkout returned, so that paths in the result name a real
+    checkout of that content; the result must pickle.
+    """
+    def make(folder, _keep):
+        checkout = folder / "checkout"
+        shutil.copytree(root, checkout, ignore=shutil.ignore_patterns("__pycache__"))
+        return checkout, compute(checkout)
+
+    return shared_build(request, f"{what}-{content_digest(root)}", what, make)
+
+
+# The line `flask db migrate` writes with the time of the build: the same
+# revision made a second later is the same submission.
+CREATE_DATE = re.compile(rb"^Create Date: .*$", re.MULTILINE)
+
+
+def content_digest(root):
+    """A digest of every file below root (bytecode aside), each revision's Create Date left out."""
+    digest = hashlib.blake2b(digest_size=16)
+    root = Path(root)
+    for directory, folders, names in os.walk(root):
+        folders[:] = sorted(folder for folder in folders if folder != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".pyc"):
+                continue
+            path = Path(directory) / name
+            data = path.read_bytes()
+            if name.endswith(".py"):
+                data = CREATE_DATE.sub(b"", data)
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
 
 
 def _note_database(folder, name):
@@ -297,10 +353,14 @@ def _build(root, backend, keep):
 
 
 def copy_reference(request, build, dest, step=LAST_STEP):
-    """A private copy of the reference after `step`: files, and a database of
-    its own (the SQLite file travels with the files; on PostgreSQL a clone,
-    named in the copy's server/.env and dropped when the test ends)."""
-    snapshot = build.snapshots[step]
+    """A private copy of the reference after `step` (see copy_snapshot)."""
+    return copy_snapshot(request, build.snapshots[step], dest)
+
+
+def copy_snapshot(request, snapshot, dest):
+    """A private copy of a snapshot: files, and a database of its own (the
+    SQLite file travels with the files; on PostgreSQL a clone, named in the
+    copy's server/.env and dropped when the test ends)."""
     dest = Path(dest)
     shutil.copytree(snapshot.checkout, dest, dirs_exist_ok=True)
     if snapshot.database_url:
@@ -314,6 +374,20 @@ def copy_reference(request, build, dest, step=LAST_STEP):
     result.checkout = dest.resolve()
     result.database_url = url
     return LessonCopy(dest.resolve(), url, result)
+
+
+def snapshot_of(snapshot, root, keep):
+    """A lasting copy of a snapshot in root/checkout, to change and share as
+    a build of its own (on PostgreSQL with its own database, kept by keep)."""
+    checkout = Path(root) / "checkout"
+    shutil.copytree(snapshot.checkout, checkout)
+    url = _create_postgres(keep, template=snapshot.database_url) if snapshot.database_url else None
+    if url:
+        _write_env(checkout, url)
+    result = copy.deepcopy(snapshot.result)
+    result.checkout = checkout.resolve()
+    result.database_url = url or sqlite_url(checkout.resolve() / "server" / "instance" / "app.db")
+    return Snapshot(snapshot.step, checkout.resolve(), url, result)
 
 
 def _write_env(checkout, url):

@@ -18,6 +18,7 @@ States walked:
     models.py not reverted         step 5's downgrade done, models.py still has `location`
     upgrade skipped                step 2's `flask db upgrade` skipped, step 3 begun
 """
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from testing.lesson.review import run_review
 from testing.lesson.status import fix_of, render, status_of
 from testing.lesson.walkthrough import flask_environment
 
-from .lesson_builds import copy_reference, reference_solution
+from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
 from .test_golden_verdicts import compare as compare_with_golden, observed
 
 
@@ -161,14 +162,24 @@ def first_fix(report):
 
 
 def walk_to(request, backend, point, dest):
-    """A copy of the reference after the point's step, changed as the point says (a Student)."""
+    """A copy of the reference after the point's step, changed as the point says (a Student).
+    The change is made once per run and backend; each test gets its own copy of the result."""
     build = reference_solution(request, backend)
-    student = Student(copy_reference(request, build, dest, step=point.after_step))
+    if point.change is None:
+        return build, Student(copy_reference(request, build, dest, step=point.after_step))
+    walked = shared_build(request, f"walk-{backend}-{re.sub(r'[^a-z0-9]+', '-', point.name)}",
+                          f"walking to {point.name!r} on {backend}", lambda root, keep: _walk(build, point, root, keep))
+    return build, Student(copy_snapshot(request, walked, dest))
+
+
+def _walk(build, point, root, keep):
+    walked = snapshot_of(build.snapshots[point.after_step], root, keep)
+    student = Student(LessonCopy(walked.checkout, walked.result.database_url, walked.result))
     if point.change is upgrade_skipped:
         upgrade_skipped(student, (build.snapshots[2].checkout / "server" / "models.py").read_text(encoding="utf-8"))
-    elif point.change is not None:
+    else:
         point.change(student)
-    return build, student
+    return walked
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])

@@ -6,6 +6,10 @@ a fresh clone), the status's next action names the grader's first failing
 checkpoint: the file it is about (a revision, the migrations folder) or
 models.py, with the grader's fix. Once the files are right it asks for no
 change to them, and it never sends the database past the end revision.
+
+Without a database a catalogue submission is its files alone: the golden
+verdicts' copy of it (fixed revision ids), whose status is made once per run
+for both tests and both backends.
 """
 import shutil
 
@@ -16,6 +20,7 @@ from testing.lesson.status import render, status_of
 
 from .catalogue import VALID, WRONG, Checkout
 from .lesson_builds import copy_reference, reference_solution
+from .test_golden_verdicts import fixed_id_submission, graded_files
 from .test_lesson_walk import POINTS, walk_to
 
 CATALOGUE = [*WRONG, *VALID]
@@ -61,8 +66,7 @@ FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change mode
                 "delete ", "Delete ")
 
 
-def check_one_voice(root, database_deleted):
-    status = status_of(root)
+def check_one_voice(status, database_deleted):
     shown = render(status)
     assert "Traceback" not in shown, shown
     action = f"{status.next.title}\n{status.next.text}"
@@ -103,12 +107,17 @@ def check_one_voice(root, database_deleted):
 @pytest.mark.parametrize("submission", CATALOGUE, ids=[s.name for s in CATALOGUE])
 def test_catalogue_status_leads_with_the_graders_finding(request, backend, monkeypatch, tmp_path, submission, database):
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    if database == "no-database":
+        # Files alone: the same submission as the golden verdicts', graded once for both.
+        checkout = fixed_id_submission(request, backend, submission, tmp_path / "checkout")
+        delete_database(checkout.root)
+        _, (_, status) = graded_files(request, checkout.root)
+        check_one_voice(status, database_deleted=True)
+        return
     build = reference_solution(request, backend)
     copy = copy_reference(request, build, tmp_path / "checkout")
     submission.change(Checkout(copy.checkout, build.revisions))
-    if database == "no-database":
-        delete_database(copy.checkout)
-    check_one_voice(copy.checkout, database == "no-database")
+    check_one_voice(status_of(copy.checkout), database_deleted=False)
 
 
 @pytest.mark.parametrize("database", ["database", "no-database"])
@@ -118,4 +127,4 @@ def test_walk_status_leads_with_the_graders_finding(request, backend, monkeypatc
     _, student = walk_to(request, backend, point, tmp_path / "checkout")
     if database == "no-database":
         delete_database(student.copy.checkout)
-    check_one_voice(student.copy.checkout, database == "no-database")
+    check_one_voice(status_of(student.copy.checkout), database == "no-database")

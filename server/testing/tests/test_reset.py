@@ -14,9 +14,9 @@ from testing.lesson.checks import grade
 from testing.lesson.checkpoints import LESSON
 from testing.lesson.reading import read_database
 from testing.lesson.reset import BACKUPS
-from testing.lesson.walkthrough import GENERATED_FILE, WalkthroughResult, flask_environment, run_walkthrough
+from testing.lesson.walkthrough import GENERATED_FILE, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough
 
-from .lesson_builds import copy_reference, reference_solution
+from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "server" / "testing" / "tools.py"
@@ -55,6 +55,16 @@ def _empty_database(copy):
         engine.dispose()
 
 
+def tangled(request, backend, tangle):
+    """The finished lesson tangled, made once per run and backend (each test resets a copy)."""
+    def make(root, keep):
+        finished = snapshot_of(reference_solution(request, backend).snapshots[LAST_STEP], root, keep)
+        tangle(LessonCopy(finished.checkout, finished.result.database_url, finished.result))
+        return finished
+
+    return shared_build(request, f"tangled-{backend}-{tangle.__name__}", f"tangling the lesson ({tangle.__name__})", make)
+
+
 def reset(copy, step):
     finished = subprocess.run(
         [sys.executable, str(TOOLS), "reset", str(step), "--root", str(copy.checkout), "--yes"],
@@ -66,13 +76,12 @@ def reset(copy, step):
     return output
 
 
-def resume_point(copy, step):
+def resume_point(copy, step, report):
     """The walkthrough's record of steps 1..step-1, with the reset's revision ids
-    standing for the ids the README shows."""
+    (report: the grade of the reset checkout) standing for the ids the README shows."""
     readme_text = (copy.checkout / "README.md").read_text(encoding="utf-8")
     shown = [match.group(1) for block in readme.parse_readme(readme_text)
              if block.step < step and block.kind == "run" for match in GENERATED_FILE.finditer(block.text)]
-    report = grade(copy.checkout)
     ids = [revision.revision for revision in report.history.chain]
     assert len(ids) == len(shown) == min(step - 1, LESSON.count)
     return WalkthroughResult(copy.checkout, copy.database_url, report.backend, revisions=ids,
@@ -82,8 +91,7 @@ def resume_point(copy, step):
 @pytest.mark.parametrize("tangle", [squash, delete_migrations], ids=["squashed", "no-migrations"])
 @pytest.mark.parametrize("step", sorted(LESSON.steps))
 def test_reset_then_finish_the_lesson(request, backend, tmp_path, tangle, step):
-    copy = copy_reference(request, reference_solution(request, backend), tmp_path / "c")
-    tangle(copy)
+    copy = copy_snapshot(request, tangled(request, backend, tangle), tmp_path / "c")
     output = reset(copy, step)
 
     # What it replaced is kept, in the folder it names.
@@ -107,7 +115,7 @@ def test_reset_then_finish_the_lesson(request, backend, tmp_path, tangle, step):
         assert not [table for table in local.tables if table != "alembic_version"]
 
     # From there the README leads to full marks.
-    resume = resume_point(copy, step) if step > 1 else None
+    resume = resume_point(copy, step, report) if step > 1 else None
     database_url = copy.database_url if backend == "postgresql" else None
     run_walkthrough(copy.checkout, database_url=database_url, report=lambda line: None, resume=resume)
     final = grade(copy.checkout)
