@@ -49,7 +49,16 @@ def pytest_load_initial_conftests(early_config):
     sys.dont_write_bytecode = True  # as in conftest.py: no __pycache__ in the checkout being graded
     from testing.lesson.sandbox import warm_up
 
-    warm_up()  # the workers' fork server imports its libraries while pytest collects and the grader imports
+    # The workers' fork server imports its libraries while pytest collects and the grader imports.
+    # It is started outside pytest's capture: it writes where pytest does, and ends before the output does.
+    capture = early_config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture()
+    try:
+        warm_up()
+    finally:
+        if capture is not None:
+            capture.resume_global_capture()
 
 
 def joined(args):
