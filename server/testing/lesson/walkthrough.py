@@ -511,7 +511,7 @@ def _indent(text):
 
 
 def main(backend="sqlite", stop_after=LAST_STEP, dest=None, keep=False):
-    """`pipenv run walkthrough` (its options are parsed in cli.py); the exit code.
+    """`pipenv run walkthrough` (its options are parsed in testing/commands.py); the exit code.
 
     dest None builds the copy in a temporary folder, removed afterwards unless
     keep; a given dest is always kept. Exit code 0 when the walk succeeds, 1
@@ -554,9 +554,3 @@ def _finish(result):
     chain = " -> ".join(result.revisions) or "none"
     print(f"\nDone: steps 1-{result.completed_step} on {result.backend}; revisions {chain}")
     return 0
-
-
-if __name__ == "__main__":
-    from testing.lesson.cli import walkthrough_command
-
-    walkthrough_command(prog_name="pipenv run walkthrough")
