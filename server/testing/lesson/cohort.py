@@ -70,7 +70,7 @@ GRADEBOOK_FORMAT = 2
 # machine) never counts when an instructor grades, however the submission came in.
 MAX_SCORE = sum(c.points for c in CHECKPOINTS if c.id != "local_database")
 
-LESSON_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]  # server/testing/: every package of the grader
 
 
 # --- discovering submissions ---------------------------------------------------------
@@ -301,8 +301,10 @@ def grader_version():
     import sqlalchemy
 
     digest = hashlib.sha256()
-    for path in sorted(LESSON_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(GRADER_DIR.rglob("*.py")):
+        name = path.relative_to(GRADER_DIR).as_posix()
+        if not name.startswith("tests/"):
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(f"{alembic.__version__} {sqlalchemy.__version__} {platform.python_version()}".encode())
     return digest.hexdigest()[:16]
 
