@@ -21,7 +21,7 @@ if __name__ == "__main__":
         print(message, file=sys.stderr)
         if fatal:
             sys.exit(1)
-    from testing.lesson.cli import tool_commands
+    from testing.commands import tool_commands
     from testing.lesson.leftovers import stop_on_signals
 
     stop_on_signals()  # SIGTERM and SIGHUP clean up like Ctrl-C: no database or folder left behind

@@ -15,7 +15,7 @@ from .cohort_gradebook import read_json, write_json
 
 MAX_FILES = 2000  # what the grade reads (server/ without the grader's copy) must stay below these
 MAX_BYTES = 50 * 1024 * 1024
-LESSON_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]  # server/testing/: every package of the grader
 
 
 class TooLarge(Exception):
@@ -58,8 +58,10 @@ def grader_version():
     import sqlalchemy
 
     digest = hashlib.sha256()
-    for path in sorted(LESSON_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(GRADER_DIR.rglob("*.py")):
+        name = path.relative_to(GRADER_DIR).as_posix()
+        if not name.startswith("tests/"):
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(f"{alembic.__version__} {sqlalchemy.__version__} {platform.python_version()}".encode())
     return digest.hexdigest()[:16]
 

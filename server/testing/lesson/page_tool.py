@@ -14,12 +14,9 @@ project's tests render the page in each state again and compare its text with
 it, so a picture that no longer shows the page is noticed.
 """
 import contextlib
-import logging
 import os
 import re
-import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -173,41 +170,6 @@ def _sections(page, selector):
     return page.screenshot(clip={"x": left, "y": top, "width": width, "height": min(bottom - top, 1800)}, full_page=True)
 
 
-def lesson_states(folder, report=print):
-    """Yield (state name, checkout) for the README's three pictures, built for real."""
-    from .walkthrough import copy_starter, flask_environment, run_walkthrough
-
-    main = copy_starter(Path(folder) / "lesson")
-    result = run_walkthrough(main, stop_after=2, report=report)
-    yield "after-step-2", main
-    unfixed = Path(folder) / "step-3-unfixed"
-    shutil.copytree(main, unfixed)
-    models = unfixed / "server" / "models.py"
-    models.write_text(models.read_text(encoding="utf-8").replace(
-        '__tablename__ = "department"', '__tablename__ = "departments"'), encoding="utf-8")
-    subprocess.run(
-        [sys.executable, "-m", "flask", "db", "migrate", "-m", "rename department"],
-        cwd=unfixed / "server", env=flask_environment(), check=True, capture_output=True, timeout=180,
-    )
-    yield "step-3-unfixed", unfixed
-    run_walkthrough(main, resume=result, report=report)
-    yield "after-step-5", main
-
-
-def take_screenshots(dest):
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    with tempfile.TemporaryDirectory(prefix="lesson-screenshots-") as folder, headless_chromium() as browser:
-        for state, checkout in lesson_states(folder):
-            with serving(create_app(checkout)) as url:
-                for name, (wanted, selector) in SCREENSHOTS.items():
-                    if wanted == state:
-                        photograph(browser, url + "/", selector, dest / name, state, checkout)
-                        print(f"{dest / name}: {(dest / name).stat().st_size // 1024} KB")
-    return 0
-
-
 def has_desktop():
     """A graphical browser can open (on Linux without a display, webbrowser
     would start a text browser in this very terminal)."""
@@ -216,9 +178,7 @@ def has_desktop():
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def main(root=None, port=5555, open_browser=True, screenshots=None):
-    if screenshots:
-        return take_screenshots(screenshots)
+def main(root=None, port=5555, open_browser=True):
     app = create_app(root)
     url = f"http://localhost:{port}/"
     print(f"The lesson page: {url}  (Ctrl+C stops it)")

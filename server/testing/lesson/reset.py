@@ -32,6 +32,7 @@ from .checkpoints import LESSON
 from .database import app_database_url
 from .feedback import plural, relative
 from .reading import inspect_schema, read_database
+from .reference import REPO_ROOT, reference_at_start
 from .submission import Layout
 
 BACKUPS = "lesson-backups"
@@ -84,8 +85,6 @@ class Plan:
 
 
 def plan_reset(root, step, readme_text=None):
-    from .walkthrough import reference_at_start
-
     layout = Layout.of(root)
     if not layout.server.is_dir():
         raise ResetError(f"There is no server/ folder in {layout.root}: run this in a copy of the lesson.")
@@ -93,7 +92,6 @@ def plan_reset(root, step, readme_text=None):
         raise ResetError(f"There is no step {step}; the steps are {', '.join(map(str, LESSON.steps))}.")
     readme_path = layout.root / "README.md"
     if readme_text is None:
-        from .walkthrough import REPO_ROOT
         readme_path = readme_path if readme_path.is_file() else REPO_ROOT / "README.md"
         readme_text = readme_path.read_text(encoding="utf-8")
     models, messages = reference_at_start(step, readme_text)

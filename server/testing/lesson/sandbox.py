@@ -51,8 +51,8 @@ from pathlib import Path
 from .leftovers import temporary_folder
 from .processes import REAP_SECONDS, Child, children_of, end_process_tree, in_own_group, parent_of
 
-LESSON_PACKAGE = Path(__file__).resolve().parent
-GRADER_ROOT = LESSON_PACKAGE.parents[2]
+GRADER_PACKAGE = Path(__file__).resolve().parents[1]  # server/testing/
+GRADER_ROOT = GRADER_PACKAGE.parents[1]
 DEFAULT_SECONDS = 20.0
 GRACE_SECONDS = 2.0  # for each request after one overran the limit: plenty for a migration
 START_SECONDS = 60.0  # for the worker to start (not the student's time)
@@ -418,8 +418,9 @@ class _FreshWorker:
     def start(cls, sandbox):
         grader = sandbox.folder / "grader"
         if not grader.is_dir():
-            shutil.copytree(LESSON_PACKAGE, grader / "testing" / "lesson", ignore=shutil.ignore_patterns("__pycache__"))
-            (grader / "testing" / "__init__.py").write_text("", encoding="utf-8")
+            # The grader's packages without its tests and the page's templates: what a worker can import.
+            shutil.copytree(GRADER_PACKAGE, grader / "testing",
+                            ignore=shutil.ignore_patterns("__pycache__", "tests", "templates"))
             (grader / "run_worker.py").write_text(BOOTSTRAP, encoding="utf-8")
         command = [
             sys.executable, "-I", "-B", str(grader / "run_worker.py"),
@@ -575,9 +576,9 @@ def guards_for(layout):
     are put back, and files added there removed, only when it is graded from another
     checkout: in place, a student may be editing them right now, so a change is
     reported, never undone."""
-    testing = LESSON_PACKAGE.parent
-    grader = FileGuard([LESSON_PACKAGE, testing / "conftest.py", testing / "codegrade_test.py", testing / "options.py",
-                        GRADER_ROOT / "pytest.ini", GRADER_ROOT / "conftest.py"], restore=True, remove_added=False)
+    packages = [path for path in GRADER_PACKAGE.iterdir() if (path / "__init__.py").is_file() and path.name != "tests"]
+    grader = FileGuard([*packages, *GRADER_PACKAGE.glob("*.py"), GRADER_ROOT / "pytest.ini", GRADER_ROOT / "conftest.py"],
+                       restore=True, remove_added=False)
     in_place = layout.root == GRADER_ROOT
     checkout = FileGuard([layout.server], restore=not in_place, remove_added=not in_place,
                          skip=("instance", ".env", "testing"))

@@ -25,18 +25,17 @@ from dotenv import dotenv_values
 
 from . import readme
 from .database import sqlite_url
+from .reference import (
+    REPO_ROOT, WalkthroughError, definition_name, models_after, parse_python, published_models_of, replace_definitions,
+    without_blank_end,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 LAST_STEP = 5
 COMMAND_TIMEOUT = 180  # seconds; a hung flask command must not hang the suite
 
 # A revision id: 12 hex digits, also when followed by `_slug.py` in a file name.
 REVISION_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12}(?![0-9A-Za-z])")
 GENERATED_FILE = re.compile(r"Generating .*?([0-9a-f]{12})_(\w+)\.py\b")
-
-
-class WalkthroughError(Exception):
-    """A step of the README could not be performed as written."""
 
 
 @dataclass
@@ -116,44 +115,6 @@ def published_models(root):
     """The starter's models.py as the lesson publishes it: the README's listing
     in step 1 (which the walkthrough checks against the maintainers' copy)."""
     return published_models_of((Path(root) / "README.md").read_text(encoding="utf-8"))
-
-
-def published_models_of(text):
-    """The starter's models.py in the README's text (its step 1 listing)."""
-    for block in readme.parse_readme(text):
-        if block.step == 1 and block.kind == "expect models.py":
-            return block.text.rstrip("\n") + "\n"
-    raise WalkthroughError("README.md shows no starter models.py (an `expect models.py` block in step 1)")
-
-
-def models_after(source, block):
-    """models.py after one of the README's `models.py` or `models.py class NAME` blocks."""
-    tree = _parse(block.text, block.where())
-    if block.kind == "models.py":
-        return block.text
-    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
-    if [node.name for node in classes] != [block.argument]:
-        raise WalkthroughError(f"{block.where()}: the block must define exactly class {block.argument}")
-    return _replace_definitions(source, block.text, "models.py")
-
-
-def reference_at_start(step, readme_text):
-    """(models.py, [revision message]) as the README has them when `step` begins:
-    the starter's models.py with every earlier step's edits, and the messages of
-    the revisions the earlier steps generate, in order."""
-    models, messages = None, []
-    for block in readme.parse_readme(readme_text):
-        if block.step >= step:
-            break
-        if block.kind == "expect models.py" and models is None:
-            models = block.text.rstrip("\n") + "\n"
-        elif block.kind in ("models.py", "models.py class"):
-            models = models_after(models, block)
-        elif block.kind == "generated":
-            messages.append(block.argument)
-    if models is None:
-        models = published_models_of(readme_text)
-    return models, messages
 
 
 # --- running the README -----------------------------------------------------
@@ -382,7 +343,7 @@ class _Walk:
         """The revision whose message is the block's argument."""
         found = []
         for path in sorted((self.server / "migrations" / "versions").glob("*.py")):
-            tree = _parse(path.read_text(encoding="utf-8"), str(path))
+            tree = parse_python(path.read_text(encoding="utf-8"), str(path))
             doc = (ast.get_docstring(tree) or "").strip().splitlines()
             if doc and doc[0].strip() == block.argument:
                 found.append(path)
@@ -403,11 +364,11 @@ class _Walk:
         path = self.revision_file(block)
         if self.result.backend != "sqlite" or not self.check_outputs:
             return
-        shown = _parse(self.shown_with_real_ids(block.text), block.where())
-        real = _parse(path.read_text(encoding="utf-8"), str(path))
-        real_nodes = {_node_name(node): node for node in real.body if _node_name(node)}
+        shown = parse_python(self.shown_with_real_ids(block.text), block.where())
+        real = parse_python(path.read_text(encoding="utf-8"), str(path))
+        real_nodes = {definition_name(node): node for node in real.body if definition_name(node)}
         for node in shown.body:
-            name = _node_name(node)
+            name = definition_name(node)
             if name is None:
                 continue
             if name not in real_nodes:
@@ -422,81 +383,15 @@ class _Walk:
     def edit_migration(self, block):
         path = self.revision_file(block)
         self.report(f"  (edit {path.relative_to(self.server)})")
-        tree = _parse(block.text, block.where())
+        tree = parse_python(block.text, block.where())
         if not any(isinstance(node, ast.FunctionDef) for node in tree.body):
             raise WalkthroughError(f"{block.where()}: the block defines no function to put in {path.name}")
         source = path.read_text(encoding="utf-8")
-        path.write_text(_replace_definitions(source, block.text, path.name), encoding="utf-8", newline="\n")
-
-
-# --- editing Python source by top-level definitions --------------------------
-
-
-def _parse(text, where):
-    try:
-        return ast.parse(text)
-    except SyntaxError as error:
-        raise WalkthroughError(f"{where}: not valid Python ({error.msg}, line {error.lineno})")
-
-
-def _node_name(node):
-    """Name of a top-level def/class, or of `revision`/`down_revision` assignments."""
-    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-        return node.name
-    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-        if node.targets[0].id in ("revision", "down_revision"):
-            return node.targets[0].id
-    return None
-
-
-def _spans(tree, line_count):
-    """{name: (first line, end line)} of top-level defs, 0-based, end exclusive.
-
-    A definition runs until the next top-level statement, so the comments
-    after its last statement (Alembic's `# ### end Alembic commands ###`)
-    belong to it; trailing blank lines do not.
-    """
-    body = tree.body
-    spans = {}
-    for index, node in enumerate(body):
-        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            continue
-        start = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list]) - 1
-        following = body[index + 1] if index + 1 < len(body) else None
-        end = line_count if following is None else min(
-            [following.lineno] + [d.lineno for d in getattr(following, "decorator_list", [])]) - 1
-        spans[node.name] = (start, end)
-    return spans
-
-
-def _replace_definitions(source, replacement, filename):
-    """Source with each top-level def/class of replacement put in place of the
-    one of the same name (or appended when source has none)."""
-    lines = source.splitlines()
-    new_lines = replacement.splitlines()
-    new_spans = _spans(ast.parse(replacement), len(new_lines))
-    old_spans = _spans(_parse(source, filename), len(lines))
-    # Replace bottom-up, so the line numbers of earlier definitions stay valid.
-    for name, (old_start, old_end) in sorted(old_spans.items(), key=lambda item: -item[1][0]):
-        if name in new_spans:
-            start, end = new_spans[name]
-            blank_after = len(lines[old_start:old_end]) - len(_trim(lines[old_start:old_end]))
-            lines[old_start:old_end] = _trim(new_lines[start:end]) + [""] * blank_after
-    for name, (start, end) in sorted(new_spans.items(), key=lambda item: item[1][0]):
-        if name not in old_spans:
-            lines = _trim(lines) + ["", ""] + _trim(new_lines[start:end])
-    return "\n".join(lines) + "\n"
-
-
-def _trim(lines):
-    lines = list(lines)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+        path.write_text(replace_definitions(source, block.text, path.name), encoding="utf-8", newline="\n")
 
 
 def _lines(text):
-    return [line.rstrip() for line in _trim(text.splitlines())]
+    return [line.rstrip() for line in without_blank_end(text.splitlines())]
 
 
 def _diff(expected, actual, expected_name, actual_name):
@@ -511,7 +406,7 @@ def _indent(text):
 
 
 def main(backend="sqlite", stop_after=LAST_STEP, dest=None, keep=False):
-    """`pipenv run walkthrough` (its options are parsed in cli.py); the exit code.
+    """`pipenv run walkthrough` (its options are parsed in testing/commands.py); the exit code.
 
     dest None builds the copy in a temporary folder, removed afterwards unless
     keep; a given dest is always kept. Exit code 0 when the walk succeeds, 1
@@ -554,9 +449,3 @@ def _finish(result):
     chain = " -> ".join(result.revisions) or "none"
     print(f"\nDone: steps 1-{result.completed_step} on {result.backend}; revisions {chain}")
     return 0
-
-
-if __name__ == "__main__":
-    from testing.lesson.cli import walkthrough_command
-
-    walkthrough_command(prog_name="pipenv run walkthrough")

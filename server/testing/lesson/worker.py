@@ -27,6 +27,10 @@ import time
 import traceback
 
 _module_numbers = itertools.count(1)
+# The grader's modules a worker imports: their folders stay readable once it is confined.
+ENGINE_MODULES = ("testing.lesson.worker", "testing.lesson.confinement", "testing.lesson.fork_server_reaper",
+                  "testing.lesson.feedback", "testing.lesson.operations", "testing.lesson.alembic_internals",
+                  "testing.lesson.reading", "testing.lesson.schema_data")
 _MISSING = object()
 
 
@@ -353,10 +357,10 @@ def _confine(root, grader_pid, database_port):
     tempfile.tempdir = private_tmp
     packages = [path for path in sys.path + site.getsitepackages()
                 if os.path.basename(path) in ("site-packages", "dist-packages")]
-    engine = os.path.dirname(os.path.abspath(__file__))
+    engine = [os.path.dirname(importlib.util.find_spec(name).origin) for name in ENGINE_MODULES]
     reach = confinement.Reach(
         writable=(folder,),
-        readable=tuple(dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, engine, *packages,
+        readable=tuple(dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, *engine, *packages,
                                       *confinement.SYSTEM_FOLDERS, *confinement.SYSTEM_FILES])),
         database_port=database_port, forbidden_pids=(grader_pid, os.getppid()),
     )

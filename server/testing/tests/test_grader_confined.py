@@ -129,10 +129,11 @@ def test_the_line_says_what_is_confined_and_what_is_not():
 def test_cohort_refuses_to_start_without_full_confinement(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from testing.lesson import cli, confinement
+    from testing import commands
+    from testing.lesson import confinement
 
     monkeypatch.setattr(confinement, "available", lambda: ["files"])
-    run = CliRunner().invoke(cli.tool_commands, ["cohort", str(tmp_path), "--require-confinement",
+    run = CliRunner().invoke(commands.tool_commands, ["cohort", str(tmp_path), "--require-confinement",
                                                  "--out", str(tmp_path / "out")])
     assert run.exit_code == 2, run.output
     assert "--require-confinement: confined: files; not confined on this system: network, processes" in run.output

@@ -16,7 +16,7 @@ from alembic.operations import Operations
 from click.testing import CliRunner
 
 from testing.lesson import readme, walkthrough
-from testing.lesson.cli import WALKTHROUGH_STEPS, tool_commands
+from testing.commands import WALKTHROUGH_STEPS, tool_commands
 from testing.lesson.database import normalize_url, throwaway_database
 from testing.lesson.checkpoints import CHECKPOINTS, STEPS
 from testing.lesson.walkthrough import (
