@@ -360,7 +360,7 @@ def _fork_server_environment():
     again); it knows the main script every worker would run again (fork_server.py)."""
     from multiprocessing import spawn
 
-    search_path = os.pathsep.join(filter(None, [str(LESSON_PACKAGE.parents[1]), os.environ.get("PYTHONPATH")]))
+    search_path = os.pathsep.join(filter(None, [str(GRADER_PACKAGE.parent), os.environ.get("PYTHONPATH")]))
     settings = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": search_path,
                 FORK_SERVER_MAIN: spawn.get_preparation_data("fork server").get("init_main_from_path")}
     previous = {name: os.environ.get(name) for name in settings}

@@ -28,7 +28,7 @@ import traceback
 
 _module_numbers = itertools.count(1)
 # The grader's modules a worker imports: their folders stay readable once it is confined.
-ENGINE_MODULES = ("testing.lesson.worker", "testing.lesson.confinement", "testing.lesson.fork_server_reaper",
+ENGINE_MODULES = ("testing.lesson.worker", "testing.lesson.confinement", "testing.lesson.fork_server",
                   "testing.lesson.feedback", "testing.lesson.operations", "testing.lesson.alembic_internals",
                   "testing.lesson.reading", "testing.lesson.schema_data")
 _MISSING = object()
