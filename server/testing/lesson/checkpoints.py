@@ -11,6 +11,7 @@ or a table (definition.py says what each field means).
 from .definition import (
     Checkpoint, CreateTable, DataSet, EndState, Lesson, ProductionRules, RenameColumn, RenameTable, Revision, Spec,
 )
+from .further_steps import FURTHER
 
 CHECKPOINTS = (
     Checkpoint("init", 1, "Migrations initialised with `flask db init`", 5),
@@ -262,4 +263,5 @@ LESSON = Lesson(
     first_migrate='flask db migrate -m "Initial migration."',
     mistake_names=MISTAKE_NAMES,
     production=PRODUCTION_RULES,
+    further=FURTHER,
 )

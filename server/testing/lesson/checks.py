@@ -157,6 +157,20 @@ class Report:
     evidence: object = None  # evidence.Evidence
     lesson: object = LESSON
     seconds: float = 0.0
+    further: Dict[str, Result] = field(default_factory=dict)  # the optional steps' checkpoints, scored apart
+
+    @property
+    def further_score(self):
+        return sum(result.earned for result in self.further.values())
+
+    @property
+    def further_max(self):
+        return sum(result.points for result in self.further.values())
+
+    @property
+    def further_started(self):
+        """Whether the chain holds any of the optional steps' revisions."""
+        return any(result.reason != "missing_revision" for result in self.further.values())
 
     def __getitem__(self, checkpoint_id):
         return self.results[checkpoint_id]
@@ -202,6 +216,31 @@ class Report:
         return not self.failed
 
 
+def _results(evidence, lesson):
+    """The core checkpoints' results, then the optional steps' (going_further.py): the core is
+    judged with the optional revisions the chain holds, as where the student legitimately is."""
+    from . import going_further
+
+    k = going_further.further_count(evidence, lesson)
+    core_lesson, core_evidence = going_further.lesson_with(lesson, k), going_further.evidence_for(evidence, k)
+    verdicts = judge(core_evidence, core_lesson)
+    results = {
+        checkpoint.id: _result(verdicts[checkpoint.id], core_evidence, core_lesson, verdicts)
+        for checkpoint in lesson.checkpoints
+    }
+    if lesson.further is None:
+        return results, {}
+    further_verdicts, full = going_further.judge_further(core_evidence, lesson)
+    further = {checkpoint: _result(verdict, core_evidence, full, {**verdicts, **further_verdicts})
+               for checkpoint, verdict in further_verdicts.items()}
+    return results, further
+
+
+def _result(verdict, evidence, lesson, verdicts):
+    return Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),
+                  verdict.blocked_by, verdict.reason, verdict)
+
+
 def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False,
           local_url=None, local_database=True):
     """Grade the checkout at `root`; see the module docstring. `limits`
@@ -220,12 +259,8 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, b
     layout = Layout.of(root)
     evidence = collect(layout, lesson, backend, server_url, limits, before_production=before_production,
                        local_url=local_url, local_database=local_database)
-    verdicts = judge(evidence, lesson)
-    results = {
-        checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),
-                           verdict.blocked_by, verdict.reason, verdict)
-        for checkpoint, verdict in verdicts.items()
-    }
-    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=lesson)
+    results, further = _results(evidence, lesson)
+    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=lesson,
+                    further=further)
     report.seconds = time.perf_counter() - started
     return report

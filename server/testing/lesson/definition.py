@@ -30,6 +30,7 @@ class Checkpoint:
     step: int  # the README step that completes it
     title: str
     points: int
+    optional: bool = False  # a "Going further" step's: scored apart, never in the lesson's total
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ class Lesson:
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
     mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
     production: Optional[ProductionRules] = None  # the "Before production" review; None: no such review
+    further: Optional[object] = None  # going_further.Further: optional steps after the last one, scored apart
 
     by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
 

@@ -25,6 +25,7 @@ BLOCKED_WHY = {
     "previous_leaves_other_tables": "Revision {previous} does not leave the tables revision {position} works on.",
     "needs_all": "The downgrades are checked once all {count_word} revisions run, from revision {count} down.",
     "upgrade_fails_first": "Revision {earlier} fails on upgrade, so nothing can be downgraded.",
+    "later_downgrade_fails": "The downgrade of revision {earlier} fails, so revision {position}'s is not run.",
     "no_end_revision": "There is no revision {end} yet.",
     "end_fails": "Revision {end} fails on upgrade, so there is no database at revision {end} to compare with.",
     "wrong_before_end": "Revision {earlier} leaves other tables or columns than the lesson's, so the schema at "
@@ -44,6 +45,10 @@ def feedback(verdict, evidence, lesson, verdicts):
     if verdict.status == PASSED:
         return Feedback(words.passed(verdict))
     position = lesson.position_of(verdict.id)
+    if verdict.checkpoint.optional and verdict.reason != "missing_revision":
+        from .going_further import further_feedback
+
+        return further_feedback(words, verdict, position)
     if position is not None:
         return words.revision(verdict, position)
     return getattr(words, verdict.id)(verdict)

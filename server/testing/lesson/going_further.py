@@ -1,0 +1,220 @@
+"""Going further: optional steps after the lesson's last one, graded by the same
+engine and scored apart ("Lesson 100/100 · Going further 20/60").
+
+A lesson may declare `further` (a Further): optional revisions that continue
+its chain, each with its checkpoint (step >= 6, optional=True), what it must
+leave beyond the schema (`Filled` values, an `Indexed` column), and where
+models.py and the local database stand once it is done (one EndState per
+optional revision). The core checkpoints never change for a submission
+without optional revisions. For one whose extra revisions are the optional
+ones (`recognised`), the core is judged against where the student
+legitimately is: the lesson's revisions followed by k optional ones, with
+models.py and the local database at revision count + k. The optional
+checkpoints are judged on the lesson extended by every optional revision, so
+a step not done yet reads "No revision 6 yet" with the README's fix.
+
+    further_count(evidence, lesson)   k, the optional revisions the chain holds
+    lesson_with(lesson, k)            the lesson as judged with k optional revisions
+    judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
+"""
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from .definition import specs_of
+from .judge import FAILED, PASSED, Verdict, _Judging, schema_problems
+
+
+@dataclass(frozen=True)
+class Filled:
+    """Values an optional revision's upgrade must leave in the lesson's rows."""
+
+    table: str
+    column: str
+    values: Optional[Tuple[Tuple[int, str], ...]] = None  # (id, value); None: any value but NULL or ''
+    says: str = ""  # "every existing employee has an email"
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """An index an optional revision's upgrade must create, concurrently on PostgreSQL."""
+
+    table: str
+    column: str
+    says: str  # "an index on `employees.email`"
+
+
+@dataclass(frozen=True)
+class Further:
+    steps: Dict[int, str]  # README step -> title
+    revisions: Tuple[object, ...]  # definition.Revision, checkpoints optional, in chain order after the lesson's
+    ends: Tuple[object, ...]  # definition.EndState after each optional revision
+    marks: Tuple[str, ...]  # per revision: a regular expression its file's source matches (what it is about)
+    leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
+    intro: str  # told to a student who stopped at the last core step
+    mistake_names: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def checkpoints(self):
+        return tuple(revision.checkpoint for revision in self.revisions)
+
+    @property
+    def max_points(self):
+        return sum(checkpoint.points for checkpoint in self.checkpoints)
+
+    @property
+    def watched(self):
+        """(table, column) whose values the replay reads after each upgrade."""
+        return tuple((leave.table, leave.column) for leaves in self.leaves.values() for leave in leaves)
+
+
+REASONS = ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed")
+
+
+def further_count(evidence, lesson):
+    """How many optional revisions the chain holds after the lesson's own, or 0 when
+    its extra revisions are not the optional ones (the core then judges them as extra)."""
+    further = lesson.further
+    extra = evidence.chain[lesson.count:]
+    if further is None or not extra or len(extra) > len(further.revisions):
+        return 0
+    for offset, revision_file in enumerate(extra):
+        position = lesson.count + offset + 1
+        step = evidence.replay.upgrade(position)
+        done = step is not None and step.ran and further.revisions[offset].change.done_by(step.before, step.after)
+        if not done and not re.search(further.marks[offset], revision_file.source):
+            return 0
+    return len(extra)
+
+
+def lesson_with(lesson, k):
+    """The lesson followed by its first k optional revisions, ending after them."""
+    if k == 0:
+        return lesson
+    further = lesson.further
+    return dataclasses.replace(
+        lesson,
+        steps={**lesson.steps, **further.steps},
+        checkpoints=lesson.checkpoints + further.checkpoints[:k],
+        revisions=lesson.revisions + further.revisions[:k],
+        end=further.ends[k - 1],
+        extra_revision_note=f"the lesson's {lesson.count_word} and {k} of the optional steps",
+        by_id=None,
+    )
+
+
+def evidence_for(evidence, k):
+    """The evidence as the core judges it with k optional revisions: models.py
+    compared at the head rather than at the lesson's end revision."""
+    if k == 0:
+        return evidence
+    replay = evidence.replay
+    head = replay.head_models or (None, "", None)
+    replay = dataclasses.replace(replay, models_diff=head[0], models_code=head[1], models_error=head[2])
+    return dataclasses.replace(evidence, replay=replay)
+
+
+def judge_further(evidence, lesson):
+    """The optional checkpoints' verdicts, judged on the lesson extended by every optional revision."""
+    full = lesson_with(lesson, len(lesson.further.revisions))
+    judging = _Judging(evidence, full)
+    judging.add(judging.init())
+    for position in range(1, full.count + 1):
+        judging.add(judging.revision(position))
+    verdicts = {}
+    for position in range(lesson.count + 1, full.count + 1):
+        verdict = judging.verdicts[full.checkpoint_of(position)]
+        if verdict.status == PASSED:
+            verdict = _leaves(evidence, lesson, full, position) or _downgrade(evidence, full, position) or verdict
+        verdicts[verdict.id] = verdict
+    return verdicts, full
+
+
+def _failed(full, position, reason, **facts):
+    return Verdict(full.revision(position).checkpoint, FAILED, reason, None, facts)
+
+
+def _blocked(full, position, by_position, cause, **facts):
+    return Verdict(full.revision(position).checkpoint, FAILED, "blocked", full.checkpoint_of(by_position),
+                   {"cause": cause, "position": position, **facts})
+
+
+def _leaves(evidence, lesson, full, position):
+    """A failed verdict when the upgrade left wrong values or no index, else None."""
+    step = evidence.replay.upgrade(position)
+    checkpoint = full.checkpoint_of(position)
+    for leave in lesson.further.leaves.get(checkpoint, ()):
+        if isinstance(leave, Filled):
+            found = step.values_after.get(f"{leave.table}.{leave.column}", {})
+            expected = dict(leave.values) if leave.values is not None else None
+            wrong = {i: value for i, value in found.items()
+                     if (value != expected.get(i) if expected is not None else value in (None, ""))}
+            if wrong or not found:
+                return _failed(full, position, "not_filled", leave=leave, found=found)
+        elif isinstance(leave, Indexed):
+            indexes = step.indexes_after.get(leave.table, [])
+            if not any(index == [leave.column] for index in indexes):
+                return _failed(full, position, "no_index", leave=leave, indexes=indexes)
+            if evidence.backend == "postgresql" and not any(
+                    re.search(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", statement, re.I)
+                    for statement in step.statements):
+                return _failed(full, position, "not_concurrent", leave=leave)
+    return None
+
+
+def _downgrade(evidence, full, position):
+    """A failed verdict when the revision's downgrade does not bring back the schema and rows before its upgrade."""
+    replay = evidence.replay
+    step = next((s for s in replay.downgrades if s.position == position), None)
+    if step is None:  # the replay stopped before it: what stopped it is to be fixed first
+        failing = next((s for s in replay.upgrades if not s.ran), None)
+        if failing is not None:
+            return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
+        failing = next(s for s in replay.downgrades if not s.ran)
+        return _blocked(full, position, failing.position, "later_downgrade_fails", earlier=failing.position)
+    schema_wrong = []
+    if step.ran:
+        schema_wrong = schema_problems(step.after, specs_of(evidence.replay.upgrade(position).before,
+                                                            full.end.free_nullability))
+        if not schema_wrong and not step.losses:
+            return None
+    return _failed(full, position, "downgrade_not_reversed", entry={"position": position, "schema_wrong": schema_wrong})
+
+
+# --- words --------------------------------------------------------------------------------
+
+def further_feedback(words, verdict, position):
+    """The message of an optional step's checkpoint (render._Words gives the shared wording)."""
+    from .feedback import Feedback, bullet_list
+    from .render import capital
+
+    reason, facts = verdict.reason, verdict.facts
+    if reason not in REASONS:
+        return words.revision(verdict, position)
+    name = capital(words.revision_name(position))
+    step = words.evidence.replay.upgrade(position)
+    if reason == "downgrade_not_reversed":
+        feedback = Feedback(f"The downgrade of {words.revision_name(position)} does not reverse its upgrade.")
+        return feedback.add("Downgrade", words.downgrade_section(facts["entry"])).add(
+            "Expected", "downgrade() brings back the tables and columns as they were before the upgrade, "
+                        "with every row and value.")
+    leave = facts["leave"]
+    if reason == "not_filled":
+        found = facts["found"]
+        expected = dict(leave.values) if leave.values else {}
+        lines = [f"row {i}: {value!r}" + (f" (expected {expected[i]!r})" if i in expected else "")
+                 for i, value in found.items()] or [f"no rows in `{leave.table}`"]
+        feedback = Feedback(f"{name} does not fill `{leave.table}.{leave.column}` as step "
+                            f"{verdict.checkpoint.step} asks: {leave.says}.").add("Found", bullet_list(lines))
+    elif reason == "no_index":
+        indexes = [", ".join(columns) for columns in facts["indexes"]] or ["none"]
+        feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
+            "Found", "indexes of `" + leave.table + "` on: " + "; ".join(indexes))
+    else:
+        rules = words.lesson.production
+        feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks every "
+                            f"write to `{leave.table}` until the index is built.")
+        if rules:
+            feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
+    return words.revision_advice(feedback, position, step)
