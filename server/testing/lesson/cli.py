@@ -56,7 +56,7 @@ tool_commands.add_command(review_command)
 tool_commands.add_command(reset_command)
 
 
-WALKTHROUGH_STEPS = range(1, 6)  # 1..walkthrough.LAST_STEP; walkthrough.py loads only when the command runs
+WALKTHROUGH_STEPS = range(1, 9)  # 1..walkthrough.FURTHER_LAST_STEP; walkthrough.py loads only when the command runs
 
 
 def _step(ctx, param, value):
@@ -72,8 +72,8 @@ def _step(ctx, param, value):
 )
 @click.option("--backend", type=click.Choice(("sqlite", "postgresql")), default="sqlite",
               help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
-@click.option("--stop-after", type=int, default=WALKTHROUGH_STEPS[-1], callback=_step, metavar="N",
-              help="stop after step N (1-5)")
+@click.option("--stop-after", type=int, default=5, callback=_step, metavar="N",
+              help="stop after step N (1-5; 6-8: the optional Going further steps)")
 @click.option("--dest", type=click.Path(path_type=Path), metavar="DEST",
               help="build the copy here (kept afterwards) instead of a temporary folder")
 @click.option("--keep", is_flag=True, help="keep the temporary copy to look at afterwards")

@@ -104,11 +104,12 @@ REVISIONS = (
         upgrade=(
             "with op.get_context().autocommit_block():",
             "    op.create_index(op.f('ix_employees_email'), 'employees', ['email'], unique=False,",
-            "                    postgresql_concurrently=True)",
+            "                    postgresql_concurrently=True, if_not_exists=True)",
         ),
         downgrade=(
             "with op.get_context().autocommit_block():",
-            "    op.drop_index(op.f('ix_employees_email'), table_name='employees', postgresql_concurrently=True)",
+            "    op.drop_index(op.f('ix_employees_email'), table_name='employees',",
+            "                  postgresql_concurrently=True, if_exists=True)",
         ),
         keeps_rows=True,
     ),

@@ -88,6 +88,18 @@ def further_count(evidence, lesson):
     return len(extra)
 
 
+def optional_files(lesson, chain):
+    """The revision files after the lesson's own that read as its optional steps', judged
+    by their source alone (before any replay: `flask lesson review` of pending revisions)."""
+    further = lesson.further
+    extra = chain[lesson.count:]
+    if further is None or len(extra) > len(further.revisions):
+        return []
+    if not all(re.search(mark, revision.source) for mark, revision in zip(further.marks, extra)):
+        return []
+    return list(extra)
+
+
 def lesson_with(lesson, k):
     """The lesson followed by its first k optional revisions, ending after them."""
     if k == 0:
