@@ -173,7 +173,8 @@ class Report:
         return any(result.reason != "missing_revision" for result in self.further.values())
 
     def __getitem__(self, checkpoint_id):
-        return self.results[checkpoint_id]
+        """Any checkpoint's result, the optional steps' too (iterating gives the lesson's own only)."""
+        return self.results[checkpoint_id] if checkpoint_id in self.results else self.further[checkpoint_id]
 
     def __iter__(self):
         return iter(self.results.values())
@@ -217,8 +218,9 @@ class Report:
 
 
 def _results(evidence, lesson):
-    """The core checkpoints' results, then the optional steps' (going_further.py): the core is
-    judged with the optional revisions the chain holds, as where the student legitimately is."""
+    """(the lesson as judged, the core checkpoints' results, the optional steps' results)
+    (going_further.py): the core is judged with the optional revisions the chain holds, as
+    where the student legitimately is; the lesson as judged then ends after them."""
     from . import going_further
 
     k = going_further.further_count(evidence, lesson)
@@ -229,11 +231,11 @@ def _results(evidence, lesson):
         for checkpoint in lesson.checkpoints
     }
     if lesson.further is None:
-        return results, {}
+        return lesson, results, {}
     further_verdicts, full = going_further.judge_further(core_evidence, lesson)
     further = {checkpoint: _result(verdict, core_evidence, full, {**verdicts, **further_verdicts})
                for checkpoint, verdict in further_verdicts.items()}
-    return results, further
+    return core_lesson, results, further
 
 
 def _result(verdict, evidence, lesson, verdicts):
@@ -259,8 +261,8 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, b
     layout = Layout.of(root)
     evidence = collect(layout, lesson, backend, server_url, limits, before_production=before_production,
                        local_url=local_url, local_database=local_database)
-    results, further = _results(evidence, lesson)
-    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=lesson,
+    judged_lesson, results, further = _results(evidence, lesson)
+    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=judged_lesson,
                     further=further)
     report.seconds = time.perf_counter() - started
     return report

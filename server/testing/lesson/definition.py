@@ -21,7 +21,7 @@ and after it (plain {table: {column: schema column}} mappings):
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
 
 @dataclass(frozen=True)

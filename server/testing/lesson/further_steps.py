@@ -68,7 +68,7 @@ REVISIONS = (
     Revision(
         BY_ID["fill_building"],
         AddColumn("departments", "building", Spec("string", None)),
-        short="adds `building` to `departments`, filled from `location`",
+        short="fills the new column `building` of `departments` from `location`",
         expected="adds column `building` (VARCHAR) to `departments` and fills it with the part of `location` "
                  "before the comma (\"Building A\"); its downgrade drops it and keeps every `location`",
         how="Add `building = db.Column(db.String)` to Department, run `flask db migrate -m \"add building\"`, "

@@ -107,7 +107,8 @@ def lesson_with(lesson, k):
     further = lesson.further
     return dataclasses.replace(
         lesson,
-        steps={**lesson.steps, **further.steps},
+        steps={**lesson.steps, **{step: title for step, title in further.steps.items()
+                                  if step <= further.revisions[k - 1].step}},
         checkpoints=lesson.checkpoints + further.checkpoints[:k],
         revisions=lesson.revisions + further.revisions[:k],
         end=further.ends[k - 1],
@@ -168,11 +169,24 @@ def _leaves(evidence, lesson, full, position):
             indexes = step.indexes_after.get(leave.table, [])
             if not any(index == [leave.column] for index in indexes):
                 return _failed(full, position, "no_index", leave=leave, indexes=indexes)
-            if evidence.backend == "postgresql" and not any(
-                    re.search(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", statement, re.I)
-                    for statement in step.statements):
-                return _failed(full, position, "not_concurrent", leave=leave)
+            missing = _not_concurrent(evidence, step)
+            if missing:
+                return _failed(full, position, "not_concurrent", leave=leave, missing=missing)
     return None
+
+
+def _not_concurrent(evidence, step):
+    """What keeps an index from being built concurrently, or "". On PostgreSQL, from the
+    statements that ran; elsewhere (SQLite has no concurrent build and ignores the option)
+    from the revision's source: the option, and the block that leaves the transaction."""
+    if evidence.backend == "postgresql":
+        ran = any(re.search(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", statement, re.I)
+                  for statement in step.statements)
+        return "" if ran else "concurrently"
+    source = step.revision.source
+    if not re.search(r"postgresql_concurrently\s*=\s*True", source):
+        return "concurrently"
+    return "" if "autocommit_block(" in source else "autocommit_block"
 
 
 def _downgrade(evidence, full, position):
@@ -223,6 +237,12 @@ def further_feedback(words, verdict, position):
         indexes = [", ".join(columns) for columns in facts["indexes"]] or ["none"]
         feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
             "Found", "indexes of `" + leave.table + "` on: " + "; ".join(indexes))
+    elif facts["missing"] == "autocommit_block":
+        rules = words.lesson.production
+        feedback = Feedback(f"{name} asks for CONCURRENTLY inside the migration's transaction: on PostgreSQL "
+                            "the upgrade fails (CREATE INDEX CONCURRENTLY cannot run inside a transaction block).")
+        if rules:
+            feedback.add("Why", rules.explanations["ban-concurrent-index-creation-in-transaction"])
     else:
         rules = words.lesson.production
         feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks every "
