@@ -189,23 +189,29 @@ def _not_concurrent(evidence, step):
     return "" if "autocommit_block(" in source else "autocommit_block"
 
 
+def _undoes(evidence, full, step):
+    """(whether a downgrade brought back the schema and rows before its upgrade, the Mismatches)."""
+    if not step.ran:
+        return False, []
+    before = specs_of(evidence.replay.upgrade(step.position).before, full.end.free_nullability)
+    wrong = schema_problems(step.after, before)
+    return not wrong and not step.losses, wrong
+
+
 def _downgrade(evidence, full, position):
-    """A failed verdict when the revision's downgrade does not bring back the schema and rows before its upgrade."""
+    """A verdict when the revision's downgrade does not undo its upgrade, or cannot be judged, else None."""
     replay = evidence.replay
-    step = next((s for s in replay.downgrades if s.position == position), None)
-    if step is None:  # the replay stopped before it: what stopped it is to be fixed first
-        failing = next((s for s in replay.upgrades if not s.ran), None)
-        if failing is not None:
-            return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
-        failing = next(s for s in replay.downgrades if not s.ran)
-        return _blocked(full, position, failing.position, "later_downgrade_fails", earlier=failing.position)
-    schema_wrong = []
-    if step.ran:
-        schema_wrong = schema_problems(step.after, specs_of(evidence.replay.upgrade(position).before,
-                                                            full.end.free_nullability))
-        if not schema_wrong and not step.losses:
-            return None
-    return _failed(full, position, "downgrade_not_reversed", entry={"position": position, "schema_wrong": schema_wrong})
+    for step in replay.downgrades:  # newest first: one that goes wrong leaves the older ones on other tables
+        undoes, wrong = _undoes(evidence, full, step)
+        if step.position == position:
+            if undoes:
+                return None
+            return _failed(full, position, "downgrade_not_reversed",
+                           entry={"position": position, "schema_wrong": wrong})
+        if not undoes:
+            return _blocked(full, position, step.position, "later_downgrade_fails", earlier=step.position)
+    failing = next(s for s in replay.upgrades if not s.ran)  # the replay stopped before any downgrade
+    return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
 
 
 # --- words --------------------------------------------------------------------------------
