@@ -17,6 +17,7 @@ a step not done yet reads "No revision 6 yet" with the README's fix.
     lesson_with(lesson, k)            the lesson as judged with k optional revisions
     judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
 """
+import ast
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -183,10 +184,20 @@ def _not_concurrent(evidence, step):
         ran = any(re.search(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", statement, re.I)
                   for statement in step.statements)
         return "" if ran else "concurrently"
-    source = step.revision.source
+    source = _function_source(step.revision.source, "upgrade")
     if not re.search(r"postgresql_concurrently\s*=\s*True", source):
         return "concurrently"
     return "" if "autocommit_block(" in source else "autocommit_block"
+
+
+def _function_source(source, name):
+    """The text of a module's top-level function `name` ("" when it has none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    return next((ast.get_source_segment(source, node) or "" for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name == name), "")
 
 
 def _undoes(evidence, full, step):

@@ -582,7 +582,7 @@ def render(status):
         lines.append(f"Your database is not in this copy: {database.label} does not exist here, "
                      "so the ticks come from your files.")
     if status.further:
-        lines += [status.further, ""]
+        lines.append(status.further)
     lines += ["", f"Next: {status.next.title}", _indent(status.next.text)]
     for item in status.also:
         lines += ["", f"Also: {item.title}", _indent(item.text)]

@@ -158,7 +158,8 @@ MISTAKES = (
             {"any": {"index_email": "not_concurrent"}}, "without CONCURRENTLY"),
     Mistake("CONCURRENTLY inside the migration's transaction", _concurrently_in_transaction,
             {"sqlite": {"index_email": "not_concurrent"},
-             "postgresql": {"index_email": "upgrade_fails"}}, "autocommit_block"),
+             "postgresql": {"index_email": "upgrade_fails", "add_email": "blocked", "fill_building": "blocked"}},
+            "autocommit_block"),
 )
 
 
