@@ -167,10 +167,11 @@ class Report:
     def further_max(self):
         return sum(result.points for result in self.further.values())
 
+    further_revisions: int = 0  # how many of the optional steps' revisions the chain holds
+
     @property
     def further_started(self):
-        """Whether the chain holds any of the optional steps' revisions."""
-        return any(result.reason != "missing_revision" for result in self.further.values())
+        return self.further_revisions > 0
 
     def __getitem__(self, checkpoint_id):
         """Any checkpoint's result, the optional steps' too (iterating gives the lesson's own only)."""
@@ -263,6 +264,6 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, b
                        local_url=local_url, local_database=local_database)
     judged_lesson, results, further = _results(evidence, lesson)
     report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=judged_lesson,
-                    further=further)
+                    further=further, further_revisions=judged_lesson.count - lesson.count)
     report.seconds = time.perf_counter() - started
     return report
