@@ -12,6 +12,7 @@ from .definition import (
     Checkpoint, CreateTable, DataSet, EndState, Lesson, ProductionRules, RenameColumn, RenameTable, Revision, Spec,
 )
 from .further_steps import FURTHER
+from .words import WORDS
 
 CHECKPOINTS = (
     Checkpoint("init", 1, "Migrations initialised with `flask db init`", 5),
@@ -52,10 +53,6 @@ REVISIONS = (
         CreateTable("employees", (
             ("id", Spec("integer", None, True)), ("name", Spec("string", False)), ("salary", Spec("integer", True)),
         )),
-        short="creates `employees`",
-        expected="creates table `employees`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), "
-                 "salary (INTEGER, nullable)",
-        how="In server/:\n    flask db migrate -m \"Initial migration.\"\n    flask db upgrade head",
         upgrade=(
             "op.create_table('employees',",
             "    sa.Column('id', sa.Integer(), nullable=False),",
@@ -73,11 +70,6 @@ REVISIONS = (
             ("id", Spec("integer", None, True)), ("name", Spec("string", False)),
             ("address", Spec("string", None)),  # the lesson leaves it nullable; either is accepted
         ), also_as=("departments",)),
-        short="creates `department`",
-        expected="creates table `department`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), "
-                 "address (VARCHAR); `employees` and its rows stay as they are",
-        how="Add the Department model to models.py (table `department`: id, name NOT NULL, address), then in "
-            "server/:\n    flask db migrate -m \"add Department\"\n    flask db upgrade head",
         upgrade=(
             "op.create_table('department',",
             "    sa.Column('id', sa.Integer(), nullable=False),",
@@ -91,11 +83,6 @@ REVISIONS = (
     Revision(
         BY_ID["rename_table"],
         RenameTable("department", "departments"),
-        short="renames `department` to `departments`",
-        expected="renames table `department` to `departments`, keeping its columns and every row",
-        how="Set `__tablename__ = \"departments\"` in models.py, run `flask db migrate -m \"rename department\"`, "
-            "change the new script's upgrade() to `op.rename_table('department', 'departments')` and its "
-            "downgrade() to `op.rename_table('departments', 'department')`, then `flask db upgrade head`.",
         upgrade=("op.rename_table('department', 'departments')",),
         downgrade=("op.rename_table('departments', 'department')",),
         keeps_rows=True,
@@ -103,11 +90,6 @@ REVISIONS = (
     Revision(
         BY_ID["rename_column"],
         RenameColumn("departments", "address", "location", tables=("department", "departments")),
-        short="renames `address` to `location`",
-        expected="renames column `address` of `departments` to `location`, keeping every value",
-        how="Rename `address` to `location` in models.py, run `flask db migrate -m \"rename address\"`, change the "
-            "new script to `op.alter_column('departments', 'address', new_column_name='location')` (and back in "
-            "downgrade()), then `flask db upgrade head`.",
         upgrade=("op.alter_column('departments', 'address', new_column_name='location')",),
         downgrade=("op.alter_column('departments', 'location', new_column_name='address')",),
         batch_upgrade=(
@@ -135,55 +117,10 @@ END = EndState(
         "    name = db.Column(db.String, nullable=False)",
         "    address = db.Column(db.String)",
     ),
-    model_expected="The database stays at revision 3 (step 5), so models.py describes revision 3: Employee as in "
-                   "the starter, and Department with table `departments` and the column `address` (not `location`).",
-    model_fix="Step 5: your database stays at revision 3 ({revision}); `flask db current` in server/ shows where "
-              "it is. At revision 4, go back with `flask db downgrade {revision}`; at revision 1 or 2, come up with "
-              "`flask db upgrade {revision}` (not head).\nThen change {models} (not the migrations); {intro}\n\n"
-              "{model}\n\n(update __repr__ to use self.address too). Then `flask db migrate` would find nothing to do.",
     reverted_marker="location",
-    model_change="put `address` back in models.py",
-    model_intro="the Department model should read:",
-    model_repr_note="(and `self.address` in __repr__)",
-    model_early_note="(Still in step 4, before its upgrade? Files and database are the same then: putting `address`\n"
-                     "back leads to the same end, or follow step 4 to its end and then step 5's downgrade.)",
     free_nullability=("address", "location"),  # renames may change it; models_match has the last word
     free_nullability_tables=("department", "departments"),
 )
-
-# The mistakes the cohort report counts ("<checkpoint>:<reason>"), named for instructors.
-MISTAKE_NAMES = {
-    "init:no_server_folder": "no server/ folder: not a copy of the lesson",
-    "init:no_migrations_folder": "no server/migrations/ folder: `flask db init` not run (or tables made with db.create_all())",
-    "init:migrations_at_root": "migrations/ made at the repository root instead of server/",
-    "init:app_py_broken": "server/app.py cannot run `flask db` commands",
-    "init:migrations_incomplete": "server/migrations/ incomplete: not as `flask db init` makes it",
-    "history:no_revisions": "no revisions yet",
-    "history:too_few_revisions": "fewer than four revisions: a step not migrated, or migrations regenerated as one",
-    "history:extra_revisions": "an extra revision beyond the lesson's four",
-    "history:not_one_line": "history not one line: two heads, or a broken or copied revision file",
-    "create_employees:wrong_schema": "revision 1 does more or less than create `employees`",
-    "create_department:wrong_schema": "revision 2 does not create `department` (created as `departments` directly?)",
-    "create_department:missing_revision": "no revision 2: Department never migrated",
-    "rename_table:missing_revision": "no table-rename revision",
-    "rename_table:work_in_another_revision": "the table rename done in another revision (steps merged or swapped)",
-    "rename_table:does_another_steps_work": "revision 3 does another step's work (steps swapped or skipped)",
-    "rename_table:loses_data": "table rename kept as create+drop: the rows of `department` are lost",
-    "rename_table:upgrade_fails": "the table-rename upgrade fails as submitted",
-    "rename_table:wrong_schema": "revision 3 does not leave step 3's schema (step 4 merged into it, or another change)",
-    "rename_column:missing_revision": "no column-rename revision",
-    "rename_column:work_in_another_revision": "the column rename done in another revision (steps merged or swapped)",
-    "rename_column:loses_data": "column rename kept as add+drop: the values of `address` are lost",
-    "rename_column:upgrade_fails": "the column-rename upgrade fails as submitted (op.rename_column, NOT NULL column, ...)",
-    "rename_column:wrong_schema": "revision 4 does not rename `address` to `location`",
-    "downgrades:downgrade_not_reversed": "a downgrade does not reverse its upgrade (left as autogenerated, or failing)",
-    "models_match:models_not_reverted": "models.py not put back after the downgrade (still has `location`)",
-    "models_match:models_mismatch": "models.py does not match revision 3",
-    "models_match:models_py_broken": "models.py cannot be loaded (an import or syntax error)",
-    "local_database:local_database_wrong_revision": "local database not at revision 3 (step 5's downgrade not run)",
-    "local_database:local_database_not_migrated": "local database made without `flask db upgrade`",
-    "local_database:local_database_rows_missing": "local database lost its rows",
-}
 
 # "Before production": squawk's findings on each revision's PostgreSQL SQL, for a beginner.
 # Each says what breaks on a live database (old code still running, locks) and how teams do it instead.
@@ -257,11 +194,9 @@ LESSON = Lesson(
     revisions=REVISIONS,
     data_sets=(EMPLOYEES, DEPARTMENTS),
     end=END,
-    extra_revision_note="one for each of steps 1-4, and step 5 adds none",
+    words=WORDS,
     model_names=("Employee", "Department"),
-    starter_models="the starter (Employee only)",
     first_migrate='flask db migrate -m "Initial migration."',
-    mistake_names=MISTAKE_NAMES,
     production=PRODUCTION_RULES,
     further=FURTHER,
 )

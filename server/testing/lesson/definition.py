@@ -3,8 +3,8 @@
 A lesson is a line of revisions, each declared by the change it makes to the
 schema (`CreateTable`, `AddColumn`, `RenameTable`, `RenameColumn`), the rows
 it must keep (`DataSet`s followed through every rename), the state the lesson
-ends in (`EndState`), the checkpoints and points, and the words and code its
-messages use. The engine (evidence.py, judge.py, render.py) names no table,
+ends in (`EndState`), the checkpoints and points, the code of its fixes, and
+its words (`LessonWords`, declared apart: words.py for this lesson). The engine (evidence.py, judge.py, render.py) names no table,
 column or revision position of its own: it asks the lesson. checkpoints.py
 declares this repository's lesson; the project's tests declare a second one
 (tests/second_lesson.py), graded with `checks.grade(root, lesson=...)`.
@@ -20,6 +20,8 @@ and after it (plain {table: {column: schema column}} mappings):
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
+
+from .messages import check_templates
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
@@ -159,13 +161,10 @@ class ProductionRules:
 
 @dataclass(frozen=True)
 class Revision:
-    """One revision of the lesson: its checkpoint, its change and the words for it."""
+    """One revision of the lesson: its checkpoint, its change and the lesson's code for it."""
 
     checkpoint: Checkpoint
     change: object  # CreateTable, AddColumn, RenameTable or RenameColumn
-    short: str  # "creates `employees`"
-    expected: str  # the whole change, for "Expected:" ("creates table `employees`: ...")
-    how: str  # how the README's step makes it (the next step's fix)
     upgrade: Tuple[str, ...]  # the lesson's upgrade() body
     downgrade: Tuple[str, ...]  # the lesson's downgrade() body
     batch_upgrade: Tuple[str, ...] = ()  # the same in batch form, for a script written in batch mode
@@ -218,16 +217,43 @@ class EndState:
     tables: Tuple[Tuple[str, Tuple[str, ...]], ...]  # the local database's tables and columns at the end
     kept_values: Tuple[Tuple[str, str], ...]  # (table, column) that must hold no NULL at the end
     model_code: Tuple[str, ...]  # the model that changes along the lesson, as it ends
-    model_expected: str  # "Expected:" of models_match
-    model_fix: str  # "Fix:" of models_match; {revision} is the end revision's id, {models} the file
     reverted_marker: Optional[str] = None  # a difference naming it: models.py was not brought back
-    model_change: str = ""  # the edit that brings models.py to the end ("put `address` back in models.py")
-    model_intro: str = ""  # what introduces model_code ("the Department model should read:")
-    model_repr_note: str = ""  # said after model_code
-    model_early_note: str = ""  # for a student who makes model_change before the last revision's upgrade
     free_nullability: Tuple[str, ...] = ()  # columns whose NULL rule the lesson leaves free
     free_nullability_tables: Tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class RevisionWords:
+    """What the messages say of one revision."""
+
+    short: str  # "creates `employees`"
+    expected: str  # the whole change, for "Expected:" ("creates table `employees`: ...")
+    how: str  # how the README's step makes it (the next step's fix)
+
+
+@dataclass(frozen=True)
+class LessonWords:
+    """What a lesson says of itself in English, declared apart from its schema (words.py
+    for this lesson). The engine's own sentences, shared by every lesson, are in messages.py."""
+
+    revisions: Dict[str, RevisionWords]  # a revision's checkpoint id -> its words
+    extra_revision_note: str  # why the lesson has no more revisions than these
+    model_expected: str  # "Expected:" of models_match
+    model_fix: str  # "Fix:" of models_match, a template of MODEL_FIX_FIELDS
+    model_change: str = ""  # the edit that brings models.py to the end ("put `address` back in models.py")
+    model_intro: str = ""  # what introduces EndState.model_code ("the Department model should read:")
+    model_repr_note: str = ""  # said after EndState.model_code
+    model_early_note: str = ""  # for a student who makes model_change before the last revision's upgrade
+    starter_models: str = "the starter"  # what models.py is before step 1's migration
+    mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
+
+    def __post_init__(self):
+        check_templates({"model_fix": self.model_fix}, ("model_fix",), MODEL_FIX_FIELDS, "models_match's fix")
+
+
+# The placeholders of LessonWords.model_fix: the end revision's id, the models.py file, the end model's
+# code (EndState.model_code) and LessonWords.model_intro.
+MODEL_FIX_FIELDS = {"revision", "models", "model", "intro"}
 
 # Besides one checkpoint per revision, every lesson has these; the engine judges each.
 SHARED_CHECKPOINTS = ("init", "history", "downgrades", "models_match", "local_database")
@@ -241,11 +267,9 @@ class Lesson:
     revisions: Tuple[Revision, ...]  # in chain order
     data_sets: Tuple[DataSet, ...]
     end: EndState
-    extra_revision_note: str  # why the lesson has no more revisions than these
+    words: LessonWords
     model_names: Tuple[str, ...] = ()  # the classes models.py defines, for `from models import ...`
-    starter_models: str = "the starter"  # what models.py is before step 1's migration
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
-    mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words for instructors
     production: Optional[ProductionRules] = None  # the "Before production" review; None: no such review
     further: Optional[object] = None  # going_further.Further: optional steps after the last one, scored apart
 
@@ -258,6 +282,11 @@ class Lesson:
                      for n, revision in enumerate(self.revisions, start=1) if revision.checkpoint not in self.checkpoints]
         problems += [f"step {checkpoint.step} of {checkpoint.id!r} is not a step" for checkpoint in self.checkpoints
                      if checkpoint.step not in self.steps]
+        revision_ids = [revision.checkpoint.id for revision in self.revisions]
+        problems += [f"no words for revision {checkpoint_id!r}" for checkpoint_id in revision_ids
+                     if checkpoint_id not in self.words.revisions]
+        problems += [f"words for {checkpoint_id!r}, which is not a revision's checkpoint"
+                     for checkpoint_id in self.words.revisions if checkpoint_id not in revision_ids]
         if not 1 <= self.end.revision <= len(self.revisions):
             problems.append(f"the end revision {self.end.revision} is not one of the {len(self.revisions)} revisions")
         if problems:
@@ -283,6 +312,10 @@ class Lesson:
         """The lesson's revision at `position` (from 1), or None beyond the lesson."""
         return self.revisions[position - 1] if 1 <= position <= self.count else None
 
+    def words_of(self, position):
+        """The RevisionWords of the lesson's revision at `position`."""
+        return self.words.revisions[self.revisions[position - 1].checkpoint.id]
+
     def step_of(self, position):
         """The README step of the lesson's revision at `position`, or None beyond the lesson."""
         revision = self.revision(position)
@@ -295,6 +328,10 @@ class Lesson:
     @property
     def revision_checkpoints(self):
         return {position: revision.checkpoint.id for position, revision in enumerate(self.revisions, start=1)}
+
+    def kind_of(self, checkpoint_id):
+        """"revision" for a revision's checkpoint, else its id (one of SHARED_CHECKPOINTS): what judges and words it."""
+        return "revision" if self.position_of(checkpoint_id) is not None else checkpoint_id
 
     def position_of(self, checkpoint_id):
         """The position of the revision a checkpoint judges, or None for the shared checkpoints."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .facts import Finding
 from .production import RevisionReview, review_revisions
 from .database_gate import DatabaseGate
 from .reading import DatabaseReading, read_database
@@ -51,7 +52,7 @@ class Evidence:
     layout: Layout
     backend: str
     folders: Folders = field(default_factory=Folders)
-    findings: List[str] = field(default_factory=list)  # problems of app.py and env.py
+    findings: List[Finding] = field(default_factory=list)  # problems of app.py and env.py
     history: History = field(default_factory=History)
     replay: Replay = field(default_factory=Replay)
     models: object = None  # submission.Models

@@ -10,6 +10,7 @@ the chain with three revisions that teams need next.
        (outside the migration's transaction), a plain index on SQLite
 """
 from .definition import AddColumn, Checkpoint, EndState, Revision, Spec
+from .further_words import FURTHER_WORDS
 from .going_further import Filled, Further, Indexed
 
 
@@ -40,13 +41,6 @@ REVISIONS = (
     Revision(
         BY_ID["add_email"],
         AddColumn("employees", "email", Spec("string", False)),
-        short="adds `email` NOT NULL to `employees`",
-        expected="adds column `email` (VARCHAR, NOT NULL) to `employees`: added nullable, each existing row "
-                 "filled in, then made NOT NULL",
-        how="Run `flask db upgrade head`, put `location` back in models.py, add "
-            "`email = db.Column(db.String, nullable=False)` to Employee, run `flask db migrate -m \"add email\"`, "
-            "make the new script add the column nullable, fill it in and then make it NOT NULL (README, step 6), "
-            "then `flask db upgrade head`.",
         upgrade=(
             "with op.batch_alter_table('employees', schema=None) as batch_op:",
             "    batch_op.add_column(sa.Column('email', sa.String(), nullable=True))",
@@ -68,11 +62,6 @@ REVISIONS = (
     Revision(
         BY_ID["fill_building"],
         AddColumn("departments", "building", Spec("string", None)),
-        short="fills the new column `building` of `departments` from `location`",
-        expected="adds column `building` (VARCHAR) to `departments` and fills it with the part of `location` "
-                 "before the comma (\"Building A\"); its downgrade drops it and keeps every `location`",
-        how="Add `building = db.Column(db.String)` to Department, run `flask db migrate -m \"add building\"`, "
-            "add the data migration of README step 7 after its add_column, then `flask db upgrade head`.",
         upgrade=(
             "with op.batch_alter_table('departments', schema=None) as batch_op:",
             "    batch_op.add_column(sa.Column('building', sa.String(), nullable=True))",
@@ -95,12 +84,6 @@ REVISIONS = (
     Revision(
         BY_ID["index_email"],
         NoSchemaChange(),
-        short="creates the index `ix_employees_email`",
-        expected="creates an index on `employees.email`: CREATE INDEX CONCURRENTLY on PostgreSQL, outside the "
-                 "migration's transaction; its downgrade drops it",
-        how="Add `index=True` to Employee's email column, run `flask db migrate -m \"index email\"`, wrap the "
-            "create_index and drop_index in `with op.get_context().autocommit_block():` with "
-            "`postgresql_concurrently=True` (README step 8), then `flask db upgrade head`.",
         upgrade=(
             "with op.get_context().autocommit_block():",
             "    op.create_index(op.f('ix_employees_email'), 'employees', ['email'], unique=False,",
@@ -133,7 +116,7 @@ DEPARTMENT = (
 )
 
 
-def end_after(position, step, model_code, says, departments=("id", "name", "location")):
+def end_after(position, step, model_code, departments=("id", "name", "location")):
     """Where models.py and the local database stand once optional revision `position` is done."""
     return EndState(
         revision=position,
@@ -141,11 +124,6 @@ def end_after(position, step, model_code, says, departments=("id", "name", "loca
         tables=(("employees", ("id", "name", "salary", "email")), ("departments", departments)),
         kept_values=(),  # read by read_database for the lesson's own end only; the replay checks the values
         model_code=model_code,
-        model_expected=f"Going further, your database is at revision {position}, the head (step {step}), so "
-                       f"models.py describes revision {position}: {says}.",
-        model_fix="Change {models} (not the migrations) to describe revision " + str(position) +
-                  ", the head ({revision}); {intro}\n\n{model}",
-        model_intro="the models should read:",
         free_nullability=("address", "location"),
         free_nullability_tables=("department", "departments"),
     )
@@ -156,31 +134,10 @@ WITH_INDEX = EMPLOYEE + ("    email = db.Column(db.String, nullable=False, index
 WITH_BUILDING = DEPARTMENT + ("    building = db.Column(db.String)",)
 
 ENDS = (
-    end_after(5, 6, WITH_EMAIL + ("",) + DEPARTMENT,
-              "Employee with `email` NOT NULL, Department with `location`"),
-    end_after(6, 7, WITH_EMAIL + ("",) + WITH_BUILDING,
-              "Employee with `email` NOT NULL, Department with `location` and `building`",
-              departments=("id", "name", "location", "building")),
-    end_after(7, 8, WITH_INDEX + ("",) + WITH_BUILDING,
-              "Employee with `email` NOT NULL and index=True, Department with `location` and `building`",
-              departments=("id", "name", "location", "building")),
+    end_after(5, 6, WITH_EMAIL + ("",) + DEPARTMENT),
+    end_after(6, 7, WITH_EMAIL + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
+    end_after(7, 8, WITH_INDEX + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
 )
-
-MISTAKE_NAMES = {
-    "add_email:upgrade_fails": "NOT NULL `email` added with no default to a table with rows (or a failing backfill)",
-    "add_email:not_filled": "`email` made NOT NULL with an empty default instead of a backfill",
-    "add_email:missing_revision": "step 6 not done (optional)",
-    "add_email:downgrade_not_reversed": "the NOT NULL column's downgrade does not reverse its upgrade",
-    "fill_building:upgrade_fails": "data migration fails (a raw SQL string, which SQLAlchemy 2 refuses)",
-    "fill_building:not_filled": "data migration left `building` empty or wrong",
-    "fill_building:missing_revision": "step 7 not done (optional)",
-    "fill_building:downgrade_not_reversed": "the data migration does not reverse (downgrade left empty)",
-    "index_email:upgrade_fails": "index creation fails (CONCURRENTLY inside the migration's transaction)",
-    "index_email:no_index": "no index on `employees.email`",
-    "index_email:not_concurrent": "index created without CONCURRENTLY on PostgreSQL",
-    "index_email:missing_revision": "step 8 not done (optional)",
-    "index_email:downgrade_not_reversed": "the index's downgrade does not drop it",
-}
 
 FURTHER = Further(
     steps=STEPS,
@@ -193,7 +150,5 @@ FURTHER = Further(
                                  says="each department's `building` is the part of `location` before the comma"),),
         "index_email": (Indexed("employees", "email", says="an index on `employees.email`"),),
     },
-    intro="Steps 6-8 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
-          "earn bonus points of their own. README.md, \"Going further\", shows how.",
-    mistake_names=MISTAKE_NAMES,
+    words=FURTHER_WORDS,
 )

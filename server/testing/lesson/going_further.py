@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .definition import specs_of
-from .judge import FAILED, PASSED, Verdict, _Judging, schema_problems
+from .facts import Block, FailingDowngrade, FurtherFacts
+from .judge import FAILED, PASSED, Verdict, _ChainJudging, schema_problems
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ class Further:
     ends: Tuple[object, ...]  # definition.EndState after each optional revision
     marks: Tuple[str, ...]  # per revision: a regular expression its file's source matches (what it is about)
     leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
-    intro: str  # told to a student who stopped at the last core step
-    mistake_names: Dict[str, str] = dataclasses.field(default_factory=dict)
+    words: object  # FurtherWords (further_words.py for this lesson)
 
     @property
     def checkpoints(self):
@@ -70,7 +70,21 @@ class Further:
         return tuple((leave.table, leave.column) for leaves in self.leaves.values() for leave in leaves)
 
 
-REASONS = ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed")
+@dataclass(frozen=True)
+class EndWords:
+    """What models_match says once the chain ends after an optional revision (definition.LessonWords' fields)."""
+
+    model_expected: str
+    model_fix: str
+    model_intro: str
+
+
+@dataclass(frozen=True)
+class FurtherWords:
+    revisions: Dict[str, object]  # checkpoint id -> definition.RevisionWords
+    ends: Tuple[EndWords, ...]  # after each optional revision
+    intro: str  # told to a student who stopped at the last core step
+    mistake_names: Dict[str, str] = dataclasses.field(default_factory=dict)  # "<checkpoint>:<reason>" -> words
 
 
 def further_count(evidence, lesson):
@@ -113,7 +127,14 @@ def lesson_with(lesson, k):
         checkpoints=lesson.checkpoints + further.checkpoints[:k],
         revisions=lesson.revisions + further.revisions[:k],
         end=further.ends[k - 1],
-        extra_revision_note=f"the lesson's {lesson.count_word} and {k} of the optional steps",
+        words=dataclasses.replace(
+            lesson.words,
+            revisions={**lesson.words.revisions, **{revision.checkpoint.id: further.words.revisions[revision.checkpoint.id]
+                                                    for revision in further.revisions[:k]}},
+            extra_revision_note=f"the lesson's {lesson.count_word} and {k} of the optional steps",
+            model_change="", model_repr_note="", model_early_note="",
+            **vars(further.words.ends[k - 1]),
+        ),
         by_id=None,
     )
 
@@ -132,7 +153,7 @@ def evidence_for(evidence, k):
 def judge_further(evidence, lesson):
     """The optional checkpoints' verdicts, judged on the lesson extended by every optional revision."""
     full = lesson_with(lesson, len(lesson.further.revisions))
-    judging = _Judging(evidence, full)
+    judging = _ChainJudging(evidence, full)
     judging.add(judging.init())
     for position in range(1, full.count + 1):
         judging.add(judging.revision(position))
@@ -146,12 +167,12 @@ def judge_further(evidence, lesson):
 
 
 def _failed(full, position, reason, **facts):
-    return Verdict(full.revision(position).checkpoint, FAILED, reason, None, facts)
+    return Verdict(full.revision(position).checkpoint, "further", FAILED, reason, None, FurtherFacts(**facts))
 
 
 def _blocked(full, position, by_position, cause, **facts):
-    return Verdict(full.revision(position).checkpoint, FAILED, "blocked", full.checkpoint_of(by_position),
-                   {"cause": cause, "position": position, **facts})
+    block = Block(full.checkpoint_of(by_position), cause, **facts)
+    return Verdict(full.revision(position).checkpoint, "further", FAILED, "blocked", block)
 
 
 def _leaves(evidence, lesson, full, position):
@@ -165,11 +186,11 @@ def _leaves(evidence, lesson, full, position):
             wrong = {i: value for i, value in found.items()
                      if (value != expected.get(i) if expected is not None else value in (None, ""))}
             if wrong or not found:
-                return _failed(full, position, "not_filled", leave=leave, found=found)
+                return _failed(full, position, "not_filled", leave=leave, found=tuple(found.items()))
         elif isinstance(leave, Indexed):
             indexes = step.indexes_after.get(leave.table, [])
-            if not any(index == [leave.column] for index in indexes):
-                return _failed(full, position, "no_index", leave=leave, indexes=indexes)
+            if not any(list(index) == [leave.column] for index in indexes):
+                return _failed(full, position, "no_index", leave=leave, indexes=tuple(map(tuple, indexes)))
             missing = _not_concurrent(evidence, step)
             if missing:
                 return _failed(full, position, "not_concurrent", leave=leave, missing=missing)
@@ -218,52 +239,54 @@ def _downgrade(evidence, full, position):
             if undoes:
                 return None
             return _failed(full, position, "downgrade_not_reversed",
-                           entry={"position": position, "schema_wrong": wrong})
+                           failing=FailingDowngrade(position, tuple(wrong)))
         if not undoes:
-            return _blocked(full, position, step.position, "later_downgrade_fails", earlier=step.position)
+            return _blocked(full, position, step.position, "later_downgrade_fails", earlier=step.position,
+                            position=position)
     failing = next(s for s in replay.upgrades if not s.ran)  # the replay stopped before any downgrade
     return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
 
 
 # --- words --------------------------------------------------------------------------------
 
-def further_feedback(words, verdict, position):
-    """The message of an optional step's checkpoint (render._Words gives the shared wording)."""
+def further_words_class():
+    """The words of the "further" kind (render.WORDS_OF_KIND): an optional revision that ran but
+    left wrong values, no index, a blocking index, or a downgrade that does not undo it."""
     from .feedback import Feedback, bullet_list
-    from .render import capital
+    from .render import _DowngradesWords, _RevisionWords, capital
 
-    reason, facts = verdict.reason, verdict.facts
-    if reason not in REASONS:
-        return words.revision(verdict, position)
-    name = capital(words.revision_name(position))
-    step = words.evidence.replay.upgrade(position)
-    if reason == "downgrade_not_reversed":
-        feedback = Feedback(f"The downgrade of {words.revision_name(position)} does not reverse its upgrade.")
-        return feedback.add("Downgrade", words.downgrade_section(facts["entry"])).add(
-            "Expected", "downgrade() brings back the tables and columns as they were before the upgrade, "
-                        "with every row and value.")
-    leave = facts["leave"]
-    if reason == "not_filled":
-        found = facts["found"]
-        expected = dict(leave.values) if leave.values else {}
-        lines = [f"row {i}: {value!r}" + (f" (expected {expected[i]!r})" if i in expected else "")
-                 for i, value in found.items()] or [f"no rows in `{leave.table}`"]
-        feedback = Feedback(f"{name} does not fill `{leave.table}.{leave.column}` as step "
-                            f"{verdict.checkpoint.step} asks: {leave.says}.").add("Found", bullet_list(lines))
-    elif reason == "no_index":
-        indexes = [", ".join(columns) for columns in facts["indexes"]] or ["none"]
-        feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
-            "Found", "indexes of `" + leave.table + "` on: " + "; ".join(indexes))
-    elif facts["missing"] == "autocommit_block":
-        rules = words.lesson.production
-        feedback = Feedback(f"{name} asks for CONCURRENTLY inside the migration's transaction: on PostgreSQL "
-                            "the upgrade fails (CREATE INDEX CONCURRENTLY cannot run inside a transaction block).")
-        if rules:
-            feedback.add("Why", rules.explanations["ban-concurrent-index-creation-in-transaction"])
-    else:
-        rules = words.lesson.production
-        feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks every "
-                            f"write to `{leave.table}` until the index is built.")
-        if rules:
-            feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
-    return words.revision_advice(feedback, position, step)
+    class FurtherWordsOfKind(_RevisionWords):
+        def failed(self, verdict):
+            position, facts = self.lesson.position_of(verdict.id), verdict.facts
+            name = capital(self.revision_name(position))
+            if verdict.reason == "downgrade_not_reversed":
+                section = _DowngradesWords(self.evidence, self.lesson, self.verdicts).downgrade_section(facts.failing)
+                return Feedback(f"The downgrade of {self.revision_name(position)} does not reverse its upgrade.").add(
+                    "Downgrade", section).add(
+                    "Expected", "downgrade() brings back the tables and columns as they were before the upgrade, "
+                                "with every row and value.")
+            leave, rules = facts.leave, self.lesson.production
+            if verdict.reason == "not_filled":
+                expected = dict(leave.values) if leave.values else {}
+                lines = [f"row {i}: {value!r}" + (f" (expected {expected[i]!r})" if i in expected else "")
+                         for i, value in facts.found] or [f"no rows in `{leave.table}`"]
+                feedback = Feedback(f"{name} does not fill `{leave.table}.{leave.column}` as step "
+                                    f"{verdict.checkpoint.step} asks: {leave.says}.").add("Found", bullet_list(lines))
+            elif verdict.reason == "no_index":
+                indexes = [", ".join(columns) for columns in facts.indexes] or ["none"]
+                feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
+                    "Found", f"indexes of `{leave.table}` on: " + "; ".join(indexes))
+            elif facts.missing == "autocommit_block":
+                feedback = Feedback(f"{name} asks for CONCURRENTLY inside the migration's transaction: on PostgreSQL "
+                                    "the upgrade fails (CREATE INDEX CONCURRENTLY cannot run inside a transaction "
+                                    "block).")
+                if rules:
+                    feedback.add("Why", rules.explanations["ban-concurrent-index-creation-in-transaction"])
+            else:
+                feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks "
+                                    f"every write to `{leave.table}` until the index is built.")
+                if rules:
+                    feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
+            return self.revision_advice(feedback, position, self.evidence.replay.upgrade(position))
+
+    return FurtherWordsOfKind

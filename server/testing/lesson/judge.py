@@ -2,16 +2,20 @@
 
 `judge(evidence, lesson) -> {checkpoint id: Verdict}`, in the lesson's
 checkpoint order. A Verdict holds the status (PASSED, FAILED,
-NOT_APPLICABLE), a reason from the closed set REASONS, the checkpoint that
-must be fixed first (blocked_by, with the cause of the block), and the facts
-the renderers word (render.py). One short function per checkpoint; the
-revisions' checkpoints come first, since the history's advice and the later
-checkpoints depend on them.
+NOT_APPLICABLE), a reason from the closed set REASONS of its checkpoint's
+kind, the Block that makes it wait for another checkpoint, and the facts the
+renderers word (render.py), a record of facts.py per kind. One short function
+per checkpoint; the revisions' checkpoints come first, since the history's
+advice and the later checkpoints depend on them.
 """
-from dataclasses import dataclass, field
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 from .definition import Checkpoint, any_spec, specs_of
+from .facts import (
+    FACTS_OF_KIND, Advice, Block, DowngradesFacts, FailingDowngrade, HistoryFacts, InitFacts, LocalDatabaseFacts,
+    Mismatch, ModelsMatchFacts, RevisionFacts,
+)
 
 PASSED = "passed"
 FAILED = "failed"
@@ -29,7 +33,7 @@ REASONS = {
     "local_database": ("other_database", "no_local_database", "instructor_grade", "local_database_unreadable",
                        "local_database_not_migrated", "local_database_several_heads",
                        "local_database_wrong_revision", "local_database_rows_missing"),
-    "further": ("not_filled", "no_index", "not_concurrent"),  # the optional steps' (going_further.py)
+    "further": ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed"),  # going_further.py
 }
 ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in reasons)
 
@@ -37,33 +41,30 @@ ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in rea
 @dataclass
 class Verdict:
     checkpoint: Checkpoint
+    kind: str  # the checkpoint's kind (definition.Lesson.kind_of)
     status: str
     reason: str = "ok"
-    blocked_by: Optional[str] = None
-    facts: Dict[str, object] = field(default_factory=dict)  # what the renderers word
+    block: Optional[Block] = None  # when blocked: the checkpoint to fix first, and why
+    facts: object = None  # what the renderers word: facts.FACTS_OF_KIND[kind]; empty when not given
 
     def __post_init__(self):
-        assert self.reason in ALL_REASONS, self.reason
+        assert self.reason in REASONS["any"] + REASONS[self.kind], (self.kind, self.reason)
+        assert (self.reason == "blocked") == (self.block is not None), self.reason
+        facts_type = FACTS_OF_KIND[self.kind]
+        self.facts = facts_type() if self.facts is None else self.facts
+        assert isinstance(self.facts, facts_type), (self.kind, self.facts)
 
     @property
     def id(self):
         return self.checkpoint.id
 
     @property
+    def blocked_by(self):
+        return self.block.by if self.block else None
+
+    @property
     def failed(self):
         return self.status == FAILED
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """One way a schema or its rows differ from what the lesson expects (render.py words it)."""
-
-    kind: str  # no_table, extra_table, no_column, extra_column, kind, not_primary_key, in_primary_key,
-    #            allows_null, not_null, no_rows, empty_values
-    table: str
-    column: Optional[str] = None
-    found: object = None  # the columns a table has, the kind a column holds, rows with NULL
-    expected: object = None  # the kind a column should hold, the step that adds a table's rows
 
 
 def schema_problems(actual, expected):
@@ -122,7 +123,9 @@ def judge(evidence, lesson):
     return judging.run()
 
 
-class _Judging:
+class _Verdicts:
+    """The verdicts judged so far, and what the judging of each checkpoint reads from them."""
+
     def __init__(self, evidence, lesson):
         self.evidence = evidence
         self.lesson = lesson
@@ -136,30 +139,21 @@ class _Judging:
     def replay(self):
         return self.evidence.replay
 
-    def run(self):
-        self.add(self.init())
-        for position in range(1, self.lesson.count + 1):
-            self.add(self.revision(position))
-        self.add(self.history())
-        self.add(self.downgrades())
-        self.add(self.models())
-        self.add(self.local_database())
-        return {checkpoint.id: self.verdicts[checkpoint.id] for checkpoint in self.lesson.checkpoints}
-
     def add(self, verdict):
         self.verdicts[verdict.id] = verdict
 
-    def verdict(self, checkpoint_id, status, reason="ok", blocked_by=None, **facts):
-        return Verdict(self.lesson.by_id[checkpoint_id], status, reason, blocked_by, facts)
+    def verdict(self, checkpoint_id, status, reason="ok", block=None, facts=None):
+        return Verdict(self.lesson.by_id[checkpoint_id], self.lesson.kind_of(checkpoint_id), status, reason, block,
+                       facts)
 
-    def failed(self, checkpoint_id, reason, **facts):
-        return self.verdict(checkpoint_id, FAILED, reason, **facts)
+    def failed(self, checkpoint_id, reason, facts=None):
+        return self.verdict(checkpoint_id, FAILED, reason, facts=facts)
 
-    def blocked(self, checkpoint_id, by, cause, **facts):
-        return self.verdict(checkpoint_id, FAILED, "blocked", by, cause=cause, **facts)
+    def blocked(self, checkpoint_id, block):
+        return self.verdict(checkpoint_id, FAILED, "blocked", block)
 
-    def passed(self, checkpoint_id, **facts):
-        return self.verdict(checkpoint_id, PASSED, **facts)
+    def passed(self, checkpoint_id):
+        return self.verdict(checkpoint_id, PASSED)
 
     def has_failed(self, checkpoint_id):
         return self.verdicts[checkpoint_id].failed
@@ -168,14 +162,31 @@ class _Judging:
     def wrong_schema(self):
         """Positions of the revisions that leave other tables or columns than the lesson's."""
         return [position for position, checkpoint in self.lesson.revision_checkpoints.items()
-                if self.verdicts[checkpoint].facts.get("schema_wrong")]
+                if self.verdicts[checkpoint].facts.schema_wrong]
 
     def revisions_doing(self, work):
         """Positions of the revisions whose upgrade did revision `work`'s work, other than its own."""
         return [step.position for step in self.replay.upgrades
                 if work in self.lesson.works(step) and step.position != work]
 
-    # init ---------------------------------------------------------------------------------
+    def blocker_before(self, position):
+        """The Block that stops revision `position` from being judged, or None."""
+        if not self.evidence.migrations_usable:
+            return Block("init", "no_versions")
+        history = self.evidence.history
+        if len(self.chain) < position and history.ambiguous_after is not None and history.ambiguous_after < position:
+            return Block("history", "history_breaks", position=position)
+        for earlier in range(1, min(position, len(self.chain) + 1)):
+            step = self.replay.upgrade(earlier)
+            if step is not None and not step.ran:
+                return Block(self.lesson.checkpoint_of(earlier) or "history", "earlier_fails",
+                             position=position, earlier=earlier)
+        return None
+
+
+class _ChainJudging(_Verdicts):
+    """init, the lesson's revisions and the history: the line of revisions itself."""
+
     def init(self):
         folders = self.evidence.folders
         if not folders.server:
@@ -187,40 +198,24 @@ class _Judging:
             return self.passed("init")
         layout = self.evidence.layout
         app_rel = layout.rel(layout.app_py)
-        only_app = not missing and all(p.startswith(app_rel) for p in self.evidence.findings)
-        return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", missing=missing)
-
-    # the lesson's revisions -------------------------------------------------------------
-    def blocker_before(self, position):
-        """(checkpoint, cause, facts) that stops revision `position` from being judged, or None."""
-        if not self.evidence.migrations_usable:
-            return "init", "no_versions", {}
-        history = self.evidence.history
-        if len(self.chain) < position and history.ambiguous_after is not None and history.ambiguous_after < position:
-            return "history", "history_breaks", {"position": position}
-        for earlier in range(1, min(position, len(self.chain) + 1)):
-            step = self.replay.upgrade(earlier)
-            if step is not None and not step.ran:
-                return (self.lesson.checkpoint_of(earlier) or "history", "earlier_fails",
-                        {"earlier": earlier, "position": position})
-        return None
+        only_app = not missing and all(finding.file == app_rel for finding in self.evidence.findings)
+        return self.failed("init", "app_py_broken" if only_app else "migrations_incomplete", InitFacts(tuple(missing)))
 
     def revision(self, position):
         checkpoint = self.lesson.checkpoint_of(position)
-        blocker = self.blocker_before(position)
-        if blocker:
-            by, cause, facts = blocker
-            return self.blocked(checkpoint, by, cause, **facts)
+        block = self.blocker_before(position)
+        if block:
+            return self.blocked(checkpoint, block)
         if len(self.chain) < position:
             doers = self.revisions_doing(position)
             if doers:
-                return self.failed(checkpoint, "work_in_another_revision", doer=doers[0])
+                return self.failed(checkpoint, "work_in_another_revision", RevisionFacts(doer=doers[0]))
             return self.failed(checkpoint, "missing_revision")
         if self.replay.error:
             return self.failed(checkpoint, "replay_database_unusable")
         step = self.replay.upgrade(position)
         if step is None:
-            return self.blocked(checkpoint, "history", "not_run", position=position)
+            return self.blocked(checkpoint, Block("history", "not_run", position=position))
         if not step.ran:
             return self.failed(checkpoint, "upgrade_stopped" if step.stopped else "upgrade_fails")
         return self.revision_effect(checkpoint, position, step)
@@ -229,8 +224,8 @@ class _Judging:
         """The verdict on what an upgrade that ran did to the tables and rows."""
         expected = self.lesson.expected_after(position, step.before)
         if expected is None:
-            return self.blocked(checkpoint, self.lesson.checkpoint_of(position - 1), "previous_leaves_other_tables",
-                                position=position)
+            return self.blocked(checkpoint, Block(self.lesson.checkpoint_of(position - 1),
+                                                  "previous_leaves_other_tables", position=position))
         schema_wrong = schema_problems(step.after, expected)
         if not schema_wrong and not step.losses:
             return self.passed(checkpoint)
@@ -238,18 +233,17 @@ class _Judging:
         other_work = sorted(works - {position})
         another = bool(other_work) and position not in works
         reason = "loses_data" if step.losses else ("does_another_steps_work" if another else "wrong_schema")
-        return self.failed(checkpoint, reason, schema_wrong=schema_wrong, other_work=other_work)
+        return self.failed(checkpoint, reason, RevisionFacts(tuple(schema_wrong), tuple(other_work)))
 
-    # history -------------------------------------------------------------------------------
     def history(self):
         if not self.evidence.migrations_usable:
-            return self.blocked("history", "init", "no_versions_to_read")
+            return self.blocked("history", Block("init", "no_versions_to_read"))
         history = self.evidence.history
         count = len(history.files)
         if not history.files:
             return self.failed("history", "no_revisions")
         if not history.problems and count < self.lesson.count:
-            return self.failed("history", "too_few_revisions", next=self.next_revision(count))
+            return self.failed("history", "too_few_revisions", HistoryFacts(self.next_revision(count)))
         if not history.problems and count > self.lesson.count:
             return self.failed("history", "extra_revisions")
         if not history.problems:
@@ -257,44 +251,58 @@ class _Judging:
         return self.failed("history", "not_one_line")
 
     def next_revision(self, count):
-        """What to do when the line is short, as {"kind": ..., positions} for the renderer."""
+        """What to do when the line is short (Advice)."""
         failing = [n for n in range(1, count + 1) if self.has_failed(self.lesson.checkpoint_of(n))]
         wrong = self.wrong_schema
         local = self.evidence.local_position()
         if not wrong and not failing and local is not None and local < count:
-            return {"kind": "apply_local", "local": local, "count": count}
+            return Advice("apply_local", local=local, count=count)
         if not wrong and not failing:
             doers = self.revisions_doing(count + 1)
             if doers:
-                return {"kind": "order", "position": doers[0]}
-            return {"kind": "next_step", "position": count + 1}
+                return Advice("order", doers[0])
+            return Advice("next_step", count + 1)
         position = (wrong or failing)[0]
         if position == 1 and wrong:
-            return {"kind": "order", "position": 1}
-        return {"kind": "fix_first", "position": position, "then": count + 1}
+            return Advice("order", 1)
+        return Advice("fix_first", position, then=count + 1)
 
-    # downgrades -----------------------------------------------------------------------------
+
+class _Judging(_ChainJudging):
+    """Every checkpoint, in the order their verdicts depend on each other: then the downgrades,
+    models.py and the local database, which read the revisions' verdicts."""
+
+    def run(self):
+        self.add(self.init())
+        for position in range(1, self.lesson.count + 1):
+            self.add(self.revision(position))
+        self.add(self.history())
+        self.add(self.downgrades())
+        self.add(self.models_match())
+        self.add(self.local_database())
+        return {checkpoint.id: self.verdicts[checkpoint.id] for checkpoint in self.lesson.checkpoints}
+
     def downgrades(self):
         for position in range(1, self.lesson.count + 1):
             verdict = self.verdicts.get(self.lesson.checkpoint_of(position))
             if len(self.chain) < position or (verdict and verdict.blocked_by):
                 blocker = verdict.blocked_by if verdict and verdict.blocked_by else self.lesson.checkpoint_of(position)
-                return self.blocked("downgrades", blocker, "needs_all")
+                return self.blocked("downgrades", Block(blocker, "needs_all"))
         if self.replay.error:
             return self.failed("downgrades", "replay_database_unusable")
         if not self.replay.all_upgrades_ran:
             failing = next(s for s in self.replay.upgrades if not s.ran)
-            return self.blocked("downgrades", self.lesson.checkpoint_of(failing.position) or "history",
-                                "upgrade_fails_first", earlier=failing.position)
+            return self.blocked("downgrades", Block(self.lesson.checkpoint_of(failing.position) or "history",
+                                                    "upgrade_fails_first", earlier=failing.position))
         failing = self.failing_downgrades()
         if failing:
-            return self.failed("downgrades", "downgrade_not_reversed", failing=failing)
+            return self.failed("downgrades", "downgrade_not_reversed", DowngradesFacts(tuple(failing)))
         if len(self.replay.downgrades) != len(self.chain):  # never judged: never passed
             return self.failed("downgrades", "downgrades_not_run")
         return self.passed("downgrades")
 
     def failing_downgrades(self):
-        """[{position, schema_wrong}] for the downgrades that do not undo their upgrade, from the
+        """FailingDowngrades for the downgrades that do not undo their upgrade, from the
         newest; the first that fails or leaves the wrong tables ends the list (those below it
         start from the wrong tables, and judging them would blame them)."""
         failing = []
@@ -305,21 +313,19 @@ class _Judging:
                 schema_wrong = schema_problems(step.after, specs_of(self.replay.upgrade(step.position).before, free))
                 if not schema_wrong and not step.losses:
                     continue
-            failing.append({"position": step.position, "schema_wrong": schema_wrong})
+            failing.append(FailingDowngrade(step.position, tuple(schema_wrong)))
             if not step.ran or schema_wrong:
                 break
         return failing
 
-    # models_match --------------------------------------------------------------------------
-    def models(self):
+    def models_match(self):
         if self.evidence.models.error:
             return self.failed("models_match", "models_py_broken")
         if self.replay.error:
             return self.failed("models_match", "replay_database_unusable")
-        blocker = self.models_blocker()
-        if blocker:
-            by, cause, facts = blocker
-            return self.blocked("models_match", by, cause, **facts)
+        block = self.models_blocker()
+        if block:
+            return self.blocked("models_match", block)
         if self.replay.models_error:
             return self.failed("models_match", "models_not_comparable")
         end = self.lesson.end
@@ -328,24 +334,24 @@ class _Judging:
             return self.passed("models_match")
         reverted = not end.reverted_marker or not any(
             end.reverted_marker in name for item in diff for name in names_in_difference(item))
-        return self.failed("models_match", "models_mismatch" if reverted else "models_not_reverted", diff=diff)
+        return self.failed("models_match", "models_mismatch" if reverted else "models_not_reverted",
+                           ModelsMatchFacts(tuple(diff)))
 
     def models_blocker(self):
         end = self.lesson.end.revision
-        blocker = self.blocker_before(end)
-        if blocker is not None:
-            return blocker
+        block = self.blocker_before(end)
+        if block is not None:
+            return block
         if len(self.chain) < end:
-            return self.lesson.checkpoint_of(len(self.chain) + 1), "no_end_revision", {"end": end}
+            return Block(self.lesson.checkpoint_of(len(self.chain) + 1), "no_end_revision", end=end)
         step = self.replay.upgrade(end)
         wrong = [n for n in self.wrong_schema if n <= end]
         if step is None or not step.ran:
-            return self.lesson.checkpoint_of(end), "end_fails", {"end": end}
+            return Block(self.lesson.checkpoint_of(end), "end_fails", end=end)
         if wrong:
-            return self.lesson.checkpoint_of(wrong[0]), "wrong_before_end", {"earlier": wrong[0], "end": end}
+            return Block(self.lesson.checkpoint_of(wrong[0]), "wrong_before_end", earlier=wrong[0], end=end)
         return None
 
-    # local_database ------------------------------------------------------------------------
     def local_database(self):
         evidence = self.evidence
         if not evidence.local_counted:
@@ -365,10 +371,11 @@ class _Judging:
         if position != self.lesson.end.revision:
             broken = [self.lesson.checkpoint_of(n) for n in range(1, self.lesson.end.revision + 1)
                       if self.has_failed(self.lesson.checkpoint_of(n))]
-            return self.failed("local_database", "local_database_wrong_revision", position=position, broken=broken)
+            return self.failed("local_database", "local_database_wrong_revision",
+                               LocalDatabaseFacts(position, tuple(broken)))
         problems = self.local_problems(local)
         if problems:
-            return self.failed("local_database", "local_database_rows_missing", problems=problems)
+            return self.failed("local_database", "local_database_rows_missing", LocalDatabaseFacts(problems=tuple(problems)))
         return self.passed("local_database")
 
     def local_problems(self, local):
@@ -384,4 +391,3 @@ class _Judging:
             if not problems and empty:
                 problems.append(Mismatch("empty_values", table, column, found=empty))
         return problems
-

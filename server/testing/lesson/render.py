@@ -5,7 +5,11 @@ checkpoint's message: a summary line, then titled sections (feedback.py),
 the "Fix" among them kept as `Feedback.fix` for the status and the page. It
 decides nothing: the status, the reason and the facts come from judge.py;
 the revisions and files are named from the evidence; every word about the
-lesson's own tables and steps comes from the lesson's declaration.
+lesson's own tables and steps comes from the lesson's declaration and its
+words (definition.LessonWords); the sentences every lesson shares are
+templates in messages.py. One class of words per kind of checkpoint
+(WORDS_OF_KIND, by definition.Lesson.kind_of) says why it waits for another
+(blocked), that it passed, or what failed and the fix.
 
 Revisions are named by position in the chain (1-4) and by file path relative
 to the repository; never by message or id.
@@ -15,24 +19,7 @@ import textwrap
 
 from .feedback import Feedback, bullet_list, code_block, first_lines, one_line, plural, short, summarised
 from .judge import PASSED
-
-BLOCKED_WHY = {
-    "no_versions": "There is no {versions}/ folder.",
-    "no_versions_to_read": "There is no {versions}/ folder to read revisions from.",
-    "history_breaks": "The history cannot be followed to revision {position}: {problem}",
-    "earlier_fails": "Revision {earlier} fails on upgrade, so revision {position} cannot run.",
-    "not_run": "{name} was not run.",
-    "previous_leaves_other_tables": "Revision {previous} does not leave the tables revision {position} works on.",
-    "needs_all": "The downgrades are checked once all {count_word} revisions run, from revision {count} down.",
-    "upgrade_fails_first": "Revision {earlier} fails on upgrade, so nothing can be downgraded.",
-    "later_downgrade_fails": "The downgrade of revision {earlier} does not undo its upgrade, so revision "
-                             "{position}'s runs on other tables and is judged once that one is fixed.",
-    "no_end_revision": "There is no revision {end} yet.",
-    "end_fails": "Revision {end} fails on upgrade, so there is no database at revision {end} to compare with.",
-    "wrong_before_end": "Revision {earlier} leaves other tables or columns than the lesson's, so the schema at "
-                        "revision {end} is not the one models.py should match.",
-}
-REPLAY_SERVER_FIX = "Check the database server given to the grader (--lesson-database / LESSON_GRADE_DATABASE_URL)."
+from .messages import BLOCKED_WHY, DIFFERENCE_WORDS, MISMATCH_WORDS, REPLAY_SERVER_FIX, finding_line
 
 
 def capital(text):
@@ -40,19 +27,12 @@ def capital(text):
 
 
 def feedback(verdict, evidence, lesson, verdicts):
-    words = _Words(evidence, lesson, verdicts)
-    if verdict.reason == "blocked":
-        return words.blocked(verdict)
+    words = WORDS_OF_KIND[verdict.kind](evidence, lesson, verdicts)
+    if verdict.block:
+        return words.blocked(verdict.block)
     if verdict.status == PASSED:
         return Feedback(words.passed(verdict))
-    position = lesson.position_of(verdict.id)
-    if verdict.checkpoint.optional and verdict.reason != "missing_revision":
-        from .going_further import further_feedback
-
-        return further_feedback(words, verdict, position)
-    if position is not None:
-        return words.revision(verdict, position)
-    return getattr(words, verdict.id)(verdict)
+    return words.failed(verdict)
 
 
 # --- wording shared with the status and the page -----------------------------------------
@@ -62,22 +42,6 @@ def fix_functions(revision, batch=False):
     lines = ["def upgrade():"] + ["    " + line for line in revision.fix_lines("upgrade", batch)]
     lines += ["", "", "def downgrade():"] + ["    " + line for line in revision.fix_lines("downgrade", batch)]
     return code_block(lines)
-
-
-MISMATCH_WORDS = {
-    "no_table": "there is no table `{table}`",
-    "extra_table": "there is an extra table `{table}` ({found})",
-    "no_column": "`{table}` has no column `{column}` (it has {found_or_none})",
-    "extra_column": "`{table}` has an extra column `{column}`",
-    "kind": "{where} holds {found} values; expected {expected}",
-    "not_primary_key": "{where} is not the primary key",
-    "in_primary_key": "{where} is part of the primary key; it should not be",
-    "allows_null": "{where} allows empty values (NULL); it should be NOT NULL (nullable=False)",
-    "not_null": "{where} is NOT NULL; it should allow empty values (nullable=True)",
-    "no_rows": "`{table}` has no rows: the rows you added in step {expected} are gone",
-    "empty_values": "{where} is empty (NULL) in {rows}: the values were lost on the way (a column dropped and "
-                    "added instead of renamed)",
-}
 
 
 # Kinds a submission can repeat without end, summarised in one line beyond MANY of them.
@@ -196,17 +160,6 @@ def describe_difference(change, database="the database at revision 3"):
     return "; ".join(_describe_one_difference(item, database) for item in change)
 
 
-DIFFERENCE_WORDS = {
-    "add_table": "models.py defines table `{table}`, which {database} does not have",
-    "remove_table": "{database} has table `{table}`, which models.py does not define",
-    "add_column": "models.py gives `{table}` a column `{column}`, which {database} does not have",
-    "remove_column": "{database} has column `{table}.{column}`, which models.py does not define",
-    "modify_nullable": "`{table}.{column}`: models.py says nullable={new}, {database} says nullable={existing}",
-    "modify_type": "`{table}.{column}`: models.py says {new}, {database} has {existing}",
-    "modify_default": "`{table}.{column}`: the server default differs",
-}
-
-
 def _describe_one_difference(item, database):
     template = DIFFERENCE_WORDS.get(item.kind, "{kind}: {detail}")
     return template.format(kind=item.kind.replace("_", " "), table=item.table, column=item.column,
@@ -227,6 +180,8 @@ def rows_code(lesson, data_sets, schema):
 # --- one checkpoint's message ----------------------------------------------------------------
 
 class _Words:
+    """What every checkpoint's words need: the evidence, the lesson and the other verdicts."""
+
     def __init__(self, evidence, lesson, verdicts):
         self.evidence = evidence
         self.layout = evidence.layout
@@ -243,48 +198,25 @@ class _Words:
     def revision_name(self, position):
         return f"revision {position} ({self.chain[position - 1].rel})"
 
-    def blocked(self, verdict):
-        facts = dict(verdict.facts)
-        position = facts.get("position")
+    def blocked(self, block):
         history = self.evidence.history
-        facts.update(
+        position = block.position
+        why = BLOCKED_WHY[block.cause].format(
+            position=position, earlier=block.earlier, end=block.end, previous=(position or 1) - 1,
+            name=self.revision_name(position) if position and position <= len(self.chain) else None,
             versions=self.rel(self.layout.versions), count=self.lesson.count, count_word=self.lesson.count_word,
             problem=one_line(history.problems[0] if history.problems else "it splits or breaks before it."),
-            previous=(position or 1) - 1,
         )
-        if position and position <= len(self.chain):
-            facts["name"] = self.revision_name(position)
-        why = BLOCKED_WHY[facts["cause"]].format(**facts)
-        return Feedback(f"blocked by {verdict.blocked_by}: fix that first").add("Why", why)
+        return Feedback(f"blocked by {block.by}: fix that first").add("Why", why)
+
+
+class _InitWords(_Words):
+    """init: the folders `flask db init` makes, and app.py and env.py."""
 
     def passed(self, verdict):
-        position = self.lesson.position_of(verdict.id)
-        if position is not None:
-            revision = self.lesson.revision(position)
-            keeps = " and keeps every row" if revision.keeps_rows else ""
-            return f"{capital(self.revision_name(position))} {revision.short}{keeps}."
-        return getattr(self, f"{verdict.id}_passed")()
-
-    def init_passed(self):
         return f"{self.rel(self.layout.migrations)}/ has alembic.ini, env.py, script.py.mako and versions/."
 
-    def history_passed(self):
-        return f"One linear history of {self.lesson.count_word} revisions: one base, one head, no branches."
-
-    def downgrades_passed(self):
-        return "Every downgrade reverses its upgrade and keeps the rows, down to an empty database."
-
-    def models_match_passed(self):
-        return (f"{self.rel(self.layout.models_py)} matches the schema at revision {self.lesson.end.revision} "
-                "(`flask db migrate` would find nothing to do).")
-
-    def local_database_passed(self):
-        local = self.evidence.local
-        counts = ", ".join(f"{local.counts.get(table)} {table}" for table, _ in self.lesson.end.tables)
-        return f"{local.label} is at revision {self.lesson.end.revision} with your rows ({counts})."
-
-    # init ---------------------------------------------------------------------------------
-    def init(self, verdict):
+    def failed(self, verdict):
         layout = self.layout
         migrations = self.rel(layout.migrations)
         reason = verdict.reason
@@ -307,13 +239,13 @@ class _Words:
         return self.init_incomplete(verdict)
 
     def init_incomplete(self, verdict):
-        layout, findings, missing = self.layout, self.evidence.findings, verdict.facts["missing"]
+        layout, findings, missing = self.layout, self.evidence.findings, verdict.facts.missing
         migrations = self.rel(layout.migrations)
-        problems = [f"{migrations}/{name} is missing" for name in missing] + findings
+        problems = [f"{migrations}/{name} is missing" for name in missing] + [finding_line(f) for f in findings]
         fixes = []
         if "versions/" in missing:
             fixes.append(f"Create the empty folder: mkdir {migrations}/versions")
-        if any(name != "versions/" for name in missing) or any("env.py" in p for p in findings):
+        if any(name != "versions/" for name in missing) or any(f.file == self.rel(layout.env_py) for f in findings):
             fixes.append(
                 "Get fresh copies of Flask-Migrate's files: in server/ run\n"
                 "    flask db init --directory fresh-migrations\n"
@@ -322,7 +254,7 @@ class _Words:
                 "Keep your versions/ folder as it is."
             )
         app_rel = self.rel(layout.app_py)
-        if any(p.startswith(app_rel) for p in findings):
+        if any(f.file == app_rel for f in findings):
             fixes.append("Fix server/app.py as described above; `flask db ...` needs it to load.")
         if verdict.reason == "app_py_broken":
             summary = f"{app_rel} cannot run `flask db` commands: {plural(len(problems), 'problem')}."
@@ -333,97 +265,14 @@ class _Words:
     def with_app_findings(self, feedback):
         """Add what is wrong in app.py, which `flask db init` needs too."""
         if self.evidence.findings:
-            feedback.add("Also", bullet_list(self.evidence.findings) + "\nFix these too: `flask db ...` loads app.py.")
+            feedback.add("Also", bullet_list(map(finding_line, self.evidence.findings))
+                         + "\nFix these too: `flask db ...` loads app.py.")
         return feedback
 
-    # the lesson's revisions -------------------------------------------------------------
-    def revision(self, verdict, position):
-        revision, reason = self.lesson.revision(position), verdict.reason
-        if reason == "work_in_another_revision":
-            return self.work_elsewhere(position, verdict.facts["doer"])
-        if reason == "missing_revision":
-            return Feedback(f"No revision {position} yet: nothing {revision.short}.").add(
-                "Found", f"{plural(len(self.chain), 'revision')} in {self.rel(self.layout.versions)}/."
-            ).add("Expected", f"Revision {position} {revision.expected}.").add_fix(
-                f"Step {revision.step}: {revision.how}")
-        if reason == "replay_database_unusable":
-            return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
-        step = self.evidence.replay.upgrade(position)
-        name = capital(self.revision_name(position))
-        if reason in ("upgrade_fails", "upgrade_stopped"):
-            feedback = Feedback(f"{name} fails on upgrade.").add("Error", step.error)
-            return self.revision_advice(feedback, position, step)
-        other_work = verdict.facts["other_work"]
-        if reason == "loses_data":
-            summary = f"{name} loses data: {loss_summary(step.losses[0])}."
-        elif reason == "does_another_steps_work":
-            summary = (f"{name} {self.lesson.revision(other_work[0]).short} (step {other_work[0]}'s work) "
-                       f"instead of step {revision.step}'s: nothing {revision.short} before it.")
-        else:
-            summary = f"{name} does not do what step {revision.step} asks."
-        feedback = Feedback(summary).add("Found", bullet_list(mismatch_lines(verdict.facts["schema_wrong"])
-                                                              + loss_lines(step)))
-        return self.revision_advice(feedback, position, step)
 
-    def revision_advice(self, feedback, position, step):
-        """Add what the upgrade does, the risk found, what was expected and the fix
-        (the lesson's code for the revision)."""
-        revision_file = self.chain[position - 1]
-        feedback.add("What it does (upgrade)", what_it_does(step))
-        if step is not None and step.risks:
-            feedback.add("Why", "\n".join(first_lines(risk.message for risk in step.risks)))
-        feedback.add("Expected", f"Revision {position} {self.lesson.revision(position).expected}.")
-        fix = (f"In {revision_file.rel}, make the functions read:\n\n"
-               f"{fix_functions(self.lesson.revision(position), revision_file.uses_batch)}")
-        remark = ""
-        if step is not None and lost_rows(step):
-            steps, verb = self.lesson.row_steps
-            remark = ("If `flask db upgrade` already ran the old version on your own database, the rows are gone "
-                      f"there too: after fixing the file, add them again with `flask shell` ({steps} {verb} how).")
-        return feedback.add_fix(fix, remark)
-
-    def work_elsewhere(self, position, doer):
-        """Step `position`'s work, which revision `doer` does instead of a revision of its own."""
-        name = self.revision_name(doer)
-        others = sorted(self.lesson.works(self.evidence.replay.upgrade(doer)) - {position})
-        together = f", together with step {others[0]}'s work" if others else ""
-        revision = self.lesson.revision(position)
-        feedback = Feedback(f"{capital(name)} {revision.short}{together}: step {revision.step} has no revision "
-                            "of its own.")
-        feedback.add("Revisions found", self.revisions_found())
-        feedback.add("Expected", f"Revision {position} {revision.expected}.")
-        if doer < position and self.verdicts[self.lesson.checkpoint_of(doer)].failed:
-            return feedback.add_fix(self.fix_first(doer, position))
-        return feedback.add_fix(self.order_fix(min(doer, position)))
-
-    def order_fix(self, position):
-        """How to get back to one revision per step, in order, from revision `position` on."""
-        revision = self.chain[position - 1]
-        if position == 1:
-            first = self.lesson.revision(1)
-            return (
-                f"Revision 1 ({revision.rel}) does more than step {first.step}. The lesson makes one revision per "
-                "step, each run on a database that already holds the rows of the steps before, so start over:\n"
-                f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
-                f"    put models.py back to {self.lesson.starter_models},\n"
-                f"    and do the steps again from step {first.step} (`{self.lesson.first_migrate}`)."
-            )
-        later = [r.rel for r in self.chain[position - 1:]]
-        step, previous_step = self.lesson.step_of(position), self.lesson.step_of(position - 1)
-        return (
-            f"The lesson makes one revision per step, in order. Go back to revision {position - 1} and do the "
-            f"steps from step {step} again: in server/ run\n"
-            f"    flask db downgrade {self.chain[position - 2].revision}\n"
-            f"then delete {', '.join(later)}, change models.py back to how step {previous_step} left it, and "
-            f"follow the README from step {step}."
-        )
-
-    def fix_first(self, position, then):
-        """Mend revision `position` into its own step's work, then go on with step `then`."""
-        revision_file, revision = self.chain[position - 1], self.lesson.revision(position)
-        return (f"Step {revision.step} first: fix revision {position} ({revision_file.rel}), as "
-                f"{revision.checkpoint.id} says:\n\n{fix_functions(revision, revision_file.uses_batch)}\n\n"
-                f"Then step {then}.")
+class _ChainWords(_Words):
+    """What the words of the revisions and the history share: the revisions found and the way
+    back to one revision per step."""
 
     def revisions_found(self):
         lines = []
@@ -446,8 +295,112 @@ class _Words:
             lines.append(f"{head}{revision.rel} ({ids}): {work}")
         return "\n".join(lines)
 
-    # history ---------------------------------------------------------------------------------
-    def history(self, verdict):
+    def order_fix(self, position):
+        """How to get back to one revision per step, in order, from revision `position` on."""
+        revision = self.chain[position - 1]
+        if position == 1:
+            first = self.lesson.revision(1)
+            return (
+                f"Revision 1 ({revision.rel}) does more than step {first.step}. The lesson makes one revision per "
+                "step, each run on a database that already holds the rows of the steps before, so start over:\n"
+                f"    delete {revision.rel} (and any later revision file) and server/instance/app.db,\n"
+                f"    put models.py back to {self.lesson.words.starter_models},\n"
+                f"    and do the steps again from step {first.step} (`{self.lesson.first_migrate}`)."
+            )
+        later = [r.rel for r in self.chain[position - 1:]]
+        step, previous_step = self.lesson.step_of(position), self.lesson.step_of(position - 1)
+        return (
+            f"The lesson makes one revision per step, in order. Go back to revision {position - 1} and do the "
+            f"steps from step {step} again: in server/ run\n"
+            f"    flask db downgrade {self.chain[position - 2].revision}\n"
+            f"then delete {', '.join(later)}, change models.py back to how step {previous_step} left it, and "
+            f"follow the README from step {step}."
+        )
+
+    def fix_first(self, position, then):
+        """Mend revision `position` into its own step's work, then go on with step `then`."""
+        revision_file, revision = self.chain[position - 1], self.lesson.revision(position)
+        return (f"Step {revision.step} first: fix revision {position} ({revision_file.rel}), as "
+                f"{revision.checkpoint.id} says:\n\n{fix_functions(revision, revision_file.uses_batch)}\n\n"
+                f"Then step {then}.")
+
+
+class _RevisionWords(_ChainWords):
+    """One of the lesson's revisions."""
+
+    def passed(self, verdict):
+        position = self.lesson.position_of(verdict.id)
+        keeps = " and keeps every row" if self.lesson.revision(position).keeps_rows else ""
+        return f"{capital(self.revision_name(position))} {self.lesson.words_of(position).short}{keeps}."
+
+    def failed(self, verdict):
+        position = self.lesson.position_of(verdict.id)
+        revision, words, reason = self.lesson.revision(position), self.lesson.words_of(position), verdict.reason
+        if reason == "work_in_another_revision":
+            return self.work_elsewhere(position, verdict.facts.doer)
+        if reason == "missing_revision":
+            return Feedback(f"No revision {position} yet: nothing {words.short}.").add(
+                "Found", f"{plural(len(self.chain), 'revision')} in {self.rel(self.layout.versions)}/."
+            ).add("Expected", f"Revision {position} {words.expected}.").add_fix(
+                f"Step {revision.step}: {words.how}")
+        if reason == "replay_database_unusable":
+            return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
+        step = self.evidence.replay.upgrade(position)
+        name = capital(self.revision_name(position))
+        if reason in ("upgrade_fails", "upgrade_stopped"):
+            feedback = Feedback(f"{name} fails on upgrade.").add("Error", step.error)
+            return self.revision_advice(feedback, position, step)
+        other_work = verdict.facts.other_work
+        if reason == "loses_data":
+            summary = f"{name} loses data: {loss_summary(step.losses[0])}."
+        elif reason == "does_another_steps_work":
+            summary = (f"{name} {self.lesson.words_of(other_work[0]).short} (step {other_work[0]}'s work) "
+                       f"instead of step {revision.step}'s: nothing {words.short} before it.")
+        else:
+            summary = f"{name} does not do what step {revision.step} asks."
+        feedback = Feedback(summary).add("Found", bullet_list(mismatch_lines(verdict.facts.schema_wrong)
+                                                              + loss_lines(step)))
+        return self.revision_advice(feedback, position, step)
+
+    def revision_advice(self, feedback, position, step):
+        """Add what the upgrade does, the risk found, what was expected and the fix
+        (the lesson's code for the revision)."""
+        revision_file = self.chain[position - 1]
+        feedback.add("What it does (upgrade)", what_it_does(step))
+        if step is not None and step.risks:
+            feedback.add("Why", "\n".join(first_lines(risk.message for risk in step.risks)))
+        feedback.add("Expected", f"Revision {position} {self.lesson.words_of(position).expected}.")
+        fix = (f"In {revision_file.rel}, make the functions read:\n\n"
+               f"{fix_functions(self.lesson.revision(position), revision_file.uses_batch)}")
+        remark = ""
+        if step is not None and lost_rows(step):
+            steps, verb = self.lesson.row_steps
+            remark = ("If `flask db upgrade` already ran the old version on your own database, the rows are gone "
+                      f"there too: after fixing the file, add them again with `flask shell` ({steps} {verb} how).")
+        return feedback.add_fix(fix, remark)
+
+    def work_elsewhere(self, position, doer):
+        """Step `position`'s work, which revision `doer` does instead of a revision of its own."""
+        name = self.revision_name(doer)
+        others = sorted(self.lesson.works(self.evidence.replay.upgrade(doer)) - {position})
+        together = f", together with step {others[0]}'s work" if others else ""
+        revision, words = self.lesson.revision(position), self.lesson.words_of(position)
+        feedback = Feedback(f"{capital(name)} {words.short}{together}: step {revision.step} has no revision "
+                            "of its own.")
+        feedback.add("Revisions found", self.revisions_found())
+        feedback.add("Expected", f"Revision {position} {words.expected}.")
+        if doer < position and self.verdicts[self.lesson.checkpoint_of(doer)].failed:
+            return feedback.add_fix(self.fix_first(doer, position))
+        return feedback.add_fix(self.order_fix(min(doer, position)))
+
+
+class _HistoryWords(_ChainWords):
+    """history: one line of the lesson's revisions."""
+
+    def passed(self, verdict):
+        return f"One linear history of {self.lesson.count_word} revisions: one base, one head, no branches."
+
+    def failed(self, verdict):
         history, lesson = self.evidence.history, self.lesson
         reason = verdict.reason
         if reason == "no_revisions":
@@ -455,15 +408,15 @@ class _Words:
             return Feedback(f"No revisions yet: {self.rel(self.layout.versions)}/ is empty.").add(
                 "Expected", f"{capital(lesson.count_word)} revisions in one line (steps "
                             f"{first.step}-{lesson.revision(lesson.count).step}).").add_fix(
-                f"Step {first.step}: {first.how}")
+                f"Step {first.step}: {lesson.words_of(1).how}")
         if reason == "too_few_revisions":
             return Feedback(f"Found {len(history.files)} of the lesson's {lesson.count_word} revisions.").add(
-                "Revisions found", self.revisions_found()).add_fix(self.next_revision(verdict.facts["next"]))
+                "Revisions found", self.revisions_found()).add_fix(self.next_revision(verdict.facts.next))
         problems, fix = list(history.problems), None
         if reason == "extra_revisions":
             problems.append(self.extra_problem())
             fix = self.extra_fix()
-        expected = "\n".join(f"{n}. {revision.expected}" for n, revision in enumerate(lesson.revisions, start=1))
+        expected = "\n".join(f"{n}. {lesson.words_of(n).expected}" for n in range(1, lesson.count + 1))
         return Feedback(
             f"The history is not one line of the {lesson.count_word} lesson revisions: "
             f"{plural(len(problems), 'problem')}."
@@ -485,38 +438,44 @@ class _Words:
     def extra_fix(self):
         lesson = self.lesson
         return (
-            f"The lesson has {lesson.count_word} revisions: {lesson.extra_revision_note}.\n"
+            f"The lesson has {lesson.count_word} revisions: {lesson.words.extra_revision_note}.\n"
             "Remove the extra revisions: if your database already ran them, first go back with\n"
             f"    flask db downgrade {self.chain[lesson.count - 1].revision}\n"
             f"then delete {', '.join(r.rel for r in self.extras())}."
         )
 
     def next_revision(self, advice):
-        kind = advice["kind"]
+        kind = advice.kind
         if kind == "apply_local":
-            count = advice["count"]
+            count = advice.count
             return (f"Step {self.lesson.step_of(count)}: {self.evidence.local.label} is at revision "
-                    f"{advice['local']}; apply the rest first, in server/:\n    flask db upgrade head\n"
+                    f"{advice.local}; apply the rest first, in server/:\n    flask db upgrade head\n"
                     f"Then step {count + 1}.")
         if kind == "order":
-            return self.order_fix(advice["position"])
+            return self.order_fix(advice.position)
         if kind == "next_step":
-            text = f"Step {advice['position']}: " + self.lesson.revision(advice["position"]).how
+            text = f"Step {advice.position}: " + self.lesson.words_of(advice.position).how
             if self.evidence.other_database:  # not read here: it may still wait for an upgrade
                 text = (f"First make sure your database has every revision applied: in server/, `flask db current` "
-                        f"shows revision {advice['position'] - 1}'s id, else run `flask db upgrade head` "
+                        f"shows revision {advice.position - 1}'s id, else run `flask db upgrade head` "
                         "(`pipenv run status` reads your database and tells).\n" + text)
             return text
-        return self.fix_first(advice["position"], advice["then"])
+        return self.fix_first(advice.position, advice.then)
 
-    # downgrades -----------------------------------------------------------------------------
-    def downgrades(self, verdict):
+
+class _DowngradesWords(_Words):
+    """downgrades: each downgrade undoes its upgrade."""
+
+    def passed(self, verdict):
+        return "Every downgrade reverses its upgrade and keeps the rows, down to an empty database."
+
+    def failed(self, verdict):
         if verdict.reason == "replay_database_unusable":
             return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
         if verdict.reason == "downgrades_not_run":
             return Feedback("The downgrades could not all be run.")
-        failing = verdict.facts["failing"]
-        names = [self.revision_name(entry["position"]) for entry in failing]
+        failing = verdict.facts.failing
+        names = [self.revision_name(entry.position) for entry in failing]
         feedback = Feedback(
             f"{plural(len(names), 'downgrade')} do not reverse their upgrade: {', '.join(names)}."
             if len(names) > 1 else f"The downgrade of {names[0]} does not reverse its upgrade."
@@ -528,9 +487,9 @@ class _Words:
                         "database (only alembic_version left), every table and column comes back with its rows.")
 
     def downgrade_section(self, entry):
-        position = entry["position"]
+        position = entry.position
         step = next(s for s in self.evidence.replay.downgrades if s.position == position)
-        problems = ["it fails: " + step.error] if not step.ran else mismatch_lines(entry["schema_wrong"]) + loss_lines(step)
+        problems = ["it fails: " + step.error] if not step.ran else mismatch_lines(entry.schema_wrong) + loss_lines(step)
         text = bullet_list(problems)
         does = what_it_does(step)
         if does:
@@ -542,13 +501,20 @@ class _Words:
             lines = ["def downgrade():"] + ["    " + line for line in
                                              revision.fix_lines("downgrade", self.chain[position - 1].uses_batch)]
             text += f"\n\nFix: in {self.chain[position - 1].rel}, make downgrade() read:\n" + code_block(lines, 1)
-        if (not step.ran or entry["schema_wrong"]) and position > 1:
+        if (not step.ran or entry.schema_wrong) and position > 1:
             text += (f"\n\nThe downgrades of revisions {position - 1} to 1 are checked once this one "
                      "leaves the tables as they were before its upgrade.")
         return text
 
-    # models_match -----------------------------------------------------------------------------
-    def models_match(self, verdict):
+
+class _ModelsMatchWords(_Words):
+    """models_match: models.py describes the schema at the end revision."""
+
+    def passed(self, verdict):
+        return (f"{self.rel(self.layout.models_py)} matches the schema at revision {self.lesson.end.revision} "
+                "(`flask db migrate` would find nothing to do).")
+
+    def failed(self, verdict):
         models_rel = self.rel(self.layout.models_py)
         replay, end = self.evidence.replay, self.lesson.end
         model = code_block(end.model_code)
@@ -561,17 +527,27 @@ class _Words:
             return Feedback(f"{models_rel} cannot be compared with the database at revision {end.revision}.").add(
                 "Error", replay.models_error).add_fix(model)
         database = f"the database at revision {end.revision}"
-        lines = [describe_difference(item, database) for item in verdict.facts["diff"]]
+        lines = [describe_difference(item, database) for item in verdict.facts.diff]
         feedback = Feedback(
             f"{models_rel} does not match the schema at revision {end.revision}: {plural(len(lines), 'difference')}."
         ).add(f"Differences (models.py vs. {database})", bullet_list(lines))
         feedback.add("What `flask db migrate` would generate", textwrap.dedent(replay.models_code))
-        feedback.add("Expected", end.model_expected)
+        feedback.add("Expected", self.lesson.words.model_expected)
         revision = self.chain[end.revision - 1].revision
-        return feedback.add_fix(end.model_fix.format(revision=revision, models=models_rel, model=model, intro=end.model_intro))
+        words = self.lesson.words
+        return feedback.add_fix(words.model_fix.format(revision=revision, models=models_rel, model=model,
+                                                       intro=words.model_intro))
 
-    # local_database ---------------------------------------------------------------------------
-    def local_database(self, verdict):
+
+class _LocalDatabaseWords(_Words):
+    """local_database: the student's own database at the end of the lesson."""
+
+    def passed(self, verdict):
+        local = self.evidence.local
+        counts = ", ".join(f"{local.counts.get(table)} {table}" for table, _ in self.lesson.end.tables)
+        return f"{local.label} is at revision {self.lesson.end.revision} with your rows ({counts})."
+
+    def failed(self, verdict):
         rel = self.evidence.local.label if self.evidence.local else self.rel(self.layout.local_database)
         local, reason = self.evidence.local, verdict.reason
         if reason == "other_database":
@@ -606,8 +582,8 @@ class _Words:
         if reason == "local_database_wrong_revision":
             return self.local_wrong_revision(verdict, rel)
         return Feedback(f"{rel} is at revision {self.lesson.end.revision} but its tables or rows are not right.").add(
-            "Found", bullet_list(mismatch_lines(verdict.facts["problems"]))).add_fix(
-            self.add_rows_again(verdict.facts["problems"]))
+            "Found", bullet_list(mismatch_lines(verdict.facts.problems))).add_fix(
+            self.add_rows_again(verdict.facts.problems))
 
     def end_file(self):
         end = self.lesson.end.revision
@@ -615,7 +591,7 @@ class _Words:
 
     def local_wrong_revision(self, verdict, rel):
         end, end_file = self.lesson.end, self.end_file()
-        position, current = verdict.facts["position"], self.evidence.local.versions[0]
+        position, current = verdict.facts.position, self.evidence.local.versions[0]
         if position is None:
             where = f"at revision {current!r}, which no file in {self.rel(self.layout.versions)}/ has"
         else:
@@ -626,7 +602,7 @@ class _Words:
             fix = f"Step {end.step}: in server/ run\n    flask db downgrade {end_file.revision}"
         else:
             fix = f"In server/ run\n    {fix_upgrade}"
-            broken = verdict.facts["broken"]
+            broken = verdict.facts.broken
             if broken and end_file:
                 fix = (f"First fix what {', '.join(broken)} reports: `flask db upgrade` runs those revisions on "
                        f"your own rows. Then, in server/ run\n    {fix_upgrade}")
@@ -641,3 +617,23 @@ class _Words:
         return "Add the missing rows again with `flask shell` in server/:\n" + code_block(
             rows_code(self.lesson, data_sets, schema).splitlines(), 1)
 
+
+# A checkpoint's kind (definition.Lesson.kind_of) -> the words for it.
+WORDS_OF_KIND = {
+    "init": _InitWords,
+    "revision": _RevisionWords,
+    "history": _HistoryWords,
+    "downgrades": _DowngradesWords,
+    "models_match": _ModelsMatchWords,
+    "local_database": _LocalDatabaseWords,
+}
+
+
+def _register_further_words():
+    # The optional steps' words build on a revision's (going_further.py); the kind is theirs.
+    from .going_further import further_words_class
+
+    WORDS_OF_KIND["further"] = further_words_class()
+
+
+_register_further_words()

@@ -31,7 +31,7 @@ def further_line(report):
     if not report.further:
         return ""
     if not report.further_started:
-        return report.lesson.further.intro
+        return report.lesson.further.words.intro
     return (f"Lesson {report.score}/{report.max_score} · Going further {report.further_score}/{report.further_max} "
             "(optional steps: bonus points, never part of the lesson's score)")
 

@@ -266,7 +266,7 @@ def _render(found):
     click.echo("")
     if found.extra:
         names = "\n".join("    " + os.path.relpath(revision.path) for revision in found.extra)
-        note = (f"The lesson has exactly {LESSON.count_word} revisions ({LESSON.extra_revision_note}).\n"
+        note = (f"The lesson has exactly {LESSON.count_word} revisions ({LESSON.words.extra_revision_note}).\n"
                 f"For the lesson, do not fix or apply these; delete them:\n{names}")
         if found.loses_data:
             click.secho(note, fg="red", bold=True)

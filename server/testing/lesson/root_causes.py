@@ -33,17 +33,17 @@ def consequence_of(verdict, verdicts, lesson):
         return found if found != checkpoint and verdicts[found].failed else None
 
     if verdict.reason == "work_in_another_revision":  # the step's work is in revision `doer`
-        return failed_at(facts["doer"])
+        return failed_at(facts.doer)
     if verdict.reason == "too_few_revisions":
         # A step merged into another or skipped: the revision the judge says to fix first.
-        return failed_at(facts["next"].get("position"))
+        return failed_at(facts.next.position)
     if verdict.reason == "downgrade_not_reversed":
         # Every downgrade that fails belongs to a revision that already failed (a create+drop
         # kept, an extra revision): the downgrade follows from it.
-        causes = [failed_at(failing["position"]) for failing in facts["failing"]]
+        causes = [failed_at(failing.position) for failing in facts.failing]
         return causes[0] if causes and all(causes) else None
-    if verdict.reason == "local_database_wrong_revision" and facts.get("broken"):
-        return facts["broken"][0]
+    if verdict.reason == "local_database_wrong_revision" and facts.broken:
+        return facts.broken[0]
     return None
 
 
@@ -66,4 +66,4 @@ def ranked(rows, lesson):
 def mistake_name(mistake, lesson):
     if mistake.endswith(":upgrade_stopped"):
         return f"{mistake.split(':')[0]}: {UPGRADE_STOPPED}"
-    return lesson.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))
+    return lesson.words.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))

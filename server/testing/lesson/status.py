@@ -218,11 +218,11 @@ def first_finding(report):
             continue
         if result.reason in IN_PROGRESS:
             continue
-        advice = result.verdict.facts.get("next", {}) if result.reason == "too_few_revisions" else {}
-        if advice.get("kind") in ("apply_local", "next_step"):
+        advice = result.verdict.facts.next if result.reason == "too_few_revisions" else None
+        if advice and advice.kind in ("apply_local", "next_step"):
             continue
-        if advice.get("kind") == "fix_first":  # the history's fix is that revision's: its own finding says more
-            revision = report[report.lesson.checkpoint_of(advice["position"])]
+        if advice and advice.kind == "fix_first":  # the history's fix is that revision's: its own finding says more
+            revision = report[report.lesson.checkpoint_of(advice.position)]
             return revision if revision.status == FAILED and not revision.blocked_by else result
         return result
     return None
@@ -275,9 +275,8 @@ def _finding_advice(where, result):
 
 def _step_of_finding(lesson, result):
     """The README step whose work the finding's fix redoes (None: no one step)."""
-    facts = result.verdict.facts
     if result.id == "history":
-        position = facts.get("next", {}).get("position")
+        position = result.verdict.facts.next.position if result.verdict.facts.next else None
         return lesson.step_of(position) if position else None
     position = lesson.position_of(result.id)
     return lesson.step_of(position) if position else result.checkpoint.step
@@ -285,7 +284,8 @@ def _step_of_finding(lesson, result):
 
 def _reset_offer(where, result):
     """For a chain no edit mends: the way back to the start of a step, with the lesson's own files."""
-    kind = result.verdict.facts.get("next", {}).get("kind") if result.id == "history" else None
+    advice = result.verdict.facts.next if result.id == "history" else None
+    kind = advice.kind if advice else None
     deleted_folder = result.reason == "no_migrations_folder" and where.local is not None and where.local.versions
     if result.reason not in TANGLED and kind not in ("order", "fix_first") and not deleted_folder:
         return ""
@@ -353,18 +353,18 @@ def _extra_revisions(where, result):
 
 def _models_back(where):
     """The database is at the end revision, models.py still describes a later one."""
-    lesson, end = where.lesson, where.lesson.end
+    lesson, end, words = where.lesson, where.lesson.end, where.lesson.words
     return Advice(
-        f"Step {end.step}: {end.model_change}",
+        f"Step {end.step}: {words.model_change}",
         f"Your database is at revision {end.revision}, where step {end.step} leaves it, but models.py still "
         f"describes revision {lesson.count}.\nChange models.py (not the migrations, and do not upgrade); "
-        f"{end.model_intro}" + _end_model(end) + "\n" + end.model_early_note,
+        f"{words.model_intro}" + _end_model(lesson) + "\n" + words.model_early_note,
         end.step,
     )
 
 
-def _end_model(end):
-    return "\n" + code_block(end.model_code, 1) + "\n" + end.model_repr_note
+def _end_model(lesson):
+    return "\n" + code_block(lesson.end.model_code, 1) + "\n" + lesson.words.model_repr_note
 
 
 # --- then the database ------------------------------------------------------------------
@@ -466,7 +466,7 @@ def _end_advice(where):
     """The lesson's revisions are right: the database goes to the end revision, models.py describes it."""
     lesson, end = where.lesson, where.lesson.end
     target = where.end_revision.revision
-    back = f"{end.model_change}, so it describes revision {end.revision}:" + _end_model(end)
+    back = f"{lesson.words.model_change}, so it describes revision {end.revision}:" + _end_model(lesson)
     title = f"Step {end.step}:"
     if where.position > end.revision:
         text = f"Go back one revision, in server/:\n    flask db downgrade {target}\n"

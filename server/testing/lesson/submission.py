@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .facts import Finding
 from .feedback import describe_exception, relative
 from .sandbox import ChildFailure
 
@@ -440,17 +441,18 @@ def load_models(layout, sandbox):
 # -- static checks of app.py and env.py -----------------------------------------
 
 def _parse(path, layout):
-    """(tree, None) or (None, problem) for a Python file."""
+    """(tree, None) or (None, Finding) for a Python file."""
     rel = layout.rel(path)
     if not path.is_file():
-        return None, f"{rel} does not exist."
+        return None, Finding("missing_file", rel)
     try:
         source = path.read_text(encoding="utf-8")
         return ast.parse(source, filename=str(path)), None
     except SyntaxError as error:
-        return None, describe_exception(error, layout.root)
+        return None, Finding("syntax_error", rel, describe_exception(error, layout.root, known_file=path),
+                             error.lineno)
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        return None, f"{rel} cannot be read: {error}"
+        return None, Finding("unreadable", rel, str(error))
 
 
 def _module_level_statements(tree):
@@ -518,11 +520,8 @@ def _import_problems(tree, path, layout, local_folder):
                     models_tree, _ = _parse(local, layout)
                     if models_tree is not None:
                         missing = [n for n in imported if n != "*" and n not in _defined_names(models_tree)]
-                        for name in missing:
-                            problems.append(
-                                f"{rel}, line {node.lineno}: imports `{name}` from models, "
-                                f"but {layout.rel(local)} defines no `{name}`."
-                            )
+                        problems += [Finding("no_model_name", rel, layout.rel(local), node.lineno, name)
+                                     for name in missing]
                 continue
             if top in sys.builtin_module_names:
                 continue
@@ -531,15 +530,13 @@ def _import_problems(tree, path, layout, local_folder):
             except (ImportError, ValueError):
                 found = False
             if not found:
-                problems.append(
-                    f"{rel}, line {node.lineno}: `{ast.unparse(node) if hasattr(ast, 'unparse') else module_name}` "
-                    f"fails: there is no module named '{top}'."
-                )
+                code = ast.unparse(node) if hasattr(ast, "unparse") else module_name
+                problems.append(Finding("no_module", rel, code, node.lineno, top))
     return problems
 
 
 def check_app_py(layout):
-    """Problems that stop `flask db ...` from working, found by reading app.py."""
+    """Problems that stop `flask db ...` from working, found by reading app.py (Findings)."""
     tree, problem = _parse(layout.app_py, layout)
     if problem:
         return [problem]
@@ -547,22 +544,16 @@ def check_app_py(layout):
     problems = _import_problems(tree, layout.app_py, layout, layout.server)
     names = {_call_name(call) for call in _calls([tree])}
     if "Migrate" not in names:
-        problems.append(
-            f"{rel} never creates `Migrate(app, db)`, so `flask db` has no commands. "
-            "Add `migrate = Migrate(app, db)` after creating the app."
-        )
+        problems.append(Finding("no_migrate", rel))
     for call in _calls(list(_module_level_statements(tree))):
         if _call_name(call) in ("create_all", "drop_all"):
-            problems.append(
-                f"{rel}, line {call.lineno}: `{ast.unparse(call) if hasattr(ast, 'unparse') else 'db.create_all()'}` "
-                "runs every time the app loads and changes tables behind Alembic's back. "
-                "Remove it: in this lesson only migrations create tables (`flask db upgrade`)."
-            )
+            code = ast.unparse(call) if hasattr(ast, "unparse") else "db.create_all()"
+            problems.append(Finding("creates_tables", rel, code, call.lineno))
     return problems
 
 
 def check_env_py(layout):
-    """Problems in migrations/env.py, found by reading it."""
+    """Problems in migrations/env.py, found by reading it (Findings)."""
     tree, problem = _parse(layout.env_py, layout)
     if problem:
         return [problem]
@@ -570,8 +561,5 @@ def check_env_py(layout):
     problems = _import_problems(tree, layout.env_py, layout, layout.migrations)
     names = {_call_name(call) for call in _calls([tree])}
     if "run_migrations" not in names:
-        problems.append(
-            f"{rel} never calls `context.run_migrations()`, so `flask db upgrade` does nothing. "
-            "Restore the file Flask-Migrate wrote (see the fix below)."
-        )
+        problems.append(Finding("no_run_migrations", rel))
     return problems

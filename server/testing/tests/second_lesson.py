@@ -6,12 +6,14 @@ whatever lesson it is given, with no module of its own to change.
        nullable, fill it in, then make it NOT NULL
     3. rename the column `author` to `writer`
 
-The lesson ends at revision 3, its head. Its files (app.py, models.py and
-the three revisions) are written here as a student would write them.
+The lesson ends at revision 3, its head. Its words are declared apart, in
+second_lesson_words.py. Its files (app.py, models.py and the three
+revisions) are written here as a student would write them.
 """
 from testing.lesson.definition import (
     AddColumn, Checkpoint, CreateTable, DataSet, EndState, Lesson, RenameColumn, Revision, Spec,
 )
+from .second_lesson_words import LIBRARY_WORDS
 
 CHECKPOINTS = (
     Checkpoint("init", 1, "Migrations initialised with `flask db init`", 10),
@@ -62,20 +64,12 @@ LIBRARY = Lesson(
             CreateTable("books", (
                 ("id", Spec("integer", None, True)), ("name", Spec("string", False)), ("author", Spec("string", None)),
             )),
-            short="creates `books`",
-            expected="creates table `books`: id (INTEGER, primary key), name (VARCHAR, NOT NULL), author (VARCHAR)",
-            how="In server/:\n    flask db migrate -m \"create books\"\n    flask db upgrade head",
             upgrade=CREATE_BOOKS,
             downgrade=("op.drop_table('books')",),
         ),
         Revision(
             BY_ID["add_pages"],
             AddColumn("books", "pages", Spec("integer", False)),
-            short="adds `pages` to `books`",
-            expected="adds column `pages` (INTEGER, NOT NULL) to `books`, filling it in for the rows already there",
-            how="Add `pages = db.Column(db.Integer, nullable=False)` to Book, run `flask db migrate -m \"add pages\"`, "
-                "make the new script add it nullable, fill it in and then make it NOT NULL, then "
-                "`flask db upgrade head`.",
             upgrade=ADD_PAGES,
             downgrade=DROP_PAGES,
             keeps_rows=True,
@@ -83,10 +77,6 @@ LIBRARY = Lesson(
         Revision(
             BY_ID["rename_author"],
             RenameColumn("books", "author", "writer"),
-            short="renames `author` to `writer`",
-            expected="renames column `author` of `books` to `writer`, keeping every value",
-            how="Rename `author` to `writer` in models.py, run `flask db migrate -m \"rename author\"`, change the "
-                "new script to a column rename (and back in downgrade()), then `flask db upgrade head`.",
             upgrade=RENAME_AUTHOR,
             downgrade=RENAME_WRITER,
             keeps_rows=True,
@@ -111,13 +101,9 @@ LIBRARY = Lesson(
             "    writer = db.Column(db.String)",
             "    pages = db.Column(db.Integer, nullable=False)",
         ),
-        model_expected="models.py describes revision 3, the head: Book with `writer` and `pages`.",
-        model_fix="Change {models} (not the migrations); {intro}\n\n{model}",
-        model_intro="the Book model should read:",
     ),
-    extra_revision_note="each step makes one revision",
+    words=LIBRARY_WORDS,
     model_names=("Book",),
-    starter_models="the starter (no models)",
     first_migrate='flask db migrate -m "create books"',
 )
 

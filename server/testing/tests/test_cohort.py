@@ -372,7 +372,7 @@ def test_every_named_mistake_is_a_reason_the_engine_gives():
 
     documented = set(re.findall(r"[a-z_]+", checks.__doc__.split(".reason", 1)[1].split("Message formats", 1)[0]))
     assert ALL_REASONS <= documented, ALL_REASONS - documented
-    for mistake in LESSON.mistake_names:
+    for mistake in LESSON.words.mistake_names:
         checkpoint, reason = mistake.split(":")
         assert checkpoint in LESSON.by_id and reason in ALL_REASONS, mistake
 

@@ -4,8 +4,9 @@
   models.py's differences, turns into JSON (paths as text) with nothing of
   SQLAlchemy or of the student's code inside, so it could cross a process
   boundary or be cached.
-- judge.py and render.py run nothing: they import neither the sandbox, nor
-  the collecting modules, nor SQLAlchemy or Alembic.
+- judge.py and render.py, and the facts.py and messages.py they share, run
+  nothing: they import neither the sandbox, nor the collecting modules, nor
+  SQLAlchemy or Alembic.
 - Judging the same evidence twice gives the same verdicts.
 """
 import ast
@@ -57,6 +58,6 @@ def imported_modules(path):
 
 
 def test_judging_and_rendering_run_nothing():
-    for module in ("judge.py", "render.py"):
+    for module in ("facts.py", "messages.py", "judge.py", "render.py"):
         found = imported_modules(ENGINE / module) & COLLECTING
         assert not found, f"{module} imports {sorted(found)}: it should only read the evidence"

@@ -213,7 +213,7 @@ def test_a_lesson_finished_at_step_5_is_told_the_steps_are_optional(request, bac
     report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
     assert report.full_marks and report.score == report.max_score
     assert not report.further_started and report.further_score == 0
-    assert further_line(report) == LESSON.further.intro
+    assert further_line(report) == LESSON.further.words.intro
     assert all(result.reason == "missing_revision" for result in report.further.values())
     assert "Going further" not in render(status_of(root))  # the lesson's status is as before
 
@@ -222,7 +222,7 @@ def test_the_optional_checkpoints_are_declared_apart():
     assert all(checkpoint.optional and checkpoint.step > max(LESSON.steps) for checkpoint in LESSON.further.checkpoints)
     assert not any(checkpoint.optional for checkpoint in LESSON.checkpoints)
     assert sum(checkpoint.points for checkpoint in LESSON.checkpoints) == 100
-    assert set(OPTIONAL) == {key.split(":")[0] for key in LESSON.further.mistake_names}
+    assert set(OPTIONAL) == {key.split(":")[0] for key in LESSON.further.words.mistake_names}
     # Each step's own code is recognised as that step's revision.
     assert all(re.search(mark, "\n".join(revision.upgrade))
                for mark, revision in zip(LESSON.further.marks, LESSON.further.revisions))

@@ -67,4 +67,4 @@ def test_messages_speak_of_the_revisions_that_exist(request, backend, case, tmp_
     for work in case.works_present:
         for message in messages:
             assert f"No revision {work} yet" not in message, message
-            assert LESSON.revision(work).how not in message, f"the fix generates step {work}'s revision again:\n{message}"
+            assert LESSON.words_of(work).how not in message, f"the fix generates step {work}'s revision again:\n{message}"

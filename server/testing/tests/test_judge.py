@@ -109,7 +109,7 @@ def test_a_revision_that_creates_the_renamed_table_directly_is_the_wrong_schema(
     step_2.after = step_3.before = {"employees": EMPLOYEES, **department("departments")}
     verdicts = judge(given, LESSON)
     assert verdicts["create_department"].reason == "wrong_schema"
-    kinds = [(mismatch.kind, mismatch.table) for mismatch in verdicts["create_department"].facts["schema_wrong"]]
+    kinds = [(mismatch.kind, mismatch.table) for mismatch in verdicts["create_department"].facts.schema_wrong]
     assert kinds == [("no_table", "department"), ("extra_table", "departments")]
     # revision 3 then starts from tables it cannot rename: it is blocked, not blamed
     assert (verdicts["rename_table"].reason, verdicts["rename_table"].blocked_by) == ("blocked", "create_department")

@@ -35,8 +35,8 @@ def first_failure(report):
 
 
 def next_advice(result):
-    """The history's word on what comes next ({"kind": ...}), when it has one."""
-    return result.verdict.facts.get("next", {}) if result.reason == "too_few_revisions" else {}
+    """The history's word on what comes next (facts.Advice), when it has one."""
+    return result.verdict.facts.next if result.reason == "too_few_revisions" else None
 
 
 def named_file(report, result):
@@ -48,7 +48,7 @@ def named_file(report, result):
     if result.id == "models_match":
         return "models.py"
     if result.id == "downgrades":
-        return chain[result.verdict.facts["failing"][0]["position"] - 1].rel
+        return chain[result.verdict.facts.failing[0].position - 1].rel
     if result.id == "init":
         return "server/app.py" if result.reason == "app_py_broken" else "server/migrations"
     if result.reason == "extra_revisions":
@@ -57,7 +57,7 @@ def named_file(report, result):
 
 
 # What a next action that changes the files says (the grader's fixes and the status's own words).
-FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change models.py", LESSON.end.model_change,
+FILE_CHANGES = ("make the functions read", "make downgrade() read", "Change models.py", LESSON.words.model_change,
                 "delete ", "Delete ")
 
 
@@ -72,18 +72,19 @@ def check_one_voice(root, database_deleted):
     report = status.report
     chain = report.history.chain if report.history else []
     result = first_failure(report)
-    advice = next_advice(result) if result is not None else {}
+    advice = next_advice(result) if result is not None else None
+    kind = advice.kind if advice else None
     if result is None:
         # The files are right: nothing asks to change them.
         assert not any(words in action for words in FILE_CHANGES), shown
         assert not any(revision.rel in action for revision in chain), shown
-    elif advice.get("kind") in ("apply_local", "next_step"):
+    elif kind in ("apply_local", "next_step"):
         # The lesson in progress: the step the grader names next, or first the database to build.
-        step = LESSON.step_of(advice["count"] if advice["kind"] == "apply_local" else advice["position"])
+        step = LESSON.step_of(advice.count if kind == "apply_local" else advice.position)
         assert status.next.step == step or (database_deleted and "not in this copy" in status.next.title), shown
     else:
-        if advice.get("kind") == "fix_first":  # the grader's history sends to that revision's own fix
-            result = report[LESSON.checkpoint_of(advice["position"])]
+        if kind == "fix_first":  # the grader's history sends to that revision's own fix
+            result = report[LESSON.checkpoint_of(advice.position)]
         file = named_file(report, result)
         assert file in action, f"the grader's first finding is {result.id} ({file}):\n{result.message}\n\n{shown}"
         fix = (result.feedback.core_fix or result.summary).splitlines()[0]

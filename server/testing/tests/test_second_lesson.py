@@ -24,8 +24,8 @@ from .lesson_files import revision_file
 from .second_lesson import APP, LIBRARY, MISTAKES, MODELS, SOLUTION
 
 ENGINE = Path(__file__).resolve().parents[1] / "lesson"
-ENGINE_MODULES = ("checks.py", "evidence.py", "judge.py", "render.py", "replay.py", "reading.py",
-                  "status.py", "review.py", "page_facts.py")
+ENGINE_MODULES = ("checks.py", "evidence.py", "facts.py", "judge.py", "messages.py", "render.py", "replay.py",
+                  "reading.py", "status.py", "review.py", "page_facts.py")
 
 
 def library_checkout(root, revisions=None, models=MODELS):
@@ -110,3 +110,29 @@ def test_an_incomplete_declaration_says_what_it_lacks():
     with pytest.raises(ValueError) as raised:
         dataclasses.replace(LIBRARY, end=dataclasses.replace(LIBRARY.end, revision=4))
     assert "the end revision 4 is not one of the 3 revisions" in str(raised.value)
+    words = LIBRARY.words
+    with pytest.raises(ValueError) as raised:
+        dataclasses.replace(LIBRARY, words=dataclasses.replace(
+            words, revisions={key: value for key, value in words.revisions.items() if key != "add_pages"}))
+    assert "no words for revision 'add_pages'" in str(raised.value)
+    with pytest.raises(ValueError) as raised:
+        dataclasses.replace(words, model_fix="Change {modles}")
+    assert "'model_fix' uses {modles}, which is not given" in str(raised.value)
+
+
+def test_a_block_is_refused_outside_the_closed_set_of_causes():
+    from testing.lesson.facts import BLOCK_CAUSES, Block
+    from testing.lesson.messages import BLOCKED_WHY, block_fields, check_templates
+
+    with pytest.raises(AssertionError):
+        Block("history", "history_braeks", position=2)
+    with pytest.raises(AssertionError):  # each cause carries its own facts
+        Block("history", "history_breaks", end=3)
+    with pytest.raises(ValueError) as raised:
+        check_templates({cause: words for cause, words in BLOCKED_WHY.items() if cause != "needs_all"},
+                        BLOCK_CAUSES, block_fields, "the causes of a block")
+    assert str(raised.value) == "the words for the causes of a block are not right: no words for 'needs_all'"
+    with pytest.raises(ValueError) as raised:
+        check_templates({**BLOCKED_WHY, "end_fails": "Revision {end} fails at {position}."},
+                        BLOCK_CAUSES, block_fields, "the causes of a block")
+    assert "'end_fails' uses {position}, which is not given" in str(raised.value)
