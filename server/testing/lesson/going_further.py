@@ -170,9 +170,10 @@ def _failed(full, position, reason, **facts):
     return Verdict(full.revision(position).checkpoint, "further", FAILED, reason, None, FurtherFacts(**facts))
 
 
-def _blocked(full, position, by_position, cause, **facts):
+def _blocked(full, judged, by_position, cause, **facts):
+    """Revision `judged`'s checkpoint waits for revision `by_position`'s (facts: the Block's)."""
     block = Block(full.checkpoint_of(by_position), cause, **facts)
-    return Verdict(full.revision(position).checkpoint, "further", FAILED, "blocked", block)
+    return Verdict(full.revision(judged).checkpoint, "further", FAILED, "blocked", block)
 
 
 def _leaves(evidence, lesson, full, position):
