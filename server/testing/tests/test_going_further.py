@@ -226,3 +226,23 @@ def test_the_optional_checkpoints_are_declared_apart():
     # Each step's own code is recognised as that step's revision.
     assert all(re.search(mark, "\n".join(revision.upgrade))
                for mark, revision in zip(LESSON.further.marks, LESSON.further.revisions))
+
+
+def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
+    from testing.lesson.cohort import GRADED, record_of
+    from testing.lesson.cohort_report import further_lines
+
+    good = grade(checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "good"))
+    broken = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "broken")
+    _empty_default(broken)
+    records = [record_of(good), record_of(grade(broken)), record_of(grade(copy_reference(
+        request, reference_solution(request, "sqlite"), tmp_path / "step-5").checkout))]
+    assert [record.get("further", {}).get("score") for record in records] == [60, 40, None]  # step 5: no bonus
+    assert records[1]["further"]["mistakes"] == ["add_email:not_filled"]
+    assert [record["score"] for record in records[:2]] == [95, 95]  # the lesson's score, bonus apart
+    rows = [{"status": GRADED, **record} for record in records]
+    lines = further_lines({"rows": rows})
+    assert "2 submissions began them, mean bonus 50/60." in lines[1]
+    assert lines[-1] == ("| `email` made NOT NULL with an empty default instead of a backfill "
+                         "(`add_email:not_filled`) | 1 |")
+    assert further_lines({"rows": rows[2:]}) == []  # nobody went further: the summary is as before
