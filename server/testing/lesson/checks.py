@@ -44,7 +44,9 @@ Result
                     instructor_grade,
                     local_database_unreadable, local_database_not_migrated,
                     local_database_several_heads, local_database_wrong_revision,
-                    local_database_rows_missing; any: replay_database_unusable,
+                    local_database_rows_missing; the optional steps (report.further,
+                    going_further.py), beyond a revision's: not_filled, no_index,
+                    not_concurrent, downgrade_not_reversed; any: replay_database_unusable,
                     grader_fault
     .verdict        judge.Verdict (status, reason, blocked_by and the facts)
     .summary        the first line of the message
