@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from testing.lesson.cli import reset_command, review_command, status_command
-from testing.lesson.walkthrough import LAST_STEP
+from testing.lesson.walkthrough import FURTHER_LAST_STEP, LAST_STEP
 
 
 @click.group()
@@ -21,7 +21,7 @@ tool_commands.add_command(review_command)
 tool_commands.add_command(reset_command)
 
 
-WALKTHROUGH_STEPS = range(1, LAST_STEP + 1)
+WALKTHROUGH_STEPS = range(1, FURTHER_LAST_STEP + 1)  # the lesson's steps, then the optional ones
 
 
 def _step(ctx, param, value):
@@ -37,7 +37,7 @@ def _step(ctx, param, value):
 )
 @click.option("--backend", type=click.Choice(("sqlite", "postgresql")), default="sqlite",
               help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
-@click.option("--stop-after", type=int, default=WALKTHROUGH_STEPS[-1], callback=_step, metavar="N",
+@click.option("--stop-after", type=int, default=LAST_STEP, callback=_step, metavar="N",
               help="stop after step N (1-5)")
 @click.option("--dest", type=click.Path(path_type=Path), metavar="DEST",
               help="build the copy here (kept afterwards) instead of a temporary folder")

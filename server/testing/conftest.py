@@ -47,7 +47,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
 
 import pytest  # noqa: E402
 
-from testing.lesson.report_text import classroom_environment, markdown_summary, summary_table  # noqa: E402
+from testing.lesson.report_text import (  # noqa: E402
+    classroom_environment, further_line, further_table, markdown_summary, summary_table,
+)
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader lives in
 REPORT = pytest.StashKey()
@@ -128,6 +130,10 @@ def pytest_terminal_summary(terminalreporter, config):
         f"(replayed on {report.backend}, {report.seconds:.2f} s)",
         bold=True, green=report.full_marks, red=not report.full_marks,
     )
+    for line in further_table(report):
+        terminalreporter.write_line(line)
+    if further_line(report):
+        terminalreporter.write_line(further_line(report))
     if report.confinement:
         terminalreporter.write_line(f"Student code: {report.confinement}.")
     for line in before_production_note(report):

@@ -11,6 +11,7 @@ or a table (definition.py says what each field means).
 from .definition import (
     Checkpoint, CreateTable, DataSet, EndState, Lesson, ProductionRules, RenameColumn, RenameTable, Revision, Spec,
 )
+from .further_steps import FURTHER
 from .words import WORDS
 
 CHECKPOINTS = (
@@ -197,4 +198,5 @@ LESSON = Lesson(
     model_names=("Employee", "Department"),
     first_migrate='flask db migrate -m "Initial migration."',
     production=PRODUCTION_RULES,
+    further=FURTHER,
 )

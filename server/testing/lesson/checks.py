@@ -33,6 +33,7 @@ Result
     .blocked_by     the checkpoint id that must be fixed first, or None
     .reason         why, as a stable code from judge.REASONS ("ok", "blocked",
                     "upgrade_fails", ...)
+                    (the optional steps' results are report.further, going_further.py)
     .verdict        judge.Verdict (status, reason, blocked_by and the facts)
     .summary        the first line of the message
     .message        the whole message (feedback.Feedback.render())
@@ -107,9 +108,25 @@ class Report:
     evidence: object = None  # evidence.Evidence
     lesson: object = LESSON
     seconds: float = 0.0
+    further: Dict[str, Result] = field(default_factory=dict)  # the optional steps' checkpoints, scored apart
+
+    @property
+    def further_score(self):
+        return sum(result.earned for result in self.further.values())
+
+    @property
+    def further_max(self):
+        return sum(result.points for result in self.further.values())
+
+    further_revisions: int = 0  # how many of the optional steps' revisions the chain holds
+
+    @property
+    def further_started(self):
+        return self.further_revisions > 0
 
     def __getitem__(self, checkpoint_id):
-        return self.results[checkpoint_id]
+        """Any checkpoint's result, the optional steps' too (iterating gives the lesson's own only)."""
+        return self.results[checkpoint_id] if checkpoint_id in self.results else self.further[checkpoint_id]
 
     def __iter__(self):
         return iter(self.results.values())
@@ -152,6 +169,32 @@ class Report:
         return not self.failed
 
 
+def _results(evidence, lesson):
+    """(the lesson as judged, the core checkpoints' results, the optional steps' results)
+    (going_further.py): the core is judged with the optional revisions the chain holds, as
+    where the student legitimately is; the lesson as judged then ends after them."""
+    from . import going_further
+
+    k = going_further.further_count(evidence, lesson)
+    core_lesson, core_evidence = going_further.lesson_with(lesson, k), going_further.evidence_for(evidence, k)
+    verdicts = judge(core_evidence, core_lesson)
+    results = {
+        checkpoint.id: _result(verdicts[checkpoint.id], core_evidence, core_lesson, verdicts)
+        for checkpoint in lesson.checkpoints
+    }
+    if lesson.further is None:
+        return lesson, results, {}
+    further_verdicts, full = going_further.judge_further(core_evidence, lesson)
+    further = {checkpoint: _result(verdict, core_evidence, full, {**verdicts, **further_verdicts})
+               for checkpoint, verdict in further_verdicts.items()}
+    return core_lesson, results, further
+
+
+def _result(verdict, evidence, lesson, verdicts):
+    return Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),
+                  verdict.blocked_by, verdict.reason, verdict)
+
+
 def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, before_production=False,
           local_url=None, local_database=True):
     """Grade the checkout at `root`; see the module docstring. `limits`
@@ -170,12 +213,8 @@ def grade(root, backend="sqlite", server_url=None, limits=None, lesson=LESSON, b
     layout = Layout.of(root)
     evidence = collect(layout, lesson, backend, server_url, limits, before_production=before_production,
                        local_url=local_url, local_database=local_database)
-    verdicts = judge(evidence, lesson)
-    results = {
-        checkpoint: Result(verdict.checkpoint, verdict.status, feedback(verdict, evidence, lesson, verdicts),
-                           verdict.blocked_by, verdict.reason, verdict)
-        for checkpoint, verdict in verdicts.items()
-    }
-    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=lesson)
+    judged_lesson, results, further = _results(evidence, lesson)
+    report = Report(root=layout.root, backend=backend, results=results, evidence=evidence, lesson=judged_lesson,
+                    further=further, further_revisions=judged_lesson.count - lesson.count)
     report.seconds = time.perf_counter() - started
     return report

@@ -57,7 +57,14 @@ def record_of(report):
             "caused_by": consequence_of(result.verdict, verdicts, report.lesson)
             if result.status == "failed" and not result.blocked_by else None,
         }
-    return {"score": report.score, "max_score": report.max_score, "checkpoints": checkpoints}
+    record = {"score": report.score, "max_score": report.max_score, "checkpoints": checkpoints}
+    if report.further_started:  # the optional steps: a bonus apart, with their own mistakes
+        record["further"] = {
+            "score": report.further_score, "max_score": report.further_max,
+            "mistakes": [mistake_of(result) for result in report.further.values()
+                         if result.status == "failed" and not result.blocked_by],
+        }
+    return record
 
 
 def row_of(entry, status, detail=None, record=None, seconds=None):
@@ -93,7 +100,7 @@ def root_causes(checkpoints):
 
 
 def row_record(row):
-    return {key: row[key] for key in ("score", "max_score", "checkpoints")}
+    return {key: row[key] for key in ("score", "max_score", "checkpoints", "further") if key in row}
 
 
 # --- the gradebook ---------------------------------------------------------------------

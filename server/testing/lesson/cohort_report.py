@@ -71,7 +71,22 @@ def summary_markdown(book, limit=10):
         lines.append(f"| {mistake_name(mistake, LESSON).replace('|', '/')} (`{mistake}`) | {len(rows)} |")
     if not mistakes:
         lines.append("| none | 0 |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + further_lines(book)) + "\n"
+
+
+def further_lines(book):
+    """The optional steps, apart: who began them, their mean bonus and their mistakes; nothing when no one did."""
+    began = [row for row in book["rows"] if row["status"] in SCORED and row.get("further")]
+    if not began:
+        return []
+    bonus = sum(row["further"]["score"] for row in began) / len(began)
+    counts = Counter(mistake for row in began for mistake in row["further"]["mistakes"])
+    lines = ["", f"Going further (optional steps, scored apart): {plural(len(began), 'submission')} began them, "
+                 f"mean bonus {bonus:.0f}/{began[0]['further']['max_score']}.",
+             "", "| Going further mistakes | Students |", "|---|---:|"]
+    lines += [f"| {mistake_name(mistake, LESSON).replace('|', '/')} (`{mistake}`) | {count} |"
+              for mistake, count in counts.most_common()]
+    return lines if counts else lines[:2]
 
 
 # --- the HTML report -----------------------------------------------------------------

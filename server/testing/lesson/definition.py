@@ -23,7 +23,7 @@ from typing import Dict, Optional, Tuple
 
 from .messages import check_templates
 
-NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Checkpoint:
     step: int  # the README step that completes it
     title: str
     points: int
+    optional: bool = False  # a "Going further" step's: scored apart, never in the lesson's total
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ class Lesson:
     model_names: Tuple[str, ...] = ()  # the classes models.py defines, for `from models import ...`
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
     production: Optional[ProductionRules] = None  # the "Before production" review; None: no such review
+    further: Optional[object] = None  # going_further.Further: optional steps after the last one, scored apart
 
     by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
 

@@ -46,6 +46,7 @@ BLOCK_CAUSES = {
     "previous_leaves_other_tables": ("position",),
     "needs_all": (),
     "upgrade_fails_first": ("earlier",),
+    "later_downgrade_fails": ("earlier", "position"),
     "no_end_revision": ("end",),
     "end_fails": ("end",),
     "wrong_before_end": ("earlier", "end"),
@@ -142,8 +143,21 @@ class LocalDatabaseFacts:
     problems: Tuple[Mismatch, ...] = ()
 
 
-# A checkpoint's kind: "revision" for the lesson's revisions, else its id (definition.SHARED_CHECKPOINTS).
+@dataclass(frozen=True)
+class FurtherFacts:
+    """What an optional step's revision left wrong beyond its schema (going_further.py)."""
+
+    leave: object = None  # the going_further.Filled or Indexed it did not leave
+    found: Tuple[Tuple[int, object], ...] = ()  # not_filled: (id, value) of the lesson's rows
+    indexes: Tuple[Tuple[str, ...], ...] = ()  # no_index: the columns of each index of the table
+    missing: str = ""  # not_concurrent: "concurrently" (the option) or "autocommit_block" (out of the transaction)
+    failing: Optional[FailingDowngrade] = None  # downgrade_not_reversed
+
+
+# A checkpoint's kind: "revision" for the lesson's revisions, "further" for what an optional
+# step's revision leaves beyond its schema, else its id (definition.SHARED_CHECKPOINTS).
 FACTS_OF_KIND = {
+    "further": FurtherFacts,
     "init": InitFacts,
     "revision": RevisionFacts,
     "history": HistoryFacts,

@@ -58,6 +58,8 @@ BLOCKED_WHY = {
     "previous_leaves_other_tables": "Revision {previous} does not leave the tables revision {position} works on.",
     "needs_all": "The downgrades are checked once all {count_word} revisions run, from revision {count} down.",
     "upgrade_fails_first": "Revision {earlier} fails on upgrade, so nothing can be downgraded.",
+    "later_downgrade_fails": "The downgrade of revision {earlier} does not undo its upgrade, so revision "
+                             "{position}'s runs on other tables and is judged once that one is fixed.",
     "no_end_revision": "There is no revision {end} yet.",
     "end_fails": "Revision {end} fails on upgrade, so there is no database at revision {end} to compare with.",
     "wrong_before_end": "Revision {earlier} leaves other tables or columns than the lesson's, so the schema at "

@@ -109,6 +109,11 @@ class RecordingOperations(Operations):
         # is nothing to record them with, so say so instead of failing later.
         raise _NeedsDatabase("it calls op.get_bind() to run statements on the database itself")
 
+    def get_context(self):
+        # Nothing runs while recording: there is no transaction for autocommit_block() to leave.
+        self.migration_context.autocommit_block = contextlib.nullcontext
+        return self.migration_context
+
     @contextlib.contextmanager
     def batch_alter_table(self, table_name, schema=None, **options):
         block = ops.ModifyTableOps(table_name, [], schema=schema)

@@ -627,3 +627,13 @@ WORDS_OF_KIND = {
     "models_match": _ModelsMatchWords,
     "local_database": _LocalDatabaseWords,
 }
+
+
+def _register_further_words():
+    # The optional steps' words build on a revision's (going_further.py); the kind is theirs.
+    from .going_further import further_words_class
+
+    WORDS_OF_KIND["further"] = further_words_class()
+
+
+_register_further_words()

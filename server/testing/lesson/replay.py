@@ -71,6 +71,9 @@ class Step:
     record_problem: Optional[str] = None
     risks: list = field(default_factory=list)  # operations.Risk
     stopped: bool = False  # the worker process did not answer (time, exit, memory)
+    # For a lesson's optional steps (going_further.py), after an upgrade that ran:
+    values_after: Dict[str, Dict[int, object]] = field(default_factory=dict)  # "table.column" -> {id: value}
+    indexes_after: Dict[str, list] = field(default_factory=dict)  # table -> [[column, ...] of each index]
 
     @property
     def ran(self):
@@ -85,6 +88,7 @@ class Replay:
     models_code: str = ""  # what `flask db migrate` would write for those differences
     models_error: Optional[str] = None
     error: Optional[str] = None  # the replay itself could not run
+    head_models: Optional[tuple] = None  # (diff, code, error) at the head, when the chain goes beyond the lesson
 
     def upgrade(self, position):
         return next((s for s in self.upgrades if s.position == position), None)
@@ -226,8 +230,24 @@ class _Runner:
         self.connection.commit()
         step.losses = _losses(self.data_sets, data, data_after, schema, step.after)
         step.rows_after = data_after
+        if direction == "upgrade" and self.lesson.further is not None and step.position > self.lesson.count:
+            self.read_further(step)  # only the optional revisions are judged on these
         self.seed(step.after, data_after)
         return step
+
+    def read_further(self, step):
+        """The values and indexes the lesson's optional steps are judged on (going_further.py)."""
+        watched = self.lesson.further.watched
+        for table, column in watched:
+            if column in step.after.get(table, {}) and "id" in step.after[table]:
+                target = sa.table(table, sa.column("id"), sa.column(column))
+                rows = self.connection.execute(sa.select(target.c.id, target.c[column]).order_by(target.c.id))
+                step.values_after[f"{table}.{column}"] = {row[0]: row[1] for row in rows.fetchmany(100)}
+        inspector = sa.inspect(self.connection)
+        for table in dict.fromkeys(table for table, _ in watched):
+            if table in step.after:
+                step.indexes_after[table] = [index["column_names"] for index in inspector.get_indexes(table)]
+        self.connection.commit()
 
     def describe(self, step):
         """What the function does and risks, as the worker records it (wording only)."""
@@ -256,7 +276,8 @@ def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url
                     if backend == "postgresql":  # on SQLite, the file is in the sandbox's folder
                         sandbox.database_size = lambda: database_size(connection)
                     runner = _Runner(connection, sandbox, worker_url, lesson)
-                    _replay(runner, chain, lesson.end.revision, metadata, result)
+                    head = len(chain) if lesson.further is not None and len(chain) > lesson.count else None
+                    _replay(runner, chain, lesson.end.revision, metadata, result, head)
             finally:
                 sandbox.database_size = None
                 engine.dispose()
@@ -277,16 +298,22 @@ def _fast_sqlite(dbapi_connection, connection_record):
     cursor.close()
 
 
-def _replay(runner, chain, end_revision, metadata, result):
+def _replay(runner, chain, end_revision, metadata, result, head=None):
+    """`head`: also compare models.py at this position (a chain with a lesson's optional steps)."""
     for position, revision in enumerate(chain, start=1):
         step = runner.run(revision, "upgrade", position)
         result.upgrades.append(step)
         if not step.ran:
             return
-        if position == end_revision:
+        if position in (end_revision, head):
             models = metadata() if callable(metadata) else metadata  # it may have been loading until now
-            if models is not None:
-                result.models_diff, result.models_code, result.models_error = compare_models(runner.connection, models)
+            if models is None:
+                continue
+            compared = compare_models(runner.connection, models)
+            if position == end_revision:
+                result.models_diff, result.models_code, result.models_error = compared
+            if position == head:
+                result.head_models = compared
     for position in range(len(chain), 0, -1):
         step = runner.run(chain[position - 1], "downgrade", position)
         result.downgrades.append(step)

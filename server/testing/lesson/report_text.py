@@ -12,16 +12,35 @@ import textwrap
 STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "not_applicable": "n/a"}
 
 
-def summary_table(report):
-    width = max(len(result.id) for result in report)
+def summary_table(results):
+    """The lines of a table of results (a Report gives the lesson's own)."""
+    results = list(results)
+    width = max(len(result.id) for result in results)
     lines = [f"{'checkpoint':<{width}}  {'result':<7}  {'points':>6}  summary"]
-    for result in report:
+    for result in results:
         points = "-" if result.status == "not_applicable" else f"{result.earned}/{result.points}"
         row = f"{result.id:<{width}}  {STATUS_WORDS[result.status]:<7}  {points:>6}  "
         first, *more = _wrapped(result.summary)
         lines.append(row + first)
         lines += [" " * len(row) + line for line in more]
     return lines
+
+
+def further_line(report):
+    """The optional steps' bonus, apart from the lesson's score; what they are, before one is begun."""
+    if not report.further:
+        return ""
+    if not report.further_started:
+        return report.lesson.further.words.intro
+    return (f"Lesson {report.score}/{report.max_score} · Going further {report.further_score}/{report.further_max} "
+            "(optional steps: bonus points, never part of the lesson's score)")
+
+
+def further_table(report):
+    """The optional steps' checkpoints, as summary_table lays out the lesson's."""
+    if not report.further_started:
+        return []
+    return ["Going further (optional steps, scored apart):"] + summary_table(report.further.values())
 
 
 def _points_cell(result):
@@ -46,9 +65,21 @@ def markdown_summary(report):
         lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {_points_cell(result)} |")
     for result in report:
         if result.status != "passed":
-            lines += ["", f"<details><summary><code>{result.id}</code>: {_cell(result.summary)}</summary>",
-                      "", "```text", result.message, "```", "", "</details>"]
+            lines += _details(result)
+    if further_line(report):
+        lines += ["", f"### {_cell(further_line(report))}"]
+    if report.further_started:
+        lines += ["", "| Optional checkpoint | Result | Points |", "|---|---|---:|"]
+        lines += [f"| `{r.id}` {_cell(r.title)} | {icons[r.status]} | {_points_cell(r)} |" for r in report.further.values()]
+        for result in report.further.values():
+            if result.status != "passed" and result.reason != "missing_revision":
+                lines += _details(result)
     return "\n".join(lines) + "\n\n"
+
+
+def _details(result):
+    return ["", f"<details><summary><code>{result.id}</code>: {_cell(result.summary)}</summary>",
+            "", "```text", result.message, "```", "", "</details>"]
 
 
 def _cell(text):

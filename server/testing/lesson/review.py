@@ -292,8 +292,11 @@ def _conclusion(found):
 
 
 def _beyond_the_lesson(chain, pending):
-    """The pending revisions after the lesson's fourth."""
-    extra = {revision.revision for revision in chain[LESSON.count:]}
+    """The pending revisions after the lesson's fourth, but for its optional steps' (Going further)."""
+    from .going_further import optional_files
+
+    optional = {revision.revision for revision in optional_files(LESSON, chain)}
+    extra = {revision.revision for revision in chain[LESSON.count:]} - optional
     return [revision for revision in pending if revision.revision in extra]
 
 

@@ -66,4 +66,5 @@ def ranked(rows, lesson):
 def mistake_name(mistake, lesson):
     if mistake.endswith(":upgrade_stopped"):
         return f"{mistake.split(':')[0]}: {UPGRADE_STOPPED}"
-    return lesson.words.mistake_names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))
+    names = {**lesson.words.mistake_names, **(lesson.further.words.mistake_names if lesson.further else {})}
+    return names.get(mistake, mistake.replace("_", " ").replace(":", ": ", 1))

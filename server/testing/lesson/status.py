@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .checkpoints import LESSON
+from .report_text import further_line
 from .checks import FAILED, grade
 from .console import tolerate_unencodable_output
 from .database import app_database_url, in_instance_folder
@@ -73,6 +74,7 @@ class Status:
     max_score: int
     lesson: str = LESSON.name
     report: object = None  # the grader's checks.Report it was built on (the page reads it too)
+    further: str = ""  # "Going further (optional): 20/60 bonus points", once an optional step is begun
 
     @property
     def done(self):
@@ -554,6 +556,7 @@ def status_of(root=None, database_url=None):
         max_score=report.max_score,
         lesson=report.lesson.name,
         report=report,
+        further=further_line(report) if report.further_started else "",
     )
 
 
@@ -578,6 +581,8 @@ def render(status):
     elif database is not None and not database.exists:
         lines.append(f"Your database is not in this copy: {database.label} does not exist here, "
                      "so the ticks come from your files.")
+    if status.further:
+        lines.append(status.further)
     lines += ["", f"Next: {status.next.title}", _indent(status.next.text)]
     for item in status.also:
         lines += ["", f"Also: {item.title}", _indent(item.text)]

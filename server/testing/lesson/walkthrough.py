@@ -30,7 +30,8 @@ from .reference import (
     without_blank_end,
 )
 
-LAST_STEP = 5
+LAST_STEP = 5  # the lesson's last step
+FURTHER_LAST_STEP = 8  # the last of the optional "Going further" steps after it
 COMMAND_TIMEOUT = 180  # seconds; a hung flask command must not hang the suite
 
 # A revision id: 12 hex digits, also when followed by `_slug.py` in a file name.

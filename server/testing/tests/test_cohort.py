@@ -371,6 +371,10 @@ def test_every_named_mistake_is_a_reason_the_engine_gives():
     for mistake in LESSON.words.mistake_names:
         checkpoint, reason = mistake.split(":")
         assert checkpoint in LESSON.by_id and reason in ALL_REASONS, mistake
+    optional = {checkpoint.id for checkpoint in LESSON.further.checkpoints}
+    for mistake in LESSON.further.words.mistake_names:
+        checkpoint, reason = mistake.split(":")
+        assert checkpoint in optional and reason in ALL_REASONS, mistake
 
 
 # --- the report --------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from testing.lesson import readme, walkthrough
 from testing.commands import WALKTHROUGH_STEPS, tool_commands
 from testing.lesson.database import normalize_url, throwaway_database
-from testing.lesson.checkpoints import CHECKPOINTS, STEPS
+from testing.lesson.checkpoints import CHECKPOINTS, LESSON, STEPS
 from testing.lesson.walkthrough import (
+    FURTHER_LAST_STEP,
     LAST_STEP,
     REPO_ROOT,
     WalkthroughError,
@@ -213,7 +214,7 @@ def test_readme_generated_script_that_differs_from_the_real_one_fails(request, t
 
 
 def test_readme_step_headings_are_the_lesson_steps():
-    assert readme.step_titles(README) == STEPS
+    assert readme.step_titles(README) == {**STEPS, **LESSON.further.steps}
 
 
 def test_readme_marks_the_blocks_of_every_step():
@@ -305,13 +306,13 @@ def test_the_command_passes_its_options_to_main(monkeypatch, args, values):
     assert (backend, stop_after, None if dest is None else str(dest), keep) == values
 
 
-@pytest.mark.parametrize("args", (["--stop-after", "0"], ["--stop-after", str(LAST_STEP + 1)],
+@pytest.mark.parametrize("args", (["--stop-after", "0"], ["--stop-after", str(FURTHER_LAST_STEP + 1)],
                                   ["--backend", "mysql"], ["extra"]))
 def test_the_command_refuses_other_options(monkeypatch, args):
     monkeypatch.setattr(walkthrough, "main", lambda *given: pytest.fail("main ran"))
     result = CliRunner().invoke(tool_commands, ["walkthrough", *args])
     assert result.exit_code == 2, result.output
-    assert list(WALKTHROUGH_STEPS) == list(range(1, LAST_STEP + 1))
+    assert list(WALKTHROUGH_STEPS) == list(range(1, FURTHER_LAST_STEP + 1))
 
 
 @pytest.mark.parametrize("flag", ("--help", "-h"))

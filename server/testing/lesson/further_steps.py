@@ -1,0 +1,154 @@
+"""The lesson's optional "Going further" steps, declared as data (going_further.py
+says how they are judged): after step 5, upgrade back to the head and continue
+the chain with three revisions that teams need next.
+
+    6. a NOT NULL column on a table with rows: `employees.email`, added
+       nullable, backfilled, then made NOT NULL
+    7. a data migration: `departments.building` filled from `location`
+       (sa.text() with bound parameters), dropped again by the downgrade
+    8. an index on `employees.email`, CREATE INDEX CONCURRENTLY on PostgreSQL
+       (outside the migration's transaction), a plain index on SQLite
+"""
+from .definition import AddColumn, Checkpoint, EndState, Revision, Spec
+from .further_words import FURTHER_WORDS
+from .going_further import Filled, Further, Indexed
+
+
+class NoSchemaChange:
+    """A revision whose work the columns do not show (an index): judged by what it leaves."""
+
+    def done_by(self, before, after):
+        return False
+
+    def expected_after(self, specs, before):
+        return specs
+
+
+CHECKPOINTS = (
+    Checkpoint("add_email", 6, "Revision 5 adds `email` NOT NULL to `employees`, its rows filled in", 20, True),
+    Checkpoint("fill_building", 7, "Revision 6 fills `building` from `location` and reverses cleanly", 20, True),
+    Checkpoint("index_email", 8, "Revision 7 indexes `employees.email` (concurrently on PostgreSQL)", 20, True),
+)
+BY_ID = {checkpoint.id: checkpoint for checkpoint in CHECKPOINTS}
+
+STEPS = {
+    6: "Going further: a NOT NULL column on a table with rows",
+    7: "Going further: a data migration that reverses",
+    8: "Going further: an index without locking writes",
+}
+
+REVISIONS = (
+    Revision(
+        BY_ID["add_email"],
+        AddColumn("employees", "email", Spec("string", False)),
+        upgrade=(
+            "with op.batch_alter_table('employees', schema=None) as batch_op:",
+            "    batch_op.add_column(sa.Column('email', sa.String(), nullable=True))",
+            "",
+            "op.execute(sa.text(",
+            "    \"UPDATE employees SET email = lower(replace(name, ' ', '.')) || '@example.com' \"",
+            "    \"WHERE email IS NULL\"",
+            "))",
+            "",
+            "with op.batch_alter_table('employees', schema=None) as batch_op:",
+            "    batch_op.alter_column('email', existing_type=sa.String(), nullable=False)",
+        ),
+        downgrade=(
+            "with op.batch_alter_table('employees', schema=None) as batch_op:",
+            "    batch_op.drop_column('email')",
+        ),
+        keeps_rows=True,
+    ),
+    Revision(
+        BY_ID["fill_building"],
+        AddColumn("departments", "building", Spec("string", None)),
+        upgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.add_column(sa.Column('building', sa.String(), nullable=True))",
+            "",
+            "connection = op.get_bind()",
+            "rows = connection.execute(sa.text(\"SELECT id, location FROM departments\")).all()",
+            "for row in rows:",
+            "    building = row.location.split(',')[0] if row.location else None",
+            "    connection.execute(",
+            "        sa.text(\"UPDATE departments SET building = :building WHERE id = :id\"),",
+            "        {\"building\": building, \"id\": row.id},",
+            "    )",
+        ),
+        downgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.drop_column('building')",
+        ),
+        keeps_rows=True,
+    ),
+    Revision(
+        BY_ID["index_email"],
+        NoSchemaChange(),
+        upgrade=(
+            "with op.get_context().autocommit_block():",
+            "    op.create_index(op.f('ix_employees_email'), 'employees', ['email'], unique=False,",
+            "                    postgresql_concurrently=True, if_not_exists=True)",
+        ),
+        downgrade=(
+            "with op.get_context().autocommit_block():",
+            "    op.drop_index(op.f('ix_employees_email'), table_name='employees',",
+            "                  postgresql_concurrently=True, if_exists=True)",
+        ),
+        keeps_rows=True,
+    ),
+)
+
+EMPLOYEE = (
+    "class Employee(db.Model):",
+    "    __tablename__ = \"employees\"",
+    "",
+    "    id = db.Column(db.Integer, primary_key=True)",
+    "    name = db.Column(db.String, nullable=False)",
+    "    salary = db.Column(db.Integer)",
+)
+DEPARTMENT = (
+    "class Department(db.Model):",
+    "    __tablename__ = \"departments\"",
+    "",
+    "    id = db.Column(db.Integer, primary_key=True)",
+    "    name = db.Column(db.String, nullable=False)",
+    "    location = db.Column(db.String)",
+)
+
+
+def end_after(position, step, model_code, departments=("id", "name", "location")):
+    """Where models.py and the local database stand once optional revision `position` is done."""
+    return EndState(
+        revision=position,
+        step=step,
+        tables=(("employees", ("id", "name", "salary", "email")), ("departments", departments)),
+        kept_values=(),  # read by read_database for the lesson's own end only; the replay checks the values
+        model_code=model_code,
+        free_nullability=("address", "location"),
+        free_nullability_tables=("department", "departments"),
+    )
+
+
+WITH_EMAIL = EMPLOYEE + ("    email = db.Column(db.String, nullable=False)",)
+WITH_INDEX = EMPLOYEE + ("    email = db.Column(db.String, nullable=False, index=True)",)
+WITH_BUILDING = DEPARTMENT + ("    building = db.Column(db.String)",)
+
+ENDS = (
+    end_after(5, 6, WITH_EMAIL + ("",) + DEPARTMENT),
+    end_after(6, 7, WITH_EMAIL + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
+    end_after(7, 8, WITH_INDEX + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
+)
+
+FURTHER = Further(
+    steps=STEPS,
+    revisions=REVISIONS,
+    ends=ENDS,
+    marks=(r"\bemail\b", r"\bbuilding\b", r"create_index|CREATE\s+INDEX"),
+    leaves={
+        "add_email": (Filled("employees", "email", says="every existing employee has an email"),),
+        "fill_building": (Filled("departments", "building", ((1, "Building A"), (2, "Building C")),
+                                 says="each department's `building` is the part of `location` before the comma"),),
+        "index_email": (Indexed("employees", "email", says="an index on `employees.email`"),),
+    },
+    words=FURTHER_WORDS,
+)

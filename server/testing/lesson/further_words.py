@@ -1,0 +1,77 @@
+"""The words of the lesson's optional "Going further" steps (further_steps.py declares
+their schema and code): what each revision does, what models.py should be once the
+chain ends after one, what a student who stops at step 5 is told, and the names of
+their mistakes for instructors."""
+from .definition import RevisionWords
+from .going_further import EndWords, FurtherWords
+
+
+def end_words(position, step, says):
+    return EndWords(
+        model_expected=f"Going further, your database is at revision {position}, the head (step {step}), so "
+                       f"models.py describes revision {position}: {says}.",
+        model_fix="Change {models} (not the migrations) to describe revision " + str(position) +
+                  ", the head ({revision}); {intro}\n\n{model}",
+        model_intro="the models should read:",
+    )
+
+
+FURTHER_WORDS = FurtherWords(
+    revisions={
+        "add_email": RevisionWords(
+            short="adds `email` NOT NULL to `employees`",
+            expected="adds column `email` (VARCHAR, NOT NULL) to `employees`: added nullable, each existing row "
+                     "filled in, then made NOT NULL",
+            how="Run `flask db upgrade head`, put `location` back in models.py, add "
+                "`email = db.Column(db.String, nullable=False)` to Employee, run `flask db migrate -m \"add email\"`, "
+                "make the new script add the column nullable, fill it in and then make it NOT NULL (README, step 6), "
+                "then `flask db upgrade head`.",
+        ),
+        "fill_building": RevisionWords(
+            short="fills the new column `building` of `departments` from `location`",
+            expected="adds column `building` (VARCHAR) to `departments` and fills it with the part of `location` "
+                     "before the comma (\"Building A\"); its downgrade drops it and keeps every `location`",
+            how="Add `building = db.Column(db.String)` to Department, run `flask db migrate -m \"add building\"`, "
+                "add the data migration of README step 7 after its add_column, then `flask db upgrade head`.",
+        ),
+        "index_email": RevisionWords(
+            short="creates the index `ix_employees_email`",
+            expected="creates an index on `employees.email`: CREATE INDEX CONCURRENTLY on PostgreSQL, outside the "
+                     "migration's transaction; its downgrade drops it",
+            how="Add `index=True` to Employee's email column, run `flask db migrate -m \"index email\"`, wrap the "
+                "create_index and drop_index in `with op.get_context().autocommit_block():` with "
+                "`postgresql_concurrently=True` (README step 8), then `flask db upgrade head`.",
+        ),
+    },
+    ends=(
+        end_words(
+            5, 6,
+            "Employee with `email` NOT NULL, Department with `location`",
+        ),
+        end_words(
+            6, 7,
+            "Employee with `email` NOT NULL, Department with `location` and `building`",
+        ),
+        end_words(
+            7, 8,
+            "Employee with `email` NOT NULL and index=True, Department with `location` and `building`",
+        ),
+    ),
+    intro="Steps 6-8 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
+          "earn bonus points of their own. README.md, \"Going further\", shows how.",
+    mistake_names={
+        "add_email:upgrade_fails": "NOT NULL `email` added with no default to a table with rows (or a failing backfill)",
+        "add_email:not_filled": "`email` made NOT NULL with an empty default instead of a backfill",
+        "add_email:missing_revision": "step 6 not done (optional)",
+        "add_email:downgrade_not_reversed": "the NOT NULL column's downgrade does not reverse its upgrade",
+        "fill_building:upgrade_fails": "data migration fails (a raw SQL string, which SQLAlchemy 2 refuses)",
+        "fill_building:not_filled": "data migration left `building` empty or wrong",
+        "fill_building:missing_revision": "step 7 not done (optional)",
+        "fill_building:downgrade_not_reversed": "the data migration does not reverse (downgrade left empty)",
+        "index_email:upgrade_fails": "index creation fails (CONCURRENTLY inside the migration's transaction)",
+        "index_email:no_index": "no index on `employees.email`",
+        "index_email:not_concurrent": "index created without CONCURRENTLY on PostgreSQL",
+        "index_email:missing_revision": "step 8 not done (optional)",
+        "index_email:downgrade_not_reversed": "the index's downgrade does not drop it",
+    },
+)
