@@ -21,7 +21,7 @@ and after it (plain {table: {column: schema column}} mappings):
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from .messages import check_templates
+from .feedback import check_templates
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
@@ -255,6 +255,67 @@ class LessonWords:
 # code (EndState.model_code) and LessonWords.model_intro.
 MODEL_FIX_FIELDS = {"revision", "models", "model", "intro"}
 
+# --- optional steps after the lesson's last one (going_further.py judges them) -------------
+
+@dataclass(frozen=True)
+class Filled:
+    """Values an optional revision's upgrade must leave in the lesson's rows."""
+
+    table: str
+    column: str
+    values: Optional[Tuple[Tuple[int, str], ...]] = None  # (id, value); None: any value but NULL or ''
+    says: str = ""  # "every existing employee has an email"
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """An index an optional revision's upgrade must create, concurrently on PostgreSQL."""
+
+    table: str
+    column: str
+    says: str  # "an index on `employees.email`"
+
+
+@dataclass(frozen=True)
+class Further:
+    steps: Dict[int, str]  # README step -> title
+    revisions: Tuple["Revision", ...]  # checkpoints optional, in chain order after the lesson's
+    ends: Tuple["EndState", ...]  # after each optional revision
+    marks: Tuple[str, ...]  # per revision: a regular expression its file's source matches (what it is about)
+    leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
+    words: "FurtherWords"  # further_words.py for this lesson
+
+    @property
+    def checkpoints(self):
+        return tuple(revision.checkpoint for revision in self.revisions)
+
+    @property
+    def max_points(self):
+        return sum(checkpoint.points for checkpoint in self.checkpoints)
+
+    @property
+    def watched(self):
+        """(table, column) whose values the replay reads after each upgrade."""
+        return tuple((leave.table, leave.column) for leaves in self.leaves.values() for leave in leaves)
+
+
+@dataclass(frozen=True)
+class EndWords:
+    """What models_match says once the chain ends after an optional revision (LessonWords' fields)."""
+
+    model_expected: str
+    model_fix: str
+    model_intro: str
+
+
+@dataclass(frozen=True)
+class FurtherWords:
+    revisions: Dict[str, "RevisionWords"]  # checkpoint id ->
+    ends: Tuple[EndWords, ...]  # after each optional revision
+    intro: str  # told to a student who stopped at the last core step
+    mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words
+
+
 # Besides one checkpoint per revision, every lesson has these; the engine judges each.
 SHARED_CHECKPOINTS = ("init", "history", "downgrades", "models_match", "local_database")
 
@@ -271,7 +332,7 @@ class Lesson:
     model_names: Tuple[str, ...] = ()  # the classes models.py defines, for `from models import ...`
     first_migrate: str = "flask db migrate"  # the README's first `flask db migrate` command
     production: Optional[ProductionRules] = None  # the "Before production" review; None: no such review
-    further: Optional[object] = None  # going_further.Further: optional steps after the last one, scored apart
+    further: Optional[Further] = None  # optional steps after the last one, scored apart
 
     by_id: Dict[str, Checkpoint] = field(default=None, compare=False)
 

@@ -147,7 +147,7 @@ class LocalDatabaseFacts:
 class FurtherFacts:
     """What an optional step's revision left wrong beyond its schema (going_further.py)."""
 
-    leave: object = None  # the going_further.Filled or Indexed it did not leave
+    leave: object = None  # the definition.Filled or Indexed it did not leave
     found: Tuple[Tuple[int, object], ...] = ()  # not_filled: (id, value) of the lesson's rows
     indexes: Tuple[Tuple[str, ...], ...] = ()  # no_index: the columns of each index of the table
     missing: str = ""  # not_concurrent: "concurrently" (the option) or "autocommit_block" (out of the transaction)

@@ -23,6 +23,7 @@ in checks.py only.
 """
 import linecache
 import re
+import string
 import textwrap
 import traceback
 from dataclasses import dataclass, field
@@ -212,3 +213,22 @@ def first_lines(lines):
 
 def optional(value: Optional[str], default=""):
     return value if value else default
+
+
+# --- templates of words, checked where they are declared ----------------------------------
+
+def placeholders(template):
+    """The names a str.format template fills in."""
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def check_templates(table, keys, allowed, what):
+    """Refuse a table of templates that lacks a key, has one too many, or uses a placeholder not in `allowed`
+    (a set, or a function of the key)."""
+    problems = [f"no words for {key!r}" for key in keys if key not in table]
+    problems += [f"{key!r} is not one of {what}" for key in table if key not in keys]
+    for key, template in table.items():
+        unknown = placeholders(template) - (allowed(key) if callable(allowed) else allowed)
+        problems += [f"{key!r} uses {{{name}}}, which is not given" for name in sorted(unknown)]
+    if problems:
+        raise ValueError(f"the words for {what} are not right: " + "; ".join(problems))

@@ -9,9 +9,8 @@ the chain with three revisions that teams need next.
     8. an index on `employees.email`, CREATE INDEX CONCURRENTLY on PostgreSQL
        (outside the migration's transaction), a plain index on SQLite
 """
-from .definition import AddColumn, Checkpoint, EndState, Revision, Spec
+from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, Revision, Spec
 from .further_words import FURTHER_WORDS
-from .going_further import Filled, Further, Indexed
 
 
 class NoSchemaChange:

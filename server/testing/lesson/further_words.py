@@ -2,8 +2,7 @@
 their schema and code): what each revision does, what models.py should be once the
 chain ends after one, what a student who stops at step 5 is told, and the names of
 their mistakes for instructors."""
-from .definition import RevisionWords
-from .going_further import EndWords, FurtherWords
+from .definition import EndWords, FurtherWords, RevisionWords
 
 
 def end_words(position, step, says):

@@ -20,71 +20,10 @@ a step not done yet reads "No revision 6 yet" with the README's fix.
 import ast
 import dataclasses
 import re
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
-from .definition import specs_of
+from .definition import Filled, Indexed, specs_of
 from .facts import Block, FailingDowngrade, FurtherFacts
 from .judge import FAILED, PASSED, Verdict, _ChainJudging, schema_problems
-
-
-@dataclass(frozen=True)
-class Filled:
-    """Values an optional revision's upgrade must leave in the lesson's rows."""
-
-    table: str
-    column: str
-    values: Optional[Tuple[Tuple[int, str], ...]] = None  # (id, value); None: any value but NULL or ''
-    says: str = ""  # "every existing employee has an email"
-
-
-@dataclass(frozen=True)
-class Indexed:
-    """An index an optional revision's upgrade must create, concurrently on PostgreSQL."""
-
-    table: str
-    column: str
-    says: str  # "an index on `employees.email`"
-
-
-@dataclass(frozen=True)
-class Further:
-    steps: Dict[int, str]  # README step -> title
-    revisions: Tuple[object, ...]  # definition.Revision, checkpoints optional, in chain order after the lesson's
-    ends: Tuple[object, ...]  # definition.EndState after each optional revision
-    marks: Tuple[str, ...]  # per revision: a regular expression its file's source matches (what it is about)
-    leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
-    words: object  # FurtherWords (further_words.py for this lesson)
-
-    @property
-    def checkpoints(self):
-        return tuple(revision.checkpoint for revision in self.revisions)
-
-    @property
-    def max_points(self):
-        return sum(checkpoint.points for checkpoint in self.checkpoints)
-
-    @property
-    def watched(self):
-        """(table, column) whose values the replay reads after each upgrade."""
-        return tuple((leave.table, leave.column) for leaves in self.leaves.values() for leave in leaves)
-
-
-@dataclass(frozen=True)
-class EndWords:
-    """What models_match says once the chain ends after an optional revision (definition.LessonWords' fields)."""
-
-    model_expected: str
-    model_fix: str
-    model_intro: str
-
-
-@dataclass(frozen=True)
-class FurtherWords:
-    revisions: Dict[str, object]  # checkpoint id -> definition.RevisionWords
-    ends: Tuple[EndWords, ...]  # after each optional revision
-    intro: str  # told to a student who stopped at the last core step
-    mistake_names: Dict[str, str] = dataclasses.field(default_factory=dict)  # "<checkpoint>:<reason>" -> words
 
 
 def further_count(evidence, lesson):
@@ -246,48 +185,3 @@ def _downgrade(evidence, full, position):
                             position=position)
     failing = next(s for s in replay.upgrades if not s.ran)  # the replay stopped before any downgrade
     return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
-
-
-# --- words --------------------------------------------------------------------------------
-
-def further_words_class():
-    """The words of the "further" kind (render.WORDS_OF_KIND): an optional revision that ran but
-    left wrong values, no index, a blocking index, or a downgrade that does not undo it."""
-    from .feedback import Feedback, bullet_list
-    from .render import _DowngradesWords, _RevisionWords, capital
-
-    class FurtherWordsOfKind(_RevisionWords):
-        def failed(self, verdict):
-            position, facts = self.lesson.position_of(verdict.id), verdict.facts
-            name = capital(self.revision_name(position))
-            if verdict.reason == "downgrade_not_reversed":
-                section = _DowngradesWords(self.evidence, self.lesson, self.verdicts).downgrade_section(facts.failing)
-                return Feedback(f"The downgrade of {self.revision_name(position)} does not reverse its upgrade.").add(
-                    "Downgrade", section).add(
-                    "Expected", "downgrade() brings back the tables and columns as they were before the upgrade, "
-                                "with every row and value.")
-            leave, rules = facts.leave, self.lesson.production
-            if verdict.reason == "not_filled":
-                expected = dict(leave.values) if leave.values else {}
-                lines = [f"row {i}: {value!r}" + (f" (expected {expected[i]!r})" if i in expected else "")
-                         for i, value in facts.found] or [f"no rows in `{leave.table}`"]
-                feedback = Feedback(f"{name} does not fill `{leave.table}.{leave.column}` as step "
-                                    f"{verdict.checkpoint.step} asks: {leave.says}.").add("Found", bullet_list(lines))
-            elif verdict.reason == "no_index":
-                indexes = [", ".join(columns) for columns in facts.indexes] or ["none"]
-                feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
-                    "Found", f"indexes of `{leave.table}` on: " + "; ".join(indexes))
-            elif facts.missing == "autocommit_block":
-                feedback = Feedback(f"{name} asks for CONCURRENTLY inside the migration's transaction: on PostgreSQL "
-                                    "the upgrade fails (CREATE INDEX CONCURRENTLY cannot run inside a transaction "
-                                    "block).")
-                if rules:
-                    feedback.add("Why", rules.explanations["ban-concurrent-index-creation-in-transaction"])
-            else:
-                feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks "
-                                    f"every write to `{leave.table}` until the index is built.")
-                if rules:
-                    feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
-            return self.revision_advice(feedback, position, self.evidence.replay.upgrade(position))
-
-    return FurtherWordsOfKind

@@ -4,26 +4,8 @@ are declared with it (words.py for this lesson). Each table's placeholders are
 checked here on import, so a misspelt one fails at once, not while a student's
 message is written.
 """
-import string
-
 from .facts import BLOCK_CAUSES, FINDING_KINDS, MISMATCH_KINDS
-
-
-def placeholders(template):
-    """The names a str.format template fills in."""
-    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def check_templates(table, keys, allowed, what):
-    """Refuse a table of templates that lacks a key, has one too many, or uses a placeholder not in `allowed`
-    (a set, or a function of the key)."""
-    problems = [f"no words for {key!r}" for key in keys if key not in table]
-    problems += [f"{key!r} is not one of {what}" for key in table if key not in keys]
-    for key, template in table.items():
-        unknown = placeholders(template) - (allowed(key) if callable(allowed) else allowed)
-        problems += [f"{key!r} uses {{{name}}}, which is not given" for name in sorted(unknown)]
-    if problems:
-        raise ValueError(f"the words for {what} are not right: " + "; ".join(problems))
+from .feedback import check_templates
 
 
 # --- app.py and env.py, read without running them (facts.Finding) ---------------------------

@@ -618,6 +618,44 @@ class _LocalDatabaseWords(_Words):
             rows_code(self.lesson, data_sets, schema).splitlines(), 1)
 
 
+class _FurtherWords(_RevisionWords):
+    """An optional revision that ran but left wrong values, no index, a blocking index, or a downgrade
+    that does not undo it (going_further.py judges it)."""
+
+    def failed(self, verdict):
+        position, facts = self.lesson.position_of(verdict.id), verdict.facts
+        name = capital(self.revision_name(position))
+        if verdict.reason == "downgrade_not_reversed":
+            section = _DowngradesWords(self.evidence, self.lesson, self.verdicts).downgrade_section(facts.failing)
+            return Feedback(f"The downgrade of {self.revision_name(position)} does not reverse its upgrade.").add(
+                "Downgrade", section).add(
+                "Expected", "downgrade() brings back the tables and columns as they were before the upgrade, "
+                            "with every row and value.")
+        leave, rules = facts.leave, self.lesson.production
+        if verdict.reason == "not_filled":
+            expected = dict(leave.values) if leave.values else {}
+            lines = [f"row {i}: {value!r}" + (f" (expected {expected[i]!r})" if i in expected else "")
+                     for i, value in facts.found] or [f"no rows in `{leave.table}`"]
+            feedback = Feedback(f"{name} does not fill `{leave.table}.{leave.column}` as step "
+                                f"{verdict.checkpoint.step} asks: {leave.says}.").add("Found", bullet_list(lines))
+        elif verdict.reason == "no_index":
+            indexes = [", ".join(columns) for columns in facts.indexes] or ["none"]
+            feedback = Feedback(f"{name} leaves no index on `{leave.table}.{leave.column}`.").add(
+                "Found", f"indexes of `{leave.table}` on: " + "; ".join(indexes))
+        elif facts.missing == "autocommit_block":
+            feedback = Feedback(f"{name} asks for CONCURRENTLY inside the migration's transaction: on PostgreSQL "
+                                "the upgrade fails (CREATE INDEX CONCURRENTLY cannot run inside a transaction "
+                                "block).")
+            if rules:
+                feedback.add("Why", rules.explanations["ban-concurrent-index-creation-in-transaction"])
+        else:
+            feedback = Feedback(f"{name} creates its index without CONCURRENTLY, which on PostgreSQL blocks "
+                                f"every write to `{leave.table}` until the index is built.")
+            if rules:
+                feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
+        return self.revision_advice(feedback, position, self.evidence.replay.upgrade(position))
+
+
 # A checkpoint's kind (definition.Lesson.kind_of) -> the words for it.
 WORDS_OF_KIND = {
     "init": _InitWords,
@@ -626,14 +664,5 @@ WORDS_OF_KIND = {
     "downgrades": _DowngradesWords,
     "models_match": _ModelsMatchWords,
     "local_database": _LocalDatabaseWords,
+    "further": _FurtherWords,
 }
-
-
-def _register_further_words():
-    # The optional steps' words build on a revision's (going_further.py); the kind is theirs.
-    from .going_further import further_words_class
-
-    WORDS_OF_KIND["further"] = further_words_class()
-
-
-_register_further_words()

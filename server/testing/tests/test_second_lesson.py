@@ -129,7 +129,8 @@ def test_an_incomplete_declaration_says_what_it_lacks():
 
 def test_a_block_is_refused_outside_the_closed_set_of_causes():
     from testing.lesson.facts import BLOCK_CAUSES, Block
-    from testing.lesson.messages import BLOCKED_WHY, block_fields, check_templates
+    from testing.lesson.feedback import check_templates
+    from testing.lesson.messages import BLOCKED_WHY, block_fields
 
     with pytest.raises(AssertionError):
         Block("history", "history_braeks", position=2)
