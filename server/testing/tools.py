@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server/
 
 from testing.lesson.python_support import python_problem  # noqa: E402  (standard library only)
 
-if __name__ == "__main__":
+
+def main():
     problem = python_problem(sys.version_info)
     if problem:
         fatal, message = problem
@@ -26,3 +27,7 @@ if __name__ == "__main__":
 
     stop_on_signals()  # SIGTERM and SIGHUP clean up like Ctrl-C: no database or folder left behind
     tool_commands(prog_name="pipenv run")
+
+
+if __name__ == "__main__":
+    main()
