@@ -1,5 +1,5 @@
 """`pipenv run ...`: every tool of the lesson in one command group, for students,
-instructors and maintainers alike (server/testing/tools.py runs it)."""
+instructors and maintainers alike (server/testing/tools.py runs it, as the `lesson-tools` command)."""
 import os
 import re
 import sys
@@ -133,3 +133,47 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
     click.echo(f"Wrote {out}/: gradebook.csv, gradebook.json, report.html, summary.md, feedback/"
                + (", canvas.csv" if (Path(out) / "canvas.csv").is_file() else "") + ".")
     sys.exit(1 if warnings else 0)
+
+
+def _own_arguments(name, summary):
+    """A maintainers' script with its own options: every argument, --help too, goes to it."""
+    def register(run):
+        @tool_commands.command(name, short_help=summary, add_help_option=False,
+                               context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def command(args):
+            sys.exit(run(list(args)))
+        return run
+    return register
+
+
+@_own_arguments("benchmark", "How fast is the grader, against pytest-alembic (maintainers).")
+def _benchmark(args):
+    from testing.benchmark import main
+    return main(args)
+
+
+@_own_arguments("page-benchmark", "How fast is the lesson page, whole HTTP requests (maintainers).")
+def _page_benchmark(args):
+    from testing.page_benchmark import main
+    return main(args)
+
+
+@_own_arguments("production-benchmark", "What the production review adds to review and the page (maintainers).")
+def _production_benchmark(args):
+    from testing.production_benchmark import main
+    return main(args)
+
+
+@_own_arguments("cohort-benchmark", "How fast cohort grades classes of 30 to 300 (maintainers).")
+def _cohort_benchmark(args):
+    from testing.cohort_benchmark import main
+    return main(args)
+
+
+@tool_commands.command("cohort-sample")
+def cohort_sample_command():
+    """Regenerate docs/cohort-sample/ and the README's copy of its summary (maintainers)."""
+    from testing.cohort_sample import main
+
+    sys.exit(main())

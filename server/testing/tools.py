@@ -6,6 +6,7 @@
 
 Unlike `flask lesson ...`, this works even when app.py is broken.
 """
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server/
 
 from testing.lesson.python_support import python_problem  # noqa: E402  (standard library only)
 
-if __name__ == "__main__":
+
+def main():
     problem = python_problem(sys.version_info)
     if problem:
         fatal, message = problem
@@ -26,3 +28,19 @@ if __name__ == "__main__":
 
     stop_on_signals()  # SIGTERM and SIGHUP clean up like Ctrl-C: no database or folder left behind
     tool_commands(prog_name="pipenv run")
+
+
+
+def command():
+    """`lesson-tools` (server/testing/pyproject.toml): the tools of the checkout it is run in,
+    the nearest folder up with a Pipfile, even when the virtualenv was installed from another."""
+    here = Path.cwd()
+    root = next((folder for folder in (here, *here.parents) if (folder / "Pipfile").is_file()), None)
+    tools = root / "server" / "testing" / "tools.py" if root else None
+    if tools and tools.is_file() and not tools.samefile(__file__):
+        sys.exit(subprocess.call([sys.executable, str(tools), *sys.argv[1:]]))
+    main()
+
+
+if __name__ == "__main__":
+    main()

@@ -78,11 +78,13 @@ def marker_environment(python, platform):
 
 def locked_packages():
     """{name: (version, hashes, markers, develop only)} of everything
-    `pipenv install --dev` installs."""
+    `pipenv install --dev` installs from the registry."""
     lock = json.loads((REPO_ROOT / "Pipfile.lock").read_text(encoding="utf-8"))
     packages = {}
     for section in ("develop", "default"):  # default last: it decides "develop only"
         for name, entry in lock[section].items():
+            if "path" in entry:
+                continue  # the grader itself (server/testing/), installed from this checkout
             packages[canonicalize_name(name)] = (
                 entry["version"].removeprefix("=="), set(entry.get("hashes", [])), entry.get("markers"),
                 section == "develop",
