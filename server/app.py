@@ -2,7 +2,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from testing.lesson.app_support import database_url, lesson_commands, lesson_page, review_new_migration
+from testing.student.app_support import database_url, lesson_commands, lesson_page, review_new_migration
 
 app = Flask(__name__)
 # DATABASE_URL (from the environment or server/.env) picks the database;

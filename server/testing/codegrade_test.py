@@ -21,8 +21,8 @@ Options (testing/options.py): --lesson-root, --lesson-database, --lesson-timeout
 """
 import pytest
 
+from testing.engine.checks import NOT_APPLICABLE
 from testing.lesson.checkpoints import CHECKPOINTS
-from testing.lesson.checks import NOT_APPLICABLE
 
 CODEGRADE_PLUGIN = "cg-pytest-reporter"  # the name its pytest_configure registers its reporter under
 

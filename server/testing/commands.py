@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from testing.lesson.cli import reset_command, review_command, status_command
-from testing.lesson.walkthrough import FURTHER_LAST_STEP, LAST_STEP
+from testing.maintainers.walkthrough import FURTHER_LAST_STEP, LAST_STEP
+from testing.student.cli import reset_command, review_command, status_command
 
 
 @click.group()
@@ -44,7 +44,7 @@ def _step(ctx, param, value):
 @click.option("--keep", is_flag=True, help="keep the temporary copy to look at afterwards")
 def walkthrough_command(backend, stop_after, dest, keep):
     """Do the lesson in a scratch copy of the starter, exactly as README.md says."""
-    from testing.lesson.walkthrough import main
+    from testing.maintainers.walkthrough import main
 
     sys.exit(main(backend, stop_after, dest, keep))
 
@@ -57,10 +57,10 @@ def walkthrough_command(backend, stop_after, dest, keep):
 def page_command(root, port, no_browser, screenshots):
     """Serve the lesson page: your database, your migrations and what they do to rows."""
     if screenshots:
-        from testing.lesson.screenshots import take_screenshots
+        from testing.maintainers.screenshots import take_screenshots
 
         sys.exit(take_screenshots(screenshots))
-    from testing.lesson.page_tool import main
+    from testing.student.page_tool import main
 
     sys.exit(main(root, port, not no_browser))
 
@@ -102,10 +102,10 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
     URL or local path a line, optionally after the student's name; or a CSV
     with a header: name, source, id, email, lms_id, section).
     """
-    from testing.lesson import cohort
-    from testing.lesson.cohort_gradebook import MergeError
-    from testing.lesson.cohort_sources import SourceError
-    from testing.lesson.confinement import available, summary
+    from testing.instructor import cohort
+    from testing.instructor.cohort_gradebook import MergeError
+    from testing.instructor.cohort_sources import SourceError
+    from testing.isolation.confinement import available, summary
 
     if require_confinement and not merge and summary(available()) != summary(("files", "network", "processes")):
         raise click.UsageError(f"--require-confinement: {summary(available())} (see the README's instructor "
@@ -149,31 +149,31 @@ def _own_arguments(name, summary):
 
 @_own_arguments("benchmark", "How fast is the grader, against pytest-alembic (maintainers).")
 def _benchmark(args):
-    from testing.benchmark import main
+    from testing.maintainers.benchmark import main
     return main(args)
 
 
 @_own_arguments("page-benchmark", "How fast is the lesson page, whole HTTP requests (maintainers).")
 def _page_benchmark(args):
-    from testing.page_benchmark import main
+    from testing.maintainers.page_benchmark import main
     return main(args)
 
 
 @_own_arguments("production-benchmark", "What the production review adds to review and the page (maintainers).")
 def _production_benchmark(args):
-    from testing.production_benchmark import main
+    from testing.maintainers.production_benchmark import main
     return main(args)
 
 
 @_own_arguments("cohort-benchmark", "How fast cohort grades classes of 30 to 300 (maintainers).")
 def _cohort_benchmark(args):
-    from testing.cohort_benchmark import main
+    from testing.maintainers.cohort_benchmark import main
     return main(args)
 
 
 @tool_commands.command("cohort-sample")
 def cohort_sample_command():
     """Regenerate docs/cohort-sample/ and the README's copy of its summary (maintainers)."""
-    from testing.cohort_sample import main
+    from testing.maintainers.cohort_sample import main
 
     sys.exit(main())

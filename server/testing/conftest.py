@@ -12,7 +12,7 @@
 
 The student's code (revision scripts, models.py) never runs in this process:
 it runs in a separate, time-limited worker process on a private copy
-(testing/lesson/sandbox.py), and every checkpoint is judged here, on what
+(testing/isolation/sandbox.py), and every checkpoint is judged here, on what
 the grader reads from the databases itself. Whatever that code does, the
 JUnit report is written and pytest exits 0 only at full marks.
 
@@ -21,18 +21,18 @@ so `--opt value` works as well as `--opt=value`. Run the pristine grader
 from its own root, e.g.
     cd /grader && pytest --lesson-root=/submissions/alice --junitxml=alice.xml
 
-SIGTERM and SIGHUP stop a grade as Ctrl-C does (testing/lesson/leftovers.py):
+SIGTERM and SIGHUP stop a grade as Ctrl-C does (testing/databases/leftovers.py):
 its throw-away databases, folders and worker processes are removed first.
 
 The grade runs once per session (the `lesson_report` fixture). After the run,
 a table of checkpoints and points is printed and, when GITHUB_STEP_SUMMARY is
-set, appended to it as markdown (both drawn by testing/lesson/report_text.py).
+set, appended to it as markdown (both drawn by testing/engine/report_text.py).
 With --lesson-classroom=FILE, one result per checkpoint for GitHub Classroom's
 reporter is appended to FILE, as variables in $GITHUB_ENV's format.
 Where CodeGrade's cg-pytest-reporter plugin is installed, each checkpoint test
 carries its marks (codegrade_test.py).
 A short "Before production" note follows the score: what squawk says about
-each revision's PostgreSQL SQL (testing/lesson/production.py). It is never
+each revision's PostgreSQL SQL (testing/engine/production.py). It is never
 part of a checkpoint's message and never changes the score.
 All of this happens only when the grader's tests ran, so the project's own
 suite (server/testing/tests) is undisturbed.
@@ -47,7 +47,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the checkout being graded
 
 import pytest  # noqa: E402
 
-from testing.lesson.report_text import (  # noqa: E402
+from testing.engine.report_text import (  # noqa: E402
     classroom_environment, further_line, further_table, markdown_summary, summary_table,
 )
 
@@ -57,7 +57,7 @@ REPORT = pytest.StashKey()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
-    from testing.lesson.leftovers import stop_on_signals
+    from testing.databases.leftovers import stop_on_signals
 
     stop_on_signals()
 
@@ -82,8 +82,8 @@ def lesson_database(config):
 @pytest.fixture(scope="session")
 def lesson_report(request, record_testsuite_property):
     """The grade of the checkout, computed once for all checkpoint tests."""
-    from testing.lesson.checks import grade
-    from testing.lesson.sandbox import Limits
+    from testing.engine.checks import grade
+    from testing.isolation.sandbox import Limits
 
     config = request.config
     try:
@@ -104,8 +104,8 @@ def lesson_report(request, record_testsuite_property):
 
 def _grader_fault(root, error):
     """A report failing every checkpoint with one clear line, instead of a traceback."""
+    from testing.engine.checks import FAILED, Report, Result
     from testing.lesson.checkpoints import CHECKPOINTS
-    from testing.lesson.checks import FAILED, Report, Result
     from testing.lesson.feedback import Feedback
 
     if os.environ.get("LESSON_GRADER_DEBUG"):
@@ -154,7 +154,7 @@ def _append(terminalreporter, what, path, text):
 
 def before_production_note(report):
     """squawk's findings on the revisions' PostgreSQL SQL, in a few lines; nothing to say, nothing printed."""
-    from testing.lesson.production import short_note
+    from testing.engine.production import short_note
 
     lines = short_note(report.evidence.production) if report.evidence is not None else []
     if not lines:

@@ -47,7 +47,7 @@ def pytest_addoption(parser):
 def pytest_load_initial_conftests(early_config):
     _hand_over(early_config)  # before any conftest.py of the wrong checkout loads
     sys.dont_write_bytecode = True  # as in conftest.py: no __pycache__ in the checkout being graded
-    from testing.lesson.sandbox import warm_up
+    from testing.isolation.sandbox import warm_up
 
     # The workers' fork server imports its libraries while pytest collects and the grader imports.
     # It is started outside pytest's capture: it writes where pytest does, and ends before the output does.

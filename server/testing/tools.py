@@ -13,7 +13,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # leave no __pycache__ in the student's folders
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # server/
 
-from testing.lesson.python_support import python_problem  # noqa: E402  (standard library only)
+from testing.student.python_support import python_problem  # noqa: E402  (standard library only)
 
 
 def main():
@@ -24,7 +24,7 @@ def main():
         if fatal:
             sys.exit(1)
     from testing.commands import tool_commands
-    from testing.lesson.leftovers import stop_on_signals
+    from testing.databases.leftovers import stop_on_signals
 
     stop_on_signals()  # SIGTERM and SIGHUP clean up like Ctrl-C: no database or folder left behind
     tool_commands(prog_name="pipenv run")

@@ -1,2 +1,1 @@
-"""Machinery behind the lesson: the grader's checks, the status and review
-commands, and the reference walkthrough. Students never need to edit it."""
+"""The lesson, declared as data: its steps and checkpoints, its words, and the README it is taught from."""

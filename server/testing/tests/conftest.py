@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
+from testing.databases.database import postgres_server_url, postgres_unreachable_reason
 
 from .lesson_builds import drop_shared_databases
 
@@ -25,7 +25,7 @@ BACKENDS = ("sqlite", "postgresql")
 def pytest_configure(config):
     # SIGTERM and SIGHUP end the run as Ctrl-C does, so the fixtures remove their
     # throw-away databases and folders (what a SIGKILL leaves, the next run sweeps).
-    from testing.lesson.leftovers import stop_on_signals
+    from testing.databases.leftovers import stop_on_signals
 
     stop_on_signals()
 

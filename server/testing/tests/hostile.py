@@ -12,7 +12,7 @@ put back), so a forged pass would show.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Tuple
 
-from testing.lesson.confinement import available
+from testing.isolation.confinement import available
 
 MARKER = "lesson-hostile-stray-process"
 CONFINED = "files" in available()  # the worker cannot reach the grader's or the checkout's files

@@ -33,13 +33,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url
+from testing.databases.database import normalize_url, postgres_server_url, sqlite_url
 
 try:
     import fcntl
 except ImportError:  # Windows: each process builds its own
     fcntl = None
-from testing.lesson.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
+from testing.maintainers.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
 
 # The rows the README adds in steps 1 and 2.
 EMPLOYEES = [

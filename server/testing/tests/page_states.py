@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from testing.lesson.walkthrough import flask_environment
+from testing.maintainers.walkthrough import flask_environment
 
-from .catalogue import Checkout
+from ..maintainers.catalogue import Checkout
 from .lesson_builds import copy_reference, database_state, reference_solution
 
 

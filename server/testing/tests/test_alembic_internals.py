@@ -1,4 +1,4 @@
-"""The private parts of Alembic in testing/lesson/alembic_internals.py, checked
+"""The private parts of Alembic in testing/databases/alembic_internals.py, checked
 against the installed Alembic: an upgrade that changes one fails here, by name."""
 from pathlib import Path
 
@@ -10,8 +10,8 @@ from alembic.operations import Operations, ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from testing.lesson import operations
-from testing.lesson.alembic_internals import installed_as_op, new_revision_path
+from testing.databases import operations
+from testing.databases.alembic_internals import installed_as_op, new_revision_path
 
 SCRIPT = """
 from alembic import op

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from testing.lesson.database import throwaway_database
-from testing.lesson.walkthrough import copy_starter, flask_environment
+from testing.databases.database import throwaway_database
+from testing.maintainers.walkthrough import copy_starter, flask_environment
 
 EMPLOYEES = [(1, "Kai Uri", 89000), (2, "Alena Lee", 125000)]
 

@@ -14,12 +14,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 
-from testing.lesson import cohort, cohort_cache, cohort_gradebook, cohort_pool, cohort_sources, root_causes
+from testing.databases.database import postgres_server_url
+from testing.instructor import cohort, cohort_cache, cohort_gradebook, cohort_pool, cohort_sources, root_causes
 from testing.lesson.checkpoints import CHECKPOINTS, LESSON
-from testing.lesson.database import postgres_server_url
 
-from .catalogue import VALID, WRONG
-from .cohort_submissions import make_class
+from ..maintainers.catalogue import VALID, WRONG
+from ..maintainers.cohort_submissions import make_class
 from .lesson_builds import reference_solution
 
 REPO = Path(__file__).resolve().parents[3]
@@ -365,8 +365,8 @@ def test_a_mistake_is_the_checkpoint_and_the_engines_reason():
 
 
 def test_every_named_mistake_is_a_reason_the_engine_gives():
+    from testing.engine.judge import ALL_REASONS
     from testing.lesson.checkpoints import LESSON
-    from testing.lesson.judge import ALL_REASONS
 
     for mistake in LESSON.words.mistake_names:
         checkpoint, reason = mistake.split(":")

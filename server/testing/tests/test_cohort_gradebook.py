@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from testing.lesson import cohort, cohort_sources, root_causes
+from testing.databases.database import postgres_server_url
+from testing.instructor import cohort, cohort_sources, root_causes
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.database import postgres_server_url
 
 from .test_cohort import REPO, a_class, book, git, run_cohort, statistics
 
@@ -66,7 +66,7 @@ def test_a_submission_scores_the_same_however_it_is_supplied(request, backend, t
 def test_the_pristine_grader_leaves_the_students_database_out_too(request, tmp_path):
     """`pytest --lesson-root` of another checkout gives the cohort's score, not the one the
     student sees on their own machine (where the database counts)."""
-    from testing.lesson.checks import grade
+    from testing.engine.checks import grade
 
     (path, _), = a_class(request, tmp_path / "made", "downgraded but models.py not reverted")
     own = grade(path)  # as on the student's machine
@@ -202,7 +202,7 @@ def test_long_paths_wrap_at_every_width(request, tmp_path):
     from .test_page_browser import require_browser
 
     require_browser()
-    from testing.lesson.page_tool import headless_chromium
+    from testing.student.page_tool import headless_chromium
 
     deep = tmp_path / ("a-rather-long-folder-name-for-a-course-" * 3).strip("-") / "week-3-submissions"
     a_class(request, deep, "table rename kept as create+drop", "the README's example revision ids copied without their parents")

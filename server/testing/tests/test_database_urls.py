@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from testing.lesson.database import (
+from testing.databases.database import (
     DEFAULT_APP_URL,
     DEFAULT_POSTGRES_SERVER,
     app_database_url,
@@ -20,7 +20,7 @@ from testing.lesson.database import (
     read_only_engine,
     throwaway_database,
 )
-from testing.lesson.walkthrough import copy_starter
+from testing.maintainers.walkthrough import copy_starter
 
 # Runs inside the app's folder: which database did the app really use?
 PROBE = """

@@ -14,8 +14,8 @@ import dataclasses
 import json
 from pathlib import Path, PurePath
 
+from testing.engine.judge import judge
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.judge import judge
 
 from .lesson_builds import copy_reference, reference_solution
 from .test_second_lesson import source_of
@@ -31,7 +31,7 @@ def plain(value):
 
 
 def test_the_evidence_of_a_finished_lesson_is_plain_data(request, tmp_path):
-    from testing.lesson.checks import grade
+    from testing.engine.checks import grade
 
     build = reference_solution(request, "sqlite")
     copy = copy_reference(request, build, tmp_path / "checkout")
@@ -60,6 +60,6 @@ def imported_modules(path):
 
 
 def test_judging_and_rendering_run_nothing():
-    for module in ("testing.lesson.facts", "testing.lesson.messages", "testing.lesson.judge", "testing.lesson.render"):
+    for module in ("testing.engine.facts", "testing.engine.messages", "testing.engine.judge", "testing.engine.render"):
         found = imported_modules(source_of(module)) & COLLECTING
         assert not found, f"{module} imports {sorted(found)}: it should only read the evidence"

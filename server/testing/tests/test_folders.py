@@ -99,7 +99,7 @@ def test_tool_scripts_work_from(finished, folder):
 def test_the_grader_table_breaks_long_summaries_between_words():
     from types import SimpleNamespace
 
-    from testing.lesson.report_text import summary_table
+    from testing.engine.report_text import summary_table
 
     summary = ("Revision 1 (server/migrations/versions/8eed0e7411fa_initial_migration.py) creates `employees` "
                "and keeps every row of the table it starts from.")

@@ -15,11 +15,11 @@ from typing import Callable, Optional
 
 import pytest
 
-from testing.lesson.checks import FAILED, PASSED, grade
+from testing.engine.checks import FAILED, PASSED, grade
+from testing.engine.report_text import further_line
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.report_text import further_line
-from testing.lesson.status import render, status_of
-from testing.lesson.walkthrough import FURTHER_LAST_STEP, run_walkthrough
+from testing.maintainers.walkthrough import FURTHER_LAST_STEP, run_walkthrough
+from testing.student.status import render, status_of
 
 from .lesson_builds import copy_reference, reference_solution
 from .test_golden_verdicts import compare, normaliser
@@ -202,7 +202,7 @@ def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, t
 
 
 def _server_url():
-    from testing.lesson.database import postgres_server_url
+    from testing.databases.database import postgres_server_url
 
     return postgres_server_url()
 
@@ -229,8 +229,8 @@ def test_the_optional_checkpoints_are_declared_apart():
 
 
 def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
-    from testing.lesson.cohort import GRADED, record_of
-    from testing.lesson.cohort_report import further_lines
+    from testing.instructor.cohort import GRADED, record_of
+    from testing.instructor.cohort_report import further_lines
 
     good = grade(checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "good"))
     broken = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "broken")

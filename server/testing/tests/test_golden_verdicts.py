@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson.checks import grade
-from testing.lesson.status import render, status_of
+from testing.engine.checks import grade
+from testing.student.status import render, status_of
 
-from .catalogue import VALID, WRONG, Checkout
+from ..maintainers.catalogue import VALID, WRONG, Checkout
 from .lesson_builds import reference_solution, shared_by_content
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from testing.databases.database import postgres_server_url
 from testing.lesson.checkpoints import CHECKPOINTS
-from testing.lesson.database import postgres_server_url
 
-from .catalogue import VALID, WRONG, Checkout
+from ..maintainers.catalogue import VALID, WRONG, Checkout
 from .lesson_builds import reference_solution
 
 REPO = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ each with its own TMPDIR, on SQLite and on PostgreSQL: stopped with SIGTERM
 in the middle of the replay they remove their throw-away databases, folders
 and processes;
 killed with SIGKILL they cannot, and the next grade sweeps what they left
-(testing/lesson/leftovers.py), never what a live grade is using.
+(testing/databases/leftovers.py), never what a live grade is using.
 """
 import os
 import shutil
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from testing.lesson import leftovers as naming
-from testing.lesson.database import postgres_server_url
+from testing.databases import leftovers as naming
+from testing.databases.database import postgres_server_url
 
 from .hostile import Hostile, in_function
 from .test_grader_catalogue import REPO, make_submission

@@ -12,7 +12,7 @@ import pytest
 
 from testing.lesson.checkpoints import LESSON
 
-from .catalogue import RENAME_COLUMN_DOWN, RENAME_COLUMN_UP, _regenerated_as_one
+from ..maintainers.catalogue import RENAME_COLUMN_DOWN, RENAME_COLUMN_UP, _regenerated_as_one
 from .test_grader_catalogue import make_submission, run_grader
 
 RENAME_TABLE_UP = "op.rename_table('department', 'departments')"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from testing.lesson.confinement import KINDS, available, summary
-from testing.lesson.database import postgres_server_url, postgres_unreachable_reason
-from testing.lesson.database_gate import DatabaseGate, replay_database
+from testing.databases.database import postgres_server_url, postgres_unreachable_reason
+from testing.isolation.confinement import KINDS, available, summary
+from testing.isolation.database_gate import DatabaseGate, replay_database
 
 from .escapes import ESCAPES
 from .hostile import Hostile, in_function
@@ -130,7 +130,7 @@ def test_cohort_refuses_to_start_without_full_confinement(monkeypatch, tmp_path)
     from click.testing import CliRunner
 
     from testing import commands
-    from testing.lesson import confinement
+    from testing.isolation import confinement
 
     monkeypatch.setattr(confinement, "available", lambda: ["files"])
     run = CliRunner().invoke(commands.tool_commands, ["cohort", str(tmp_path), "--require-confinement",
@@ -141,8 +141,8 @@ def test_cohort_refuses_to_start_without_full_confinement(monkeypatch, tmp_path)
 
 
 def test_cohort_writes_how_confined_its_grades_were(request, tmp_path):
+    from ..maintainers.catalogue import VALID
     from .test_cohort import run_cohort
-    from .catalogue import VALID
 
     make_submission(request, "sqlite", VALID[0], tmp_path / "class" / "alice")
     fully = ["--require-confinement"] if summary(available()) == summary(KINDS) else []

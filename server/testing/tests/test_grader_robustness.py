@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from testing.lesson.checkpoints import CHECKPOINTS
-from testing.lesson.walkthrough import copy_starter
+from testing.maintainers.lesson_files import CREATE_DEPARTMENT, CREATE_EMPLOYEES, OLDER_ENV_PY, revision_file
+from testing.maintainers.walkthrough import copy_starter
 from testing.tests.lesson_builds import copy_reference, reference_solution
-from testing.tests.lesson_files import CREATE_DEPARTMENT, CREATE_EMPLOYEES, OLDER_ENV_PY, revision_file
 
 GRADER_ROOT = Path(__file__).resolve().parents[3]
 ALL = {checkpoint.id for checkpoint in CHECKPOINTS}
@@ -163,7 +163,7 @@ def test_a_correct_submission_made_with_flask_commands_passes(request, tmp_path)
 def test_a_hand_built_correct_submission_passes_on_each_backend(checkout, tmp_path, backend):
     options = []
     if backend == "postgresql":
-        from testing.lesson.database import postgres_server_url
+        from testing.databases.database import postgres_server_url
 
         options.append(f"--lesson-database={postgres_server_url()}")
     graded = grade(checkout, tmp_path, *options)
@@ -338,7 +338,7 @@ def test_a_rename_by_create_and_drop_names_the_lost_rows_and_the_fix(checkout, t
             op.drop_table('department')"""))
     options = []
     if backend == "postgresql":
-        from testing.lesson.database import postgres_server_url
+        from testing.databases.database import postgres_server_url
 
         options.append(f"--lesson-database={postgres_server_url()}")
     graded = grade(checkout, tmp_path, *options)

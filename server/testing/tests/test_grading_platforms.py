@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from testing.databases.database import postgres_server_url
 from testing.lesson.checkpoints import BY_ID, CHECKPOINTS
-from testing.lesson.database import postgres_server_url
 
-from .catalogue import VALID, WRONG
+from ..maintainers.catalogue import VALID, WRONG
 from .test_grader_catalogue import make_submission
 
 REPO = Path(__file__).resolve().parents[3]

@@ -8,13 +8,13 @@ two halves meet.
 """
 from pathlib import Path
 
+from testing.databases.reading import Column
+from testing.engine.evidence import Evidence, Folders
+from testing.engine.judge import FAILED, NOT_APPLICABLE, PASSED, judge
+from testing.engine.render import feedback
+from testing.engine.replay import Loss, Replay, Step
+from testing.engine.submission import History, Layout, Models, RevisionFile
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.evidence import Evidence, Folders
-from testing.lesson.judge import FAILED, NOT_APPLICABLE, PASSED, judge
-from testing.lesson.reading import Column
-from testing.lesson.render import feedback
-from testing.lesson.replay import Loss, Replay, Step
-from testing.lesson.submission import History, Layout, Models, RevisionFile
 
 ROOT = Path("/nowhere/checkout")
 INTEGER, STRING = ("integer", "INTEGER()"), ("string", "VARCHAR()")

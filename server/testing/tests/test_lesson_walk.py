@@ -26,10 +26,10 @@ from typing import Callable, Optional, Tuple
 
 import pytest
 
-from testing.lesson.checks import grade
-from testing.lesson.review import run_review
-from testing.lesson.status import fix_of, render, status_of
-from testing.lesson.walkthrough import flask_environment
+from testing.engine.checks import grade
+from testing.maintainers.walkthrough import flask_environment
+from testing.student.review import run_review
+from testing.student.status import fix_of, render, status_of
 
 from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
 from .test_golden_verdicts import compare as compare_with_golden, observed

@@ -16,9 +16,9 @@ import shutil
 import pytest
 
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.status import render, status_of
+from testing.student.status import render, status_of
 
-from .catalogue import VALID, WRONG, Checkout
+from ..maintainers.catalogue import VALID, WRONG, Checkout
 from .lesson_builds import copy_reference, reference_solution
 from .test_golden_verdicts import fixed_id_submission, graded_files
 from .test_lesson_walk import POINTS, walk_to

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson import page
-from testing.lesson.page import revision_graph
-from testing.lesson.page_tool import SCREENSHOTS, create_app, png_tag, tag_png
-from testing.lesson.walkthrough import flask_environment
+from testing.maintainers.walkthrough import flask_environment
+from testing.student import page
+from testing.student.page import revision_graph
+from testing.student.page_tool import SCREENSHOTS, create_app, png_tag, tag_png
 
-from .catalogue import Checkout
+from ..maintainers.catalogue import Checkout
 from .page_states import (
     big_sqlite_database, database_snapshot, lesson_copy, tree_digest, unfixed_step_3,
 )
@@ -193,7 +193,7 @@ def test_the_lesson_page_shows_only_the_first_rows_of_a_big_table(tmp_path, big_
 
 
 def test_the_starter_says_run_flask_db_init(tmp_path):
-    from testing.lesson.walkthrough import copy_starter
+    from testing.maintainers.walkthrough import copy_starter
 
     body = text(get(copy_starter(tmp_path / "starter")))
     assert "flask db init" in body.split("Your database now")[0]
@@ -404,7 +404,7 @@ def test_pipenv_run_page_shows_another_checkout(request, tmp_path):
 
 
 def test_the_checklist_says_what_flask_lesson_status_says(request, tmp_path):
-    from testing.lesson.status import status_text
+    from testing.student.status import status_text
 
     copy = lesson_copy(request, "sqlite", tmp_path / "c", step=2)
     status_next = status_text(copy.checkout).split("\nNext: ", 1)[1].splitlines()[0]

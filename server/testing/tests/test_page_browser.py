@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson import cohort_gradebook, cohort_report
-from testing.lesson.page_tool import (
+from testing.instructor import cohort_gradebook, cohort_report
+from testing.student.page_tool import (
     CHROMIUM, SCREENSHOT_COMMAND, SCREENSHOTS, create_app, headless_chromium, serving, text_file_of, visible_text,
 )
 

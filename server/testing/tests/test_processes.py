@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from testing.lesson import processes
+from testing.isolation import processes
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="process groups and /proc")
 

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson import production
+from testing.databases.database import postgres_server_url
+from testing.engine import production
+from testing.engine.checks import grade
+from testing.engine.submission import Layout, load_history
+from testing.isolation.sandbox import Sandbox
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.checks import grade
-from testing.lesson.database import postgres_server_url
 from testing.lesson.definition import RequiredFinding
-from testing.lesson.sandbox import Sandbox
-from testing.lesson.submission import Layout, load_history
-from testing.lesson.walkthrough import flask_environment
+from testing.maintainers.walkthrough import flask_environment
 
-from .catalogue import VALID, WRONG
+from ..maintainers.catalogue import VALID, WRONG
+from ..maintainers.lesson_files import revision_file
 from .lesson_builds import copy_reference, reference_solution
-from .lesson_files import revision_file
 from .second_lesson import LIBRARY
 from .test_grader_catalogue import make_submission
 from .test_second_lesson import library_checkout

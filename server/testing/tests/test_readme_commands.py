@@ -35,12 +35,12 @@ import sqlalchemy as sa
 from pygments.lexers import BatchLexer, PowerShellLexer
 from pygments.token import Error
 
+from testing.databases.database import normalize_url, postgres_server_url, sqlite_url
 from testing.lesson import readme
-from testing.lesson.database import normalize_url, postgres_server_url, sqlite_url
-from testing.lesson.walkthrough import REPO_ROOT, copy_starter, flask_environment
+from testing.maintainers.walkthrough import REPO_ROOT, copy_starter, flask_environment
 
-from .catalogue import Checkout
-from .cohort_submissions import make_class
+from ..maintainers.catalogue import Checkout
+from ..maintainers.cohort_submissions import make_class
 from .lesson_builds import LessonCopy, copy_reference, database_state, reference_solution
 from .page_states import tree_digest
 from .test_folders import pipfile_scripts, script_command
@@ -562,7 +562,7 @@ PROOFS = {
     "pipenv run cohort submissions/": Run(class_of_two, check=gradebook_of_two("cohort-report")),
     "pipenv run cohort roster.txt --out cohort-report/week-3": Run(class_of_two,
                                                                    check=gradebook_of_two("cohort-report/week-3")),
-    "git clone --depth 1": RunBy("server/testing/lesson/cohort_sources.py", r'"git", "clone", "--quiet", "--depth", "1"'),
+    "git clone --depth 1": RunBy("server/testing/instructor/cohort_sources.py", r'"git", "clone", "--quiet", "--depth", "1"'),
     "pipenv run cohort roster.txt --shard 1/2 --out cohort-report/shard-1": Run(
         class_of_two, check=shard_of_one("cohort-report/shard-1")),
     "pipenv run cohort roster.txt --shard 2/2 --out cohort-report/shard-2": Run(

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from testing.databases.reading import read_database
+from testing.engine.checks import grade
 from testing.lesson import readme
-from testing.lesson.checks import grade
 from testing.lesson.checkpoints import LESSON
-from testing.lesson.reading import read_database
-from testing.lesson.reset import BACKUPS
-from testing.lesson.walkthrough import GENERATED_FILE, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough
+from testing.maintainers.walkthrough import GENERATED_FILE, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough
+from testing.student.reset import BACKUPS
 
 from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
 

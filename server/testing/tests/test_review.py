@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from alembic import op as op_module
 from alembic.operations import ops
 
-from testing.lesson import operations as analysis
-from testing.lesson.database import throwaway_database
-from testing.lesson.review import run_review
-from testing.lesson.walkthrough import copy_starter, flask_environment, run_walkthrough
+from testing.databases import operations as analysis
+from testing.databases.database import throwaway_database
+from testing.maintainers.walkthrough import copy_starter, flask_environment, run_walkthrough
+from testing.student.review import run_review
 
 HEADER = '''"""{message}"""
 from alembic import op

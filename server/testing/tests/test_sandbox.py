@@ -9,10 +9,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from testing.lesson import sandbox as sandbox_module
-from testing.lesson.sandbox import ChildFailure, FileGuard, Limits, Sandbox
-from testing.lesson.schema_data import metadata_from_data, metadata_to_data, type_from_repr
-from testing.lesson.submission import Layout
+from testing.databases.schema_data import metadata_from_data, metadata_to_data, type_from_repr
+from testing.engine.submission import Layout
+from testing.isolation import sandbox as sandbox_module
+from testing.isolation.sandbox import ChildFailure, FileGuard, Limits, Sandbox
 
 REVISION = '''
 from alembic import op
@@ -90,8 +90,8 @@ def test_the_worker_ends_when_the_grading_process_is_killed(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(sandbox_module.GRADER_ROOT / "server")!r})
-        from testing.lesson.sandbox import Limits, Sandbox
-        from testing.lesson.submission import Layout
+        from testing.isolation.sandbox import Limits, Sandbox
+        from testing.engine.submission import Layout
         if __name__ == "__main__":
             with Sandbox(Layout.of({str(tmp_path)!r}), Limits(600, 512)) as sandbox:
                 sandbox.start()

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson.checks import grade
-from testing.lesson.database import postgres_server_url
-from testing.lesson.walkthrough import flask_environment
+from testing.databases.database import postgres_server_url
+from testing.engine.checks import grade
+from testing.maintainers.walkthrough import flask_environment
 
-from .lesson_files import revision_file
+from ..maintainers.lesson_files import revision_file
 from .second_lesson import APP, LIBRARY, MISTAKES, MODELS, SOLUTION
 
-ENGINE_MODULES = ("testing.lesson.checks", "testing.lesson.evidence", "testing.lesson.facts", "testing.lesson.judge",
-                  "testing.lesson.messages", "testing.lesson.render",
-                  "testing.lesson.replay", "testing.lesson.reading", "testing.lesson.status", "testing.lesson.review",
-                  "testing.lesson.page_facts")
+ENGINE_MODULES = ("testing.engine.checks", "testing.engine.evidence", "testing.engine.facts", "testing.engine.judge",
+                  "testing.engine.messages", "testing.engine.render",
+                  "testing.engine.replay", "testing.databases.reading", "testing.student.status", "testing.student.review",
+                  "testing.student.page_facts")
 
 
 def source_of(module):
@@ -128,9 +128,9 @@ def test_an_incomplete_declaration_says_what_it_lacks():
 
 
 def test_a_block_is_refused_outside_the_closed_set_of_causes():
-    from testing.lesson.facts import BLOCK_CAUSES, Block
+    from testing.engine.facts import BLOCK_CAUSES, Block
+    from testing.engine.messages import BLOCKED_WHY, block_fields
     from testing.lesson.feedback import check_templates
-    from testing.lesson.messages import BLOCKED_WHY, block_fields
 
     with pytest.raises(AssertionError):
         Block("history", "history_braeks", position=2)

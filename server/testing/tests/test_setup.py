@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson.python_support import NEWEST, OLDEST, python_problem
+from testing.student.python_support import NEWEST, OLDEST, python_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

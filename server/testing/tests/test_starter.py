@@ -8,7 +8,7 @@ import sys
 import pytest
 from dotenv import dotenv_values
 
-from testing.lesson.walkthrough import (
+from testing.maintainers.walkthrough import (
     REPO_ROOT, WalkthroughError, copy_starter, flask_environment, lesson_in_progress, published_models,
 )
 

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testing.lesson.walkthrough import copy_starter
+from testing.maintainers.walkthrough import copy_starter
 
-from .catalogue import Checkout
+from ..maintainers.catalogue import Checkout
 from .lesson_builds import copy_reference, reference_solution
 
 REPO = Path(__file__).resolve().parents[3]
@@ -119,9 +119,9 @@ def test_a_fresh_clone_of_the_finished_lesson_is_as_the_readme_shows(request, tm
 
 
 def test_rows_lost_by_a_revision_since_fixed_are_asked_back_exactly(request, backend, tmp_path, monkeypatch):
-    from testing.lesson.status import render, status_of
+    from testing.student.status import render, status_of
 
-    from .catalogue import _replace_body
+    from ..maintainers.catalogue import _replace_body
     from .test_lesson_walk import Student, unfixed_step_3_upgraded
 
     monkeypatch.delenv("DATABASE_URL", raising=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.lesson.database import postgres_unreachable_reason
+from testing.databases.database import postgres_unreachable_reason
 
 SERVER = Path(__file__).resolve().parents[2]
 

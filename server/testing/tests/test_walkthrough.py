@@ -15,11 +15,12 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from click.testing import CliRunner
 
-from testing.lesson import readme, walkthrough
 from testing.commands import WALKTHROUGH_STEPS, tool_commands
-from testing.lesson.database import normalize_url, throwaway_database
+from testing.databases.database import normalize_url, throwaway_database
+from testing.lesson import readme
 from testing.lesson.checkpoints import CHECKPOINTS, LESSON, STEPS
-from testing.lesson.walkthrough import (
+from testing.maintainers import walkthrough
+from testing.maintainers.walkthrough import (
     FURTHER_LAST_STEP,
     LAST_STEP,
     REPO_ROOT,

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from testing.lesson.database import in_instance_folder, read_only_engine, read_only_sqlite_uri, sqlite_url
-from testing.lesson.walkthrough import shown_paths
+from testing.databases.database import in_instance_folder, read_only_engine, read_only_sqlite_uri, sqlite_url
+from testing.maintainers.walkthrough import shown_paths
 
 from .lesson_builds import copy_reference, reference_solution
 

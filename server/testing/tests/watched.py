@@ -6,7 +6,7 @@ follows it: the disk its folders and its PostgreSQL databases take at their
 largest, its output, and, when it ends, the peak memory of the grading
 process itself (not of the worker processes that run the student's code).
 `leftovers` says what a grade left: folders in its TMPDIR, databases and roles
-named after its process (testing/lesson/leftovers.py), processes working in
+named after its process (testing/databases/leftovers.py), processes working in
 the test's folders.
 """
 import os
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from testing.lesson import leftovers as naming
-from testing.lesson.database import postgres_server_url
-from testing.lesson.sandbox import folder_size
+from testing.databases import leftovers as naming
+from testing.databases.database import postgres_server_url
+from testing.isolation.sandbox import folder_size
 
 from .test_grader_catalogue import _outcomes
 

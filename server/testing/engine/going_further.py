@@ -1,0 +1,187 @@
+"""Going further: optional steps after the lesson's last one, graded by the same
+engine and scored apart ("Lesson 100/100 · Going further 20/60").
+
+A lesson may declare `further` (a Further): optional revisions that continue
+its chain, each with its checkpoint (step >= 6, optional=True), what it must
+leave beyond the schema (`Filled` values, an `Indexed` column), and where
+models.py and the local database stand once it is done (one EndState per
+optional revision). The core checkpoints never change for a submission
+without optional revisions. For one whose extra revisions are the optional
+ones (`recognised`), the core is judged against where the student
+legitimately is: the lesson's revisions followed by k optional ones, with
+models.py and the local database at revision count + k. The optional
+checkpoints are judged on the lesson extended by every optional revision, so
+a step not done yet reads "No revision 6 yet" with the README's fix.
+
+    further_count(evidence, lesson)   k, the optional revisions the chain holds
+    lesson_with(lesson, k)            the lesson as judged with k optional revisions
+    judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
+"""
+import ast
+import dataclasses
+import re
+
+from ..lesson.definition import Filled, Indexed, specs_of
+from .facts import Block, FailingDowngrade, FurtherFacts
+from .judge import FAILED, PASSED, Verdict, _ChainJudging, schema_problems
+
+
+def further_count(evidence, lesson):
+    """How many optional revisions the chain holds after the lesson's own, or 0 when
+    its extra revisions are not the optional ones (the core then judges them as extra)."""
+    further = lesson.further
+    extra = evidence.chain[lesson.count:]
+    if further is None or not extra or len(extra) > len(further.revisions):
+        return 0
+    for offset, revision_file in enumerate(extra):
+        position = lesson.count + offset + 1
+        step = evidence.replay.upgrade(position)
+        done = step is not None and step.ran and further.revisions[offset].change.done_by(step.before, step.after)
+        if not done and not re.search(further.marks[offset], revision_file.source):
+            return 0
+    return len(extra)
+
+
+def optional_files(lesson, chain):
+    """The revision files after the lesson's own that read as its optional steps', judged
+    by their source alone (before any replay: `flask lesson review` of pending revisions)."""
+    further = lesson.further
+    extra = chain[lesson.count:]
+    if further is None or len(extra) > len(further.revisions):
+        return []
+    if not all(re.search(mark, revision.source) for mark, revision in zip(further.marks, extra)):
+        return []
+    return list(extra)
+
+
+def lesson_with(lesson, k):
+    """The lesson followed by its first k optional revisions, ending after them."""
+    if k == 0:
+        return lesson
+    further = lesson.further
+    return dataclasses.replace(
+        lesson,
+        steps={**lesson.steps, **{step: title for step, title in further.steps.items()
+                                  if step <= further.revisions[k - 1].step}},
+        checkpoints=lesson.checkpoints + further.checkpoints[:k],
+        revisions=lesson.revisions + further.revisions[:k],
+        end=further.ends[k - 1],
+        words=dataclasses.replace(
+            lesson.words,
+            revisions={**lesson.words.revisions, **{revision.checkpoint.id: further.words.revisions[revision.checkpoint.id]
+                                                    for revision in further.revisions[:k]}},
+            extra_revision_note=f"the lesson's {lesson.count_word} and {k} of the optional steps",
+            model_change="", model_repr_note="", model_early_note="",
+            **vars(further.words.ends[k - 1]),
+        ),
+        by_id=None,
+    )
+
+
+def evidence_for(evidence, k):
+    """The evidence as the core judges it with k optional revisions: models.py
+    compared at the head rather than at the lesson's end revision."""
+    if k == 0:
+        return evidence
+    replay = evidence.replay
+    head = replay.head_models or (None, "", None)
+    replay = dataclasses.replace(replay, models_diff=head[0], models_code=head[1], models_error=head[2])
+    return dataclasses.replace(evidence, replay=replay)
+
+
+def judge_further(evidence, lesson):
+    """The optional checkpoints' verdicts, judged on the lesson extended by every optional revision."""
+    full = lesson_with(lesson, len(lesson.further.revisions))
+    judging = _ChainJudging(evidence, full)
+    judging.add(judging.init())
+    for position in range(1, full.count + 1):
+        judging.add(judging.revision(position))
+    verdicts = {}
+    for position in range(lesson.count + 1, full.count + 1):
+        verdict = judging.verdicts[full.checkpoint_of(position)]
+        if verdict.status == PASSED:
+            verdict = _leaves(evidence, lesson, full, position) or _downgrade(evidence, full, position) or verdict
+        verdicts[verdict.id] = verdict
+    return verdicts, full
+
+
+def _failed(full, position, reason, **facts):
+    return Verdict(full.revision(position).checkpoint, "further", FAILED, reason, None, FurtherFacts(**facts))
+
+
+def _blocked(full, judged, by_position, cause, **facts):
+    """Revision `judged`'s checkpoint waits for revision `by_position`'s (facts: the Block's)."""
+    block = Block(full.checkpoint_of(by_position), cause, **facts)
+    return Verdict(full.revision(judged).checkpoint, "further", FAILED, "blocked", block)
+
+
+def _leaves(evidence, lesson, full, position):
+    """A failed verdict when the upgrade left wrong values or no index, else None."""
+    step = evidence.replay.upgrade(position)
+    checkpoint = full.checkpoint_of(position)
+    for leave in lesson.further.leaves.get(checkpoint, ()):
+        if isinstance(leave, Filled):
+            found = step.values_after.get(f"{leave.table}.{leave.column}", {})
+            expected = dict(leave.values) if leave.values is not None else None
+            wrong = {i: value for i, value in found.items()
+                     if (value != expected.get(i) if expected is not None else value in (None, ""))}
+            if wrong or not found:
+                return _failed(full, position, "not_filled", leave=leave, found=tuple(found.items()))
+        elif isinstance(leave, Indexed):
+            indexes = step.indexes_after.get(leave.table, [])
+            if not any(list(index) == [leave.column] for index in indexes):
+                return _failed(full, position, "no_index", leave=leave, indexes=tuple(map(tuple, indexes)))
+            missing = _not_concurrent(evidence, step)
+            if missing:
+                return _failed(full, position, "not_concurrent", leave=leave, missing=missing)
+    return None
+
+
+def _not_concurrent(evidence, step):
+    """What keeps an index from being built concurrently, or "". On PostgreSQL, from the
+    statements that ran; elsewhere (SQLite has no concurrent build and ignores the option)
+    from the revision's source: the option, and the block that leaves the transaction."""
+    if evidence.backend == "postgresql":
+        ran = any(re.search(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", statement, re.I)
+                  for statement in step.statements)
+        return "" if ran else "concurrently"
+    source = _function_source(step.revision.source, "upgrade")
+    if not re.search(r"postgresql_concurrently\s*=\s*True", source):
+        return "concurrently"
+    return "" if "autocommit_block(" in source else "autocommit_block"
+
+
+def _function_source(source, name):
+    """The text of a module's top-level function `name` ("" when it has none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    return next((ast.get_source_segment(source, node) or "" for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name == name), "")
+
+
+def _undoes(evidence, full, step):
+    """(whether a downgrade brought back the schema and rows before its upgrade, the Mismatches)."""
+    if not step.ran:
+        return False, []
+    before = specs_of(evidence.replay.upgrade(step.position).before, full.end.free_nullability)
+    wrong = schema_problems(step.after, before)
+    return not wrong and not step.losses, wrong
+
+
+def _downgrade(evidence, full, position):
+    """A verdict when the revision's downgrade does not undo its upgrade, or cannot be judged, else None."""
+    replay = evidence.replay
+    for step in replay.downgrades:  # newest first: one that goes wrong leaves the older ones on other tables
+        undoes, wrong = _undoes(evidence, full, step)
+        if step.position == position:
+            if undoes:
+                return None
+            return _failed(full, position, "downgrade_not_reversed",
+                           failing=FailingDowngrade(position, tuple(wrong)))
+        if not undoes:
+            return _blocked(full, position, step.position, "later_downgrade_fails", earlier=step.position,
+                            position=position)
+    failing = next(s for s in replay.upgrades if not s.ran)  # the replay stopped before any downgrade
+    return _blocked(full, position, failing.position, "upgrade_fails_first", earlier=failing.position)
