@@ -28,11 +28,14 @@ from pathlib import Path
 
 from ..databases import leftovers
 from ..lesson.feedback import plural
+from . import canvas
 from .cohort_cache import Results, TooLarge, default_cache
-from .cohort_gradebook import (CRASHED, GRADED, SCORED, TIMED_OUT, TOO_LARGE, UNREACHABLE, gradebook, merge,
-                               record_of, row_of, row_record, write_gradebook, write_json)
+from .cohort_gradebook import (CRASHED, GRADED, SCORED, TIMED_OUT, TOO_LARGE, UNREACHABLE, gradebook, gradebook_csv,
+                               merge, record_of, row_of, row_record, write_json)
 from .cohort_pool import run_pool
+from .cohort_report import report_html, summary_markdown
 from .cohort_sources import discover, fetch, select_shard
+from .handback import write_feedback
 
 GRADE_TIMEOUT = 300  # seconds: a generous outer deadline for one submission's grade
 # What a grade imports, loaded once in the parent so every pool worker starts with it.
@@ -208,3 +211,23 @@ def run_merge(folders, out, echo=print, canvas_assignment=None):
     for warning in warnings:
         echo(f"warning: {warning}")
     return book, warnings
+
+
+def write_gradebook(book, out, canvas_assignment=None):
+    """gradebook.json, gradebook.csv, report.html, summary.md, feedback/ and (when the
+    roster gives LMS ids) canvas.csv in the folder out. Returns warnings."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stable = dict(book, rows=[{k: v for k, v in row.items() if k != "seconds"} for row in book["rows"]])
+    write_json(out / "gradebook.json", stable)
+    files = write_feedback(book, out)
+    (out / "gradebook.csv").write_text(gradebook_csv(book, files), encoding="utf-8", newline="")
+    (out / "report.html").write_text(report_html(book, files), encoding="utf-8")
+    (out / "summary.md").write_text(summary_markdown(book), encoding="utf-8")
+    text, left_out = canvas.canvas_csv(book, canvas_assignment or canvas.ASSIGNMENT)
+    (out / "canvas.csv").unlink(missing_ok=True)
+    if text is None:
+        return []
+    (out / "canvas.csv").write_text(text, encoding="utf-8", newline="")
+    return [f"canvas.csv leaves out {plural(len(left_out), 'student')} with no lms_id in the roster: "
+            f"{', '.join(left_out)}"] if left_out else []

@@ -1,15 +1,14 @@
 """The cohort's gradebook: a row for each student, merging shards, and the files it is written to.
 
     book = gradebook(rows, backend, grader, roster)     # plain data, as gradebook.json keeps it
-    write_gradebook(book, out)                          # gradebook.json, .csv, report.html, summary.md,
-                                                        # feedback/ and canvas.csv
     book, warnings, statistics = merge(folders)         # one gradebook from the shards' folders
+    gradebook_csv(book, feedback_files)                 # gradebook.csv's text
 
 A row's status: "graded"; "not_a_lesson" (no server/ folder, graded all the
 same); "unreachable", "too_large", "timed_out", "crashed" (not graded, no
-score). Its mistakes are root causes (root_causes.py). A local run and
-`--merge` of shards both end in write_gradebook, so merged shards give the
-same files as one run.
+score). Its mistakes are root causes (root_causes.py). cohort.write_gradebook
+writes the files from a book; a local run and `--merge` of shards both end
+there, so merged shards give the same files as one run.
 """
 import csv
 import io
@@ -155,30 +154,6 @@ def merge(folders):
     statistics = {"merged": [str(folder) for folder in folders], "submissions": len(roster), "in_gradebook": len(rows),
                   "missing": missing, "grader": books[0]["grader"], "shards": runs}
     return book, warnings, statistics
-
-
-def write_gradebook(book, out, canvas_assignment=None):
-    """gradebook.json, gradebook.csv, report.html, summary.md, feedback/ and (when the
-    roster gives LMS ids) canvas.csv in the folder out. Returns warnings."""
-    from . import canvas
-    from .cohort_report import report_html, summary_markdown
-    from .handback import write_feedback
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stable = dict(book, rows=[{k: v for k, v in row.items() if k != "seconds"} for row in book["rows"]])
-    write_json(out / "gradebook.json", stable)
-    files = write_feedback(book, out)
-    (out / "gradebook.csv").write_text(gradebook_csv(book, files), encoding="utf-8", newline="")
-    (out / "report.html").write_text(report_html(book, files), encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown(book), encoding="utf-8")
-    text, left_out = canvas.canvas_csv(book, canvas_assignment or canvas.ASSIGNMENT)
-    (out / "canvas.csv").unlink(missing_ok=True)
-    if text is None:
-        return []
-    (out / "canvas.csv").write_text(text, encoding="utf-8", newline="")
-    return [f"canvas.csv leaves out {plural(len(left_out), 'student')} with no lms_id in the roster: "
-            f"{', '.join(left_out)}"] if left_out else []
 
 
 def gradebook_csv(book, feedback_files):

@@ -210,7 +210,7 @@ def test_a_missing_shard_is_reported_and_the_rest_still_written(request, tmp_pat
 def test_shards_of_different_graders_are_not_merged(tmp_path):
     for number, grader in ((1, "aaaa"), (2, "bbbb")):
         roster = ["alice", "bob"]
-        cohort_gradebook.write_gradebook(cohort_gradebook.gradebook([], "sqlite", grader, roster, (number, 2)), tmp_path / f"shard-{number}")
+        cohort.write_gradebook(cohort_gradebook.gradebook([], "sqlite", grader, roster, (number, 2)), tmp_path / f"shard-{number}")
     run = run_cohort("--merge", tmp_path / "shard-1", tmp_path / "shard-2", "--out", tmp_path / "m", check=False)
     assert run.returncode == 2
     assert "disagree on grader" in run.stdout + run.stderr

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.instructor import cohort_gradebook, cohort_report
+from testing.instructor import cohort, cohort_report
 from testing.student.page_tool import (
     CHROMIUM, SCREENSHOT_COMMAND, SCREENSHOTS, create_app, headless_chromium, serving, text_file_of, visible_text,
 )
@@ -281,7 +281,7 @@ def test_the_cohort_report_is_accessible_and_tells_its_charts_in_tables(browser,
     book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
     report = SAMPLE / "report.html"
     if which == "written-now":  # by the code as it is now
-        cohort_gradebook.write_gradebook(book, tmp_path / "out")
+        cohort.write_gradebook(book, tmp_path / "out")
         report = tmp_path / "out" / "report.html"
     page = Visit(browser, report.as_uri(), f"cohort-report-{which}")
     try:
