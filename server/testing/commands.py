@@ -1,5 +1,6 @@
 """`pipenv run ...`: every tool of the lesson in one command group, for students,
 instructors and maintainers alike (server/testing/tools.py runs it, as the `lesson-tools` command)."""
+import importlib
 import os
 import re
 import sys
@@ -135,40 +136,29 @@ def cohort_command(sources, out, merge, shard, jobs, timeout, cache, database, w
     sys.exit(1 if warnings else 0)
 
 
-def _own_arguments(name, summary):
-    """A maintainers' script with its own options: every argument, --help too, goes to it."""
-    def register(run):
-        @tool_commands.command(name, short_help=summary, add_help_option=False,
-                               context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        def command(args):
-            sys.exit(run(list(args)))
-        return run
-    return register
+# The maintainers' scripts with options of their own: every argument, --help too, goes to the
+# script's main(), imported only when its command runs.
+OWN_ARGUMENTS = {
+    "benchmark": ("testing.maintainers.benchmark", "How fast is the grader, against pytest-alembic (maintainers)."),
+    "page-benchmark": ("testing.maintainers.page_benchmark",
+                       "How fast is the lesson page, whole HTTP requests (maintainers)."),
+    "production-benchmark": ("testing.maintainers.production_benchmark",
+                             "What the production review adds to review and the page (maintainers)."),
+    "cohort-benchmark": ("testing.maintainers.cohort_benchmark",
+                         "How fast cohort grades classes of 30 to 300 (maintainers)."),
+}
 
 
-@_own_arguments("benchmark", "How fast is the grader, against pytest-alembic (maintainers).")
-def _benchmark(args):
-    from testing.maintainers.benchmark import main
-    return main(args)
+def _own_arguments(name, module, summary):
+    @tool_commands.command(name, short_help=summary, add_help_option=False,
+                           context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args):
+        sys.exit(importlib.import_module(module).main(list(args)))
 
 
-@_own_arguments("page-benchmark", "How fast is the lesson page, whole HTTP requests (maintainers).")
-def _page_benchmark(args):
-    from testing.maintainers.page_benchmark import main
-    return main(args)
-
-
-@_own_arguments("production-benchmark", "What the production review adds to review and the page (maintainers).")
-def _production_benchmark(args):
-    from testing.maintainers.production_benchmark import main
-    return main(args)
-
-
-@_own_arguments("cohort-benchmark", "How fast cohort grades classes of 30 to 300 (maintainers).")
-def _cohort_benchmark(args):
-    from testing.maintainers.cohort_benchmark import main
-    return main(args)
+for _name, (_module, _summary) in OWN_ARGUMENTS.items():
+    _own_arguments(_name, _module, _summary)
 
 
 @tool_commands.command("cohort-sample")
