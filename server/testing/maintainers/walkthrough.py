@@ -62,6 +62,53 @@ class WalkthroughResult:
     def server(self):
         return self.checkout / "server"
 
+    # -- the README's example revision ids, mapped to the real ones as flask generates them
+
+    def learn_ids(self, block, shown, output):
+        real = {match.group(2): match.group(1) for match in GENERATED_FILE.finditer(output)}
+        for match in GENERATED_FILE.finditer(output):
+            if match.group(1) not in self.revisions:
+                self.revisions.append(match.group(1))
+        for line in shown:
+            match = GENERATED_FILE.search(line)
+            if match is None:
+                continue
+            readme_id, slug = match.groups()
+            if slug not in real:
+                raise WalkthroughError(
+                    f"{block.where()}: the README shows `{line.strip()}` but flask generated no "
+                    f"{slug}.py file:\n{_indent(output)}"
+                )
+            self.readme_ids[readme_id] = real[slug]
+
+    def real_ids(self, text, block):
+        def replace(match):
+            if match.group(0) not in self.readme_ids:
+                raise WalkthroughError(
+                    f"{block.where()}: revision id {match.group(0)} does not appear in any earlier "
+                    "`Generating ...` line the README shows, so it cannot be mapped to a real revision"
+                )
+            return self.readme_ids[match.group(0)]
+
+        return REVISION_ID.sub(replace, text)
+
+    def shown_with_real_ids(self, line):
+        return REVISION_ID.sub(lambda match: self.readme_ids.get(match.group(0), match.group(0)), line)
+
+    def expect_lines(self, block, command, shown, real_lines):
+        """Each shown line must appear in the real output, in the same order."""
+        position = 0
+        for line in shown:
+            wanted = self.shown_with_real_ids(line)
+            while position < len(real_lines) and real_lines[position] != wanted:
+                position += 1
+            if position == len(real_lines):
+                raise WalkthroughError(
+                    f"{block.where()}: `{command}` did not print the line the README shows:\n"
+                    f"    {wanted}\nIt printed:\n" + _indent("\n".join(real_lines))
+                )
+            position += 1
+
     def output(self, step):
         """Everything the commands of one step printed."""
         return "\n".join(run.output for run in self.steps.get(step, []))
@@ -240,12 +287,12 @@ class _Walk:
             words = shlex.split(command)
             if not words or words[0] != "flask":
                 raise WalkthroughError(f"{block.where()}: only `flask ...` commands can be run, not `{command}`")
-            args = [self.real_ids(word, block) for word in words[1:]]
+            args = [self.result.real_ids(word, block) for word in words[1:]]
             note = "" if args == words[1:] else "   (with your ids: flask " + " ".join(args) + ")"
             output = self.flask(block, command, args, note=note).stdout
-            self.learn_ids(block, shown, output)
+            self.result.learn_ids(block, shown, output)
             if self.check_outputs:
-                self.expect_lines(block, command, shown, self.normalized(output))
+                self.result.expect_lines(block, command, shown, self.normalized(output))
 
     def shell_block(self, block):
         statements, shown = readme.shell_session(block)
@@ -258,7 +305,7 @@ class _Walk:
                 line = line[4:]
             if line.strip() and line.strip() not in (">>>", "..."):
                 printed.append(line.rstrip())
-        expected = [self.shown_with_real_ids(line) for line in shown]
+        expected = [self.result.shown_with_real_ids(line) for line in shown]
         if self.check_outputs and printed != expected:
             raise WalkthroughError(
                 f"{block.where()}: `flask shell` printed something else than the README shows.\n"
@@ -267,56 +314,11 @@ class _Walk:
 
     # -- revision ids: the README shows example ids, the real ones differ
 
-    def learn_ids(self, block, shown, output):
-        real = {match.group(2): match.group(1) for match in GENERATED_FILE.finditer(output)}
-        for match in GENERATED_FILE.finditer(output):
-            if match.group(1) not in self.result.revisions:
-                self.result.revisions.append(match.group(1))
-        for line in shown:
-            match = GENERATED_FILE.search(line)
-            if match is None:
-                continue
-            readme_id, slug = match.groups()
-            if slug not in real:
-                raise WalkthroughError(
-                    f"{block.where()}: the README shows `{line.strip()}` but flask generated no "
-                    f"{slug}.py file:\n{_indent(output)}"
-                )
-            self.result.readme_ids[readme_id] = real[slug]
-
-    def real_ids(self, text, block):
-        def replace(match):
-            if match.group(0) not in self.result.readme_ids:
-                raise WalkthroughError(
-                    f"{block.where()}: revision id {match.group(0)} does not appear in any earlier "
-                    "`Generating ...` line the README shows, so it cannot be mapped to a real revision"
-                )
-            return self.result.readme_ids[match.group(0)]
-
-        return REVISION_ID.sub(replace, text)
-
-    def shown_with_real_ids(self, line):
-        return REVISION_ID.sub(lambda match: self.result.readme_ids.get(match.group(0), match.group(0)), line)
-
     # -- output
 
     def normalized(self, output):
         """Real output with the checkout's absolute path shown as `...`."""
         return shown_paths(output, {str(self.result.checkout), os.path.realpath(self.result.checkout)})
-
-    def expect_lines(self, block, command, shown, real_lines):
-        """Each shown line must appear in the real output, in the same order."""
-        position = 0
-        for line in shown:
-            wanted = self.shown_with_real_ids(line)
-            while position < len(real_lines) and real_lines[position] != wanted:
-                position += 1
-            if position == len(real_lines):
-                raise WalkthroughError(
-                    f"{block.where()}: `{command}` did not print the line the README shows:\n"
-                    f"    {wanted}\nIt printed:\n" + _indent("\n".join(real_lines))
-                )
-            position += 1
 
     # -- files
 
@@ -365,7 +367,7 @@ class _Walk:
         path = self.revision_file(block)
         if self.result.backend != "sqlite" or not self.check_outputs:
             return
-        shown = parse_python(self.shown_with_real_ids(block.text), block.where())
+        shown = parse_python(self.result.shown_with_real_ids(block.text), block.where())
         real = parse_python(path.read_text(encoding="utf-8"), str(path))
         real_nodes = {definition_name(node): node for node in real.body if definition_name(node)}
         for node in shown.body:
