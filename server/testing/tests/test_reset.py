@@ -16,7 +16,8 @@ from testing.lesson.checkpoints import LESSON
 from testing.maintainers.walkthrough import GENERATED_FILE, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough
 from testing.student.reset import BACKUPS
 
-from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
+from .lesson_builds import (CREATE_DATE, LessonCopy, copy_reference, copy_snapshot, database_state, reference_solution,
+                           shared_build, snapshot_of)
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "server" / "testing" / "tools.py"
@@ -76,6 +77,27 @@ def reset(copy, step):
     return output
 
 
+def reset_start(copy, ids):
+    """What a reset leaves, revision ids made alike: models.py and the
+    migrations folder as text, and the database's tables, rows and revision."""
+    alike = {revision: f"<revision {position}>" for position, revision in enumerate(ids, 1)}
+
+    def same_ids(text):
+        for revision, name in alike.items():
+            text = text.replace(revision, name)
+        return CREATE_DATE.sub(b"", text.encode()).decode()
+
+    files = {"models.py": (copy.server / "models.py").read_text(encoding="utf-8")}
+    migrations = copy.server / "migrations"
+    for path in sorted(migrations.rglob("*")) if migrations.is_dir() else []:
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[same_ids(path.relative_to(copy.server).as_posix())] = same_ids(path.read_text(encoding="utf-8"))
+    state = database_state(copy.database_url)
+    tables = {table: {column: (repr(type_), nullable) for column, (type_, nullable) in columns.items()}
+              for table, columns in state.tables.items()}
+    return files, tables, state.rows, [alike.get(version, version) for version in state.versions]
+
+
 def resume_point(copy, step, report):
     """The walkthrough's record of steps 1..step-1, with the reset's revision ids
     (report: the grade of the reset checkout) standing for the ids the README shows."""
@@ -88,10 +110,10 @@ def resume_point(copy, step, report):
                              readme_ids=dict(zip(shown, ids)), completed_step=step - 1)
 
 
-@pytest.mark.parametrize("tangle", [squash, delete_migrations], ids=["squashed", "no-migrations"])
-@pytest.mark.parametrize("step", sorted(LESSON.steps))
-def test_reset_then_finish_the_lesson(request, backend, tmp_path, tangle, step):
-    copy = copy_snapshot(request, tangled(request, backend, tangle), tmp_path / "c")
+def reset_and_check(request, backend, step, tangle, dest):
+    """A copy of the tangled lesson reset to the start of step, checked; returns
+    the copy and the grade of its revisions (None before step 2)."""
+    copy = copy_snapshot(request, tangled(request, backend, tangle), dest)
     output = reset(copy, step)
 
     # What it replaced is kept, in the folder it names.
@@ -103,19 +125,31 @@ def test_reset_then_finish_the_lesson(request, backend, tmp_path, tangle, step):
     # The step's start: its revisions, and the database at the last of them with the earlier steps' rows.
     local = read_database(copy.database_url, LESSON, root=copy.checkout)
     revisions = min(step - 1, LESSON.count)
-    if revisions:
-        report = grade(copy.checkout)
-        assert len(report.history.chain) == revisions
-        assert local.versions == [report.history.chain[-1].revision]
-        for data_set in LESSON.data_sets:
-            table = next((t for t in data_set.tables if t in local.counts), None)
-            assert (table is not None and local.counts[table]) == (len(data_set.rows) if data_set.step < step else 0)
-    else:
+    if not revisions:
         assert not (copy.server / "migrations").exists()
         assert not [table for table in local.tables if table != "alembic_version"]
+        return copy, None
+    report = grade(copy.checkout)
+    assert len(report.history.chain) == revisions
+    assert local.versions == [report.history.chain[-1].revision]
+    for data_set in LESSON.data_sets:
+        table = next((t for t in data_set.tables if t in local.counts), None)
+        assert (table is not None and local.counts[table]) == (len(data_set.rows) if data_set.step < step else 0)
+    return copy, report
 
-    # From there the README leads to full marks.
-    resume = resume_point(copy, step, report) if step > 1 else None
+
+@pytest.mark.parametrize("step", sorted(LESSON.steps))
+def test_reset_then_finish_the_lesson(request, backend, tmp_path, step):
+    """From each tangle the reset gives the step's start; both starts are the
+    same but for revision ids, and from there the README leads to full marks."""
+    starts = {}
+    for tangle in (squash, delete_migrations):
+        copy, report = reset_and_check(request, backend, step, tangle, tmp_path / tangle.__name__)
+        ids = [revision.revision for revision in report.history.chain] if report else []
+        starts[tangle.__name__] = reset_start(copy, ids)
+    assert starts["squash"] == starts["delete_migrations"]
+
+    resume = resume_point(copy, step, report) if report else None
     database_url = copy.database_url if backend == "postgresql" else None
     run_walkthrough(copy.checkout, database_url=database_url, report=lambda line: None, resume=resume)
     final = grade(copy.checkout)
