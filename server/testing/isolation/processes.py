@@ -78,13 +78,20 @@ class Child:
         if not self.ended(timeout):
             return None
         if not self._reaped() and hasattr(os, "waitid"):
-            try:  # read without reaping
-                status = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                status = None
-            if status is not None:
-                return status.si_status if status.si_code == os.CLD_EXITED else -status.si_status
-        self._reap(0)
+            # Read it without reaping. A Process's sentinel can be ready a moment before the
+            # process may be waited for (its files close first), so look again for a while.
+            deadline = time.monotonic() + REAP_SECONDS
+            while True:
+                try:
+                    status = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:  # reaped already
+                    break
+                if status is not None:
+                    return status.si_status if status.si_code == os.CLD_EXITED else -status.si_status
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+        self._reap(REAP_SECONDS)
         return self.process.returncode if self._popen else self.process.exitcode
 
     def terminate(self):
