@@ -30,7 +30,6 @@ def main():
     tool_commands(prog_name="pipenv run")
 
 
-
 def command():
     """`lesson-tools` (server/testing/pyproject.toml): the tools of the checkout it is run in,
     the nearest folder up with a Pipfile, even when the virtualenv was installed from another."""

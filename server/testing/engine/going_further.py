@@ -21,17 +21,16 @@ import ast
 import dataclasses
 import re
 
-from ..lesson.definition import Filled, Indexed, specs_of
+from ..lesson.definition import Filled, Indexed
 from .facts import Block, FailingDowngrade, FurtherFacts
-from .judge import FAILED, PASSED, Verdict, _ChainJudging, schema_problems
+from .judge import FAILED, PASSED, Verdict, _ChainJudging, undone_by
 
 
 def further_count(evidence, lesson):
     """How many optional revisions the chain holds after the lesson's own, or 0 when
     its extra revisions are not the optional ones (the core then judges them as extra)."""
-    further = lesson.further
-    extra = evidence.chain[lesson.count:]
-    if further is None or not extra or len(extra) > len(further.revisions):
+    further, extra = lesson.further, _beyond_the_lesson(lesson, evidence.chain)
+    if not extra:
         return 0
     for offset, revision_file in enumerate(extra):
         position = lesson.count + offset + 1
@@ -45,13 +44,17 @@ def further_count(evidence, lesson):
 def optional_files(lesson, chain):
     """The revision files after the lesson's own that read as its optional steps', judged
     by their source alone (before any replay: `flask lesson review` of pending revisions)."""
-    further = lesson.further
-    extra = chain[lesson.count:]
-    if further is None or len(extra) > len(further.revisions):
-        return []
-    if not all(re.search(mark, revision.source) for mark, revision in zip(further.marks, extra)):
-        return []
-    return list(extra)
+    extra = _beyond_the_lesson(lesson, chain)
+    if extra and all(re.search(mark, revision.source) for mark, revision in zip(lesson.further.marks, extra)):
+        return extra
+    return []
+
+
+def _beyond_the_lesson(lesson, chain):
+    """The revision files after the lesson's own, when the lesson has optional steps and
+    there are no more of them than it has ([] otherwise)."""
+    extra = list(chain[lesson.count:])
+    return extra if lesson.further is not None and len(extra) <= len(lesson.further.revisions) else []
 
 
 def lesson_with(lesson, k):
@@ -161,20 +164,11 @@ def _function_source(source, name):
                  if isinstance(node, ast.FunctionDef) and node.name == name), "")
 
 
-def _undoes(evidence, full, step):
-    """(whether a downgrade brought back the schema and rows before its upgrade, the Mismatches)."""
-    if not step.ran:
-        return False, []
-    before = specs_of(evidence.replay.upgrade(step.position).before, full.end.free_nullability)
-    wrong = schema_problems(step.after, before)
-    return not wrong and not step.losses, wrong
-
-
 def _downgrade(evidence, full, position):
     """A verdict when the revision's downgrade does not undo its upgrade, or cannot be judged, else None."""
     replay = evidence.replay
     for step in replay.downgrades:  # newest first: one that goes wrong leaves the older ones on other tables
-        undoes, wrong = _undoes(evidence, full, step)
+        undoes, wrong = undone_by(replay, step, full.end.free_nullability)
         if step.position == position:
             if undoes:
                 return None

@@ -99,6 +99,15 @@ def _column_problems(table, name, column, spec):
     return [Mismatch(kind, table, name, column.kind, spec.kind) for kind, wrong in checks if wrong]
 
 
+def undone_by(replay, step, free_nullability=()):
+    """(whether a downgrade brought back the schema and rows from before its upgrade, the
+    Mismatches of its schema); a downgrade that did not run undoes nothing."""
+    if not step.ran:
+        return False, []
+    wrong = schema_problems(step.after, specs_of(replay.upgrade(step.position).before, free_nullability))
+    return not wrong and not step.losses, wrong
+
+
 def free_nullability_change(change, end):
     """A NULL/NOT NULL difference on a column whose rule the lesson leaves free
     (`change`: one entry of reading.differences_of, a tuple of Differences)."""
@@ -306,13 +315,10 @@ class _Judging(_ChainJudging):
         newest; the first that fails or leaves the wrong tables ends the list (those below it
         start from the wrong tables, and judging them would blame them)."""
         failing = []
-        free = self.lesson.end.free_nullability
         for step in self.replay.downgrades:
-            schema_wrong = []
-            if step.ran:
-                schema_wrong = schema_problems(step.after, specs_of(self.replay.upgrade(step.position).before, free))
-                if not schema_wrong and not step.losses:
-                    continue
+            undoes, schema_wrong = undone_by(self.replay, step, self.lesson.end.free_nullability)
+            if undoes:
+                continue
             failing.append(FailingDowngrade(step.position, tuple(schema_wrong)))
             if not step.ran or schema_wrong:
                 break
