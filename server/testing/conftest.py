@@ -132,8 +132,9 @@ def pytest_terminal_summary(terminalreporter, config):
     )
     for line in further_table(report):
         terminalreporter.write_line(line)
-    if further_line(report):
-        terminalreporter.write_line(further_line(report))
+    bonus = further_line(report)
+    if bonus:
+        terminalreporter.write_line(bonus)
     if report.confinement:
         terminalreporter.write_line(f"Student code: {report.confinement}.")
     for line in before_production_note(report):

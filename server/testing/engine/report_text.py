@@ -52,8 +52,10 @@ def _wrapped(text, limit=80):
     return textwrap.wrap(text, width=limit, break_long_words=False, break_on_hyphens=False) or [""]
 
 
+MARKDOWN_RESULTS = {"passed": "✅ passed", "failed": "❌ failed", "not_applicable": "➖ n/a"}
+
+
 def markdown_summary(report):
-    icons = {"passed": "✅ passed", "failed": "❌ failed", "not_applicable": "➖ n/a"}
     lines = [
         f"## Lesson grade: {report.score} / {report.max_score} points",
         "",
@@ -61,20 +63,24 @@ def markdown_summary(report):
         "| Checkpoint | Result | Points |",
         "|---|---|---:|",
     ]
-    for result in report:
-        lines.append(f"| `{result.id}` {_cell(result.title)} | {icons[result.status]} | {_points_cell(result)} |")
+    lines += [_markdown_row(result) for result in report]
     for result in report:
         if result.status != "passed":
             lines += _details(result)
-    if further_line(report):
-        lines += ["", f"### {_cell(further_line(report))}"]
+    bonus = further_line(report)
+    if bonus:
+        lines += ["", f"### {_cell(bonus)}"]
     if report.further_started:
         lines += ["", "| Optional checkpoint | Result | Points |", "|---|---|---:|"]
-        lines += [f"| `{r.id}` {_cell(r.title)} | {icons[r.status]} | {_points_cell(r)} |" for r in report.further.values()]
+        lines += [_markdown_row(result) for result in report.further.values()]
         for result in report.further.values():
             if result.status != "passed" and result.reason != "missing_revision":
                 lines += _details(result)
     return "\n".join(lines) + "\n\n"
+
+
+def _markdown_row(result):
+    return f"| `{result.id}` {_cell(result.title)} | {MARKDOWN_RESULTS[result.status]} | {_points_cell(result)} |"
 
 
 def _details(result):
