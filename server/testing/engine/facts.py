@@ -50,6 +50,7 @@ BLOCK_CAUSES = {
     "no_end_revision": ("end",),
     "end_fails": ("end",),
     "wrong_before_end": ("earlier", "end"),
+    "branch_first": ("earlier", "position"),
 }
 
 
@@ -152,6 +153,7 @@ class FurtherFacts:
     indexes: Tuple[Tuple[str, ...], ...] = ()  # no_index: the columns of each index of the table
     missing: str = ""  # not_concurrent: "concurrently" (the option) or "autocommit_block" (out of the transaction)
     failing: Optional[FailingDowngrade] = None  # downgrade_not_reversed
+    follows: Optional[int] = None  # rewritten_parent: the position of the revision a branch now follows
 
 
 # A checkpoint's kind: "revision" for the lesson's revisions, "further" for what an optional

@@ -13,9 +13,20 @@ models.py and the local database at revision count + k. The optional
 checkpoints are judged on the lesson extended by every optional revision, so
 a step not done yet reads "No revision 6 yet" with the README's fix.
 
+A Further may also declare a `Merge`: two optional revisions made from the
+same parent (a student's and a teammate's) and the revision that merges them.
+The history then follows that fork (submission.Fork, from `fork_of`): the two
+branches one after the other, then the merge, an order `flask db upgrade` may
+run them in, so the replay and every position-based judgement stay as they
+are. Beyond that, each branch must follow the fork's revision (a teammate's
+revision rewritten to follow the other fails) and be there at all (deleted
+while models.py keeps its column fails); the merge revision must name both
+branches, and two heads left unmerged fail it.
+
     further_count(evidence, lesson)   k, the optional revisions the chain holds
     lesson_with(lesson, k)            the lesson as judged with k optional revisions
     judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
+    fork_of(lesson)                   the submission.Fork of its declared merge, or None
 """
 import ast
 import dataclasses
@@ -24,6 +35,7 @@ import re
 from ..lesson.definition import Filled, Indexed
 from .facts import Block, FailingDowngrade, FurtherFacts
 from .judge import FAILED, PASSED, Verdict, _ChainJudging, undone_by
+from .submission import Fork
 
 
 def further_count(evidence, lesson):
@@ -55,6 +67,21 @@ def _beyond_the_lesson(lesson, chain):
     there are no more of them than it has ([] otherwise)."""
     extra = list(chain[lesson.count:])
     return extra if lesson.further is not None and len(extra) <= len(lesson.further.revisions) else []
+
+
+def fork_of(lesson):
+    """Where the history may fork (submission.Fork), when the lesson declares a merge: its two
+    branches in the declared order, told apart by their steps' marks."""
+    merge = lesson.further.merge if lesson.further is not None else None
+    if merge is None:
+        return None
+    marks = [lesson.further.marks[position - lesson.count - 1] for position in merge.branches]
+
+    def order(revision_file):
+        matched = (n for n, mark in enumerate(marks) if re.search(mark, revision_file.source))
+        return next(matched, len(marks)), revision_file.name
+
+    return Fork(merge.fork, order)
 
 
 def lesson_with(lesson, k):
@@ -104,8 +131,42 @@ def judge_further(evidence, lesson):
         verdict = judging.verdicts[full.checkpoint_of(position)]
         if verdict.status == PASSED:
             verdict = _leaves(evidence, lesson, full, position) or _downgrade(evidence, full, position) or verdict
-        verdicts[verdict.id] = verdict
+        verdicts[verdict.id] = _merging(evidence, lesson, full, position, verdict, verdicts)
     return verdicts, full
+
+
+def _merging(evidence, lesson, full, position, verdict, verdicts):
+    """The verdict on a revision of the declared merge, from the one judged as any revision's
+    (`verdicts`: those of the positions before)."""
+    merge, chain = lesson.further.merge, evidence.chain
+    if merge is None or position not in (*merge.branches, merge.at):
+        return verdict
+    if position in merge.branches:
+        teammates = position == merge.branches[1]
+        if teammates and verdict.reason == "missing_revision" and _models_add(evidence, full.revision(position).change):
+            return _failed(full, position, "branch_deleted")  # models.py kept what the deleted revision did
+        if verdict.status == PASSED and chain[position - 1].down_revisions != (chain[merge.fork - 1].revision,):
+            follows = evidence.history.position_of(chain[position - 1].down_revisions[0])
+            return _failed(full, position, "rewritten_parent", follows=follows)
+        return verdict
+    if verdict.reason == "missing_revision":
+        if evidence.history.fork is not None:  # both branches there, two heads
+            return _failed(full, position, "not_merged")
+        failing = next((branch for branch in merge.branches if verdicts[full.checkpoint_of(branch)].failed
+                        and verdicts[full.checkpoint_of(branch)].reason != "missing_revision"), None)
+        if failing is not None:  # a branch deleted or rewritten, or failing: the merge waits for it
+            return _blocked(full, position, failing, "branch_first", earlier=failing, position=position)
+    elif verdict.status == PASSED and \
+            sorted(chain[position - 1].down_revisions) != sorted(chain[branch - 1].revision for branch in merge.branches):
+        return _failed(full, position, "not_a_merge")
+    return verdict
+
+
+def _models_add(evidence, change):
+    """Whether models.py, compared at the head, has the column `change` (an AddColumn) adds."""
+    diff = (evidence.replay.head_models or (None,))[0] or []
+    return any(item.kind == "add_column" and (item.table, item.column) == (change.table, change.column)
+               for entry in diff for item in entry) if hasattr(change, "column") else False
 
 
 def _failed(full, position, reason, **facts):

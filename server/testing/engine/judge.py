@@ -33,7 +33,8 @@ REASONS = {
     "local_database": ("other_database", "no_local_database", "instructor_grade", "local_database_unreadable",
                        "local_database_not_migrated", "local_database_several_heads",
                        "local_database_wrong_revision", "local_database_rows_missing"),
-    "further": ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed"),  # going_further.py
+    "further": ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed",  # going_further.py
+                "branch_deleted", "rewritten_parent", "not_merged", "not_a_merge"),
 }
 ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in reasons)
 

@@ -46,6 +46,8 @@ BLOCKED_WHY = {
     "end_fails": "Revision {end} fails on upgrade, so there is no database at revision {end} to compare with.",
     "wrong_before_end": "Revision {earlier} leaves other tables or columns than the lesson's, so the schema at "
                         "revision {end} is not the one models.py should match.",
+    "branch_first": "Revision {position} merges the two branches, and revision {earlier}, one of them, is not "
+                    "as its step makes it yet.",
 }
 
 

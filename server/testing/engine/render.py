@@ -398,7 +398,14 @@ class _HistoryWords(_ChainWords):
     """history: one line of the lesson's revisions."""
 
     def passed(self, verdict):
-        return f"One linear history of {self.lesson.count_word} revisions: one base, one head, no branches."
+        fork = self.evidence.history.fork
+        if fork is None:
+            return f"One linear history of {self.lesson.count_word} revisions: one base, one head, no branches."
+        branches = f"revisions {fork + 1} and {fork + 2} branch from revision {fork}"
+        if len(self.chain) > fork + 2:
+            return (f"One history of {self.lesson.count_word} revisions: one base, one head; {branches} and "
+                    f"revision {fork + 3} merges them.")
+        return f"One history of {self.lesson.count_word} revisions: one base; {branches}, two heads not merged yet."
 
     def failed(self, verdict):
         history, lesson = self.evidence.history, self.lesson
@@ -624,6 +631,8 @@ class _FurtherWords(_RevisionWords):
 
     def failed(self, verdict):
         position, facts = self.lesson.position_of(verdict.id), verdict.facts
+        if verdict.reason in MERGE_REASONS:
+            return getattr(self, verdict.reason)(verdict, position)
         name = capital(self.revision_name(position))
         if verdict.reason == "downgrade_not_reversed":
             section = _DowngradesWords(self.evidence, self.lesson, self.verdicts).downgrade_section(facts.failing)
@@ -654,6 +663,62 @@ class _FurtherWords(_RevisionWords):
             if rules:
                 feedback.add("Why", rules.explanations["require-concurrent-index-creation"])
         return self.revision_advice(feedback, position, self.evidence.replay.upgrade(position))
+
+
+    # --- the declared merge's revisions (definition.Merge)
+
+    def merge_fix(self):
+        return f"In server/ run\n    flask db merge heads -m \"{self.lesson.further.merge.message}\"\n    flask db upgrade"
+
+    def branch_deleted(self, verdict, position):
+        words, change = self.lesson.words_of(position), self.lesson.revision(position).change
+        return Feedback(f"No revision {position}: nothing {words.short}, yet models.py has "
+                        f"`{change.table}.{change.column}`.").add(
+            "Found", f"{plural(len(self.chain), 'revision')} in {self.rel(self.layout.versions)}/.").add(
+            "Why", "Deleting a teammate's revision to get back to one head does not undo it: the databases that "
+                   "ran it keep its column, and there `flask db upgrade` stops with \"Can't locate revision\", "
+                   "since their alembic_version names a revision no file has any more.").add(
+            "Expected", f"Revision {position} {words.expected}.").add_fix(
+            f"Bring the teammate's file back with `git checkout`, or make it again as step "
+            f"{self.lesson.revision(position).step} does: {words.how} Then, with the two heads, join them:"
+            f"\n\n{self.merge_fix()}")
+
+    def rewritten_parent(self, verdict, position):
+        merge, chain = self.lesson.further.merge, self.chain
+        revision_file, fork_file = chain[position - 1], chain[merge.fork - 1]
+        follows = verdict.facts.follows
+        return Feedback(f"{capital(self.revision_name(position))} follows revision {follows}, but it was made from "
+                        f"revision {merge.fork}: its down_revision was changed.").add(
+            "Found", f"down_revision = {revision_file.down_revision!r}; revision {merge.fork} is "
+                     f"{fork_file.revision!r}").add(
+            "Why", f"A revision that others already ran must not change. A database that ran it from revision "
+                   f"{merge.fork} is, for Alembic, past revision {follows} too: `flask db upgrade` there never runs "
+                   f"revision {follows}. Two branches are joined by a new revision that names both, which changes no "
+                   "file that exists.").add(
+            "Expected", f"Revision {position} {self.lesson.words_of(position).expected}.").add_fix(
+            f"In {revision_file.rel}, put back down_revision = {fork_file.revision!r}. Then, with its two heads, "
+            f"join them:\n\n{self.merge_fix()}",
+            "If your own database ran the two revisions one after the other, it already has both columns: after "
+            "the merge, record that with `flask db stamp heads` instead of `flask db upgrade`.")
+
+    def not_merged(self, verdict, position):
+        branches = self.lesson.further.merge.branches
+        heads = ", ".join(self.revision_name(branch) for branch in branches)
+        return Feedback(f"No revision {position} merges revisions {branches[0]} and {branches[1]}: the history "
+                        "has two heads, and `flask db upgrade` refuses (\"Multiple head revisions are present for "
+                        "given argument 'head'\").").add("Heads", heads).add(
+            "Expected", f"Revision {position} {self.lesson.words_of(position).expected}.").add_fix(self.merge_fix())
+
+    def not_a_merge(self, verdict, position):
+        branches = self.lesson.further.merge.branches
+        revision_file = self.chain[position - 1]
+        return Feedback(f"{capital(self.revision_name(position))} does not merge revisions {branches[0]} and "
+                        f"{branches[1]}.").add("Found", f"down_revision = {revision_file.down_revision!r}").add(
+            "Expected", f"Revision {position} {self.lesson.words_of(position).expected}.").add_fix(
+            f"Delete {revision_file.rel} (`flask db downgrade` first if it ran), then:\n\n{self.merge_fix()}")
+
+
+MERGE_REASONS = ("branch_deleted", "rewritten_parent", "not_merged", "not_a_merge")  # _FurtherWords' methods
 
 
 # A checkpoint's kind (definition.Lesson.kind_of) -> the words for it.

@@ -21,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ..isolation.sandbox import ChildFailure
 from ..lesson.feedback import describe_exception, relative
@@ -123,6 +123,7 @@ class History:
     chain: List[RevisionFile] = field(default_factory=list)  # linear, from the base
     problems: List[str] = field(default_factory=list)
     ambiguous_after: Optional[int] = None  # the chain cannot be followed past this length
+    fork: Optional[int] = None  # the chain follows the lesson's two branches after this position (Fork)
 
     @property
     def sound(self):
@@ -210,8 +211,19 @@ def _load_error(rel, answer, kind):
     return f"{rel} cannot be {verb}: {answer.get('error')}"
 
 
-def load_history(layout, sandbox):
-    """Load every revision file and work out the history they form."""
+@dataclass(frozen=True)
+class Fork:
+    """Where a lesson lets its history fork into two one-revision branches, then merge
+    (definition.Merge): after position `after`, the branches ordered by `order` (a sort
+    key of a revision file). The chain lists them one after the other, then the merge
+    revision: an order `flask db upgrade` may run them in."""
+
+    after: int
+    order: Callable
+
+
+def load_history(layout, sandbox, fork=None):
+    """Load every revision file and work out the history they form (`fork`: a Fork)."""
     history = History()
     if not layout.versions.is_dir():
         return history
@@ -220,24 +232,25 @@ def load_history(layout, sandbox):
         if entry.is_file() and _REVISION_FILE.match(entry.name)
     )
     history.files = [load_revision_file(layout.versions / name, layout, sandbox) for name in names]
-    _analyse_graph(history, layout)
+    _analyse_graph(history, layout, fork)
     if history.sound and history.files:
         _confirm_with_alembic(history)
     return history
 
 
-def _analyse_graph(history, layout):
+def _analyse_graph(history, layout, fork=None):
     """Fill in the chain, where it stops being unambiguous, and the problems."""
     problems = history.problems
     usable = _usable_files(history.files, problems)
     graph = _Graph.of(usable)
-    history.chain, history.ambiguous_after = _chain_from_base(graph)
+    history.chain, history.ambiguous_after, history.fork = _chain_from_base(graph, fork)
     if len(history.chain) < len(usable) and history.ambiguous_after is None:
         history.ambiguous_after = len(history.chain)  # some revisions are not on the line
+    declared = _declared_fork_files(history)
     problems.extend(_duplicate_problems(graph))
-    problems.extend(_parent_problems(graph, layout, _probable_parent(history.chain)))
+    problems.extend(_parent_problems(graph, layout, _probable_parent(history.chain), declared))
     problems.extend(_base_problems(graph))
-    problems.extend(_branch_problems(graph))
+    problems.extend(_branch_problems(graph, declared))
     if not problems and len(history.chain) != len(usable):
         problems.append(
             f"Only {len(history.chain)} of the {len(usable)} revisions form a line from the first one."
@@ -284,22 +297,58 @@ class _Graph:
         return graph
 
 
-def _chain_from_base(graph):
-    """(chain, ambiguous_after): the one unambiguous line from the single base,
-    and the length past which it cannot be followed (None when nothing stops it)."""
+def _chain_from_base(graph, fork=None):
+    """(chain, ambiguous_after, fork): the one unambiguous line from the single base,
+    the length past which it cannot be followed (None when nothing stops it), and the
+    position after which it follows the lesson's two branches (None when it does not)."""
     if len(graph.bases) != 1 or graph.bases[0].revision in graph.duplicated:
-        return [], (0 if graph.usable else None)
-    chain, on_chain = [], set()
+        return [], (0 if graph.usable else None), None
+    chain, on_chain, forked = [], set(), None
     current = graph.bases[0]
     while True:
         chain.append(current)
         on_chain.add(id(current))
         followers = graph.children.get(current.revision, [])
+        branches = _declared_branches(graph, followers, fork) if fork and len(chain) == fork.after else None
+        if branches:
+            chain += branches
+            on_chain.update(map(id, branches))
+            forked = fork.after
+            followers = graph.children.get(branches[0].revision, [])  # the merge revision, once made
+            if not followers:
+                return chain, None, forked  # two heads: not merged yet
+            current = followers[0]
+            continue
         if len(followers) != 1 or len(followers[0].down_revisions) != 1:
-            return chain, (len(chain) if followers else None)
+            return chain, (len(chain) if followers else None), forked
         current = followers[0]
         if current.revision in graph.duplicated or id(current) in on_chain:
-            return chain, len(chain)
+            return chain, len(chain), forked
+
+
+def _declared_branches(graph, followers, fork):
+    """The two branch revisions in `fork.order`, when `followers` are the lesson's fork: two
+    revisions that follow only this one and are followed by nothing yet (two heads) or by
+    one and the same revision whose down_revision names both (the merge); else None."""
+    if len(followers) != 2 or any(f.revision in graph.duplicated or len(f.down_revisions) != 1 for f in followers):
+        return None
+    after = [graph.children.get(f.revision, []) for f in followers]
+    if after[0] or after[1]:
+        if not (len(after[0]) == len(after[1]) == 1 and after[0][0] is after[1][0]):
+            return None
+        merge = after[0][0]
+        if merge.revision in graph.duplicated or sorted(merge.down_revisions) != sorted(f.revision for f in followers):
+            return None
+    return sorted(followers, key=fork.order)
+
+
+def _declared_fork_files(history):
+    """The ids of the revision the lesson's branches follow and of the one that merges them,
+    when the chain follows them (their fork and merge are no problem)."""
+    if history.fork is None:
+        return set()
+    chain, after = history.chain, history.fork
+    return {revision.revision for revision in chain[after - 1:after] + chain[after + 2:after + 3]}
 
 
 def _probable_parent(chain):
@@ -317,11 +366,12 @@ def _duplicate_problems(graph):
     ]
 
 
-def _parent_problems(graph, layout, probable_parent):
-    """Merges and missing parents, file by file."""
+def _parent_problems(graph, layout, probable_parent, declared=()):
+    """Merges (other than the lesson's own) and missing parents, file by file."""
     problems = []
     for revision_file in graph.usable:
-        problems.extend(_merge_problems(revision_file))
+        if revision_file.revision not in declared:
+            problems.extend(_merge_problems(revision_file))
         problems.extend(_missing_parent_problems(revision_file, graph, layout, probable_parent))
     return problems
 
@@ -362,8 +412,8 @@ def _base_problems(graph):
     return []
 
 
-def _branch_problems(graph):
-    """Revisions with more than one distinct follower."""
+def _branch_problems(graph, declared=()):
+    """Revisions with more than one distinct follower (but the lesson's own fork)."""
     return [
         f"{_names(followers)} {_all(followers)} follow revision '{parent}', so the history splits "
         f"into {len(followers)} branches (`flask db heads` lists more than one head). "
@@ -371,6 +421,7 @@ def _branch_problems(graph):
         "revision it should follow."
         for parent, followers in graph.children.items()
         if len(followers) > 1 and parent in graph.by_id and len({f.revision for f in followers}) > 1
+        and parent not in declared
     ]
 
 
@@ -387,9 +438,14 @@ def _confirm_with_alembic(history):
     except Exception as error:  # Alembic refuses the history
         history.problems.append(f"Alembic cannot read the history: {error}")
         return
-    if len(heads) != 1:
+    chain = [revision.revision for revision in history.chain]
+    if history.fork is not None:  # Alembic orders the two branches by its own rule: the same revisions will do
+        unmerged = len(chain) == history.fork + 2
+        if sorted(heads) != sorted(chain[-2:] if unmerged else chain[-1:]) or sorted(order) != sorted(chain):
+            history.problems.append(f"Alembic reads the branches differently: heads {', '.join(heads)}.")
+    elif len(heads) != 1:
         history.problems.append(f"Alembic finds {len(heads)} heads: {', '.join(heads)}.")
-    elif list(reversed(order)) != [revision.revision for revision in history.chain]:
+    elif list(reversed(order)) != chain:
         history.problems.append("Alembic reads the revisions in a different order than their down_revision lines say.")
 
 

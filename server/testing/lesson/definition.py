@@ -23,7 +23,8 @@ from typing import Dict, Optional, Tuple
 
 from .feedback import check_templates
 
-NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
+                10: "ten"}
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,26 @@ class Indexed:
 
 
 @dataclass(frozen=True)
+class Merge:
+    """Two optional revisions made from the same parent, as two people working at once make
+    them, and the revision `flask db merge` writes to join them: the one place where the
+    lesson's history may fork (submission.py follows it, going_further.py judges it)."""
+
+    branches: Tuple[int, int]  # chain positions of the two branch revisions (the second: a teammate's)
+    message: str = "merge"  # the message of the README's `flask db merge heads -m ...`
+
+    @property
+    def fork(self):
+        """The position both branches follow."""
+        return self.branches[0] - 1
+
+    @property
+    def at(self):
+        """The position of the merge revision, whose down_revision names both branches."""
+        return self.branches[1] + 1
+
+
+@dataclass(frozen=True)
 class Further:
     steps: Dict[int, str]  # README step -> title
     revisions: Tuple["Revision", ...]  # checkpoints optional, in chain order after the lesson's
@@ -284,6 +305,7 @@ class Further:
     marks: Tuple[str, ...]  # per revision: a regular expression its file's source matches (what it is about)
     leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
     words: "FurtherWords"  # further_words.py for this lesson
+    merge: Optional[Merge] = None  # where two of the optional revisions branch and merge
 
     @property
     def checkpoints(self):

@@ -8,8 +8,11 @@ the chain with three revisions that teams need next.
        (sa.text() with bound parameters), dropped again by the downgrade
     8. an index on `employees.email`, CREATE INDEX CONCURRENTLY on PostgreSQL
        (outside the migration's transaction), a plain index on SQLite
+    9. two heads, one merge: `employees.phone` (revision 8) and a teammate's
+       `departments.budget` (revision 9), both made from revision 7, joined by
+       the revision `flask db merge heads` writes (revision 10, no schema change)
 """
-from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, Revision, Spec
+from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, Merge, Revision, Spec
 from .further_words import FURTHER_WORDS
 
 
@@ -27,6 +30,10 @@ CHECKPOINTS = (
     Checkpoint("add_email", 6, "Revision 5 adds `email` NOT NULL to `employees`, its rows filled in", 20, True),
     Checkpoint("fill_building", 7, "Revision 6 fills `building` from `location` and reverses cleanly", 20, True),
     Checkpoint("index_email", 8, "Revision 7 indexes `employees.email` (concurrently on PostgreSQL)", 20, True),
+    Checkpoint("add_phone", 9, "Revision 8 adds `phone` to `employees`, on a branch from revision 7", 10, True),
+    Checkpoint("add_budget", 9, "Revision 9, a teammate's, adds `budget` to `departments`, also from revision 7",
+               10, True),
+    Checkpoint("merge_heads", 9, "Revision 10 merges revisions 8 and 9 and changes no table", 10, True),
 )
 BY_ID = {checkpoint.id: checkpoint for checkpoint in CHECKPOINTS}
 
@@ -34,6 +41,7 @@ STEPS = {
     6: "Going further: a NOT NULL column on a table with rows",
     7: "Going further: a data migration that reverses",
     8: "Going further: an index without locking writes",
+    9: "Going further: two heads, one merge",
 }
 
 REVISIONS = (
@@ -95,6 +103,39 @@ REVISIONS = (
         ),
         keeps_rows=True,
     ),
+    Revision(
+        BY_ID["add_phone"],
+        AddColumn("employees", "phone", Spec("string", True)),
+        upgrade=(
+            "with op.batch_alter_table('employees', schema=None) as batch_op:",
+            "    batch_op.add_column(sa.Column('phone', sa.String(), nullable=True))",
+        ),
+        downgrade=(
+            "with op.batch_alter_table('employees', schema=None) as batch_op:",
+            "    batch_op.drop_column('phone')",
+        ),
+        keeps_rows=True,
+    ),
+    Revision(
+        BY_ID["add_budget"],
+        AddColumn("departments", "budget", Spec("integer", True)),
+        upgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.add_column(sa.Column('budget', sa.Integer(), nullable=True))",
+        ),
+        downgrade=(
+            "with op.batch_alter_table('departments', schema=None) as batch_op:",
+            "    batch_op.drop_column('budget')",
+        ),
+        keeps_rows=True,
+    ),
+    Revision(
+        BY_ID["merge_heads"],
+        NoSchemaChange(),  # its down_revision names both branches (going_further.py checks it)
+        upgrade=("pass",),
+        downgrade=("pass",),
+        keeps_rows=True,
+    ),
 )
 
 EMPLOYEE = (
@@ -115,12 +156,13 @@ DEPARTMENT = (
 )
 
 
-def end_after(position, step, model_code, departments=("id", "name", "location")):
+def end_after(position, step, model_code, departments=("id", "name", "location"),
+              employees=("id", "name", "salary", "email")):
     """Where models.py and the local database stand once optional revision `position` is done."""
     return EndState(
         revision=position,
         step=step,
-        tables=(("employees", ("id", "name", "salary", "email")), ("departments", departments)),
+        tables=(("employees", employees), ("departments", departments)),
         kept_values=(),  # read by read_database for the lesson's own end only; the replay checks the values
         model_code=model_code,
         free_nullability=("address", "location"),
@@ -131,18 +173,26 @@ def end_after(position, step, model_code, departments=("id", "name", "location")
 WITH_EMAIL = EMPLOYEE + ("    email = db.Column(db.String, nullable=False)",)
 WITH_INDEX = EMPLOYEE + ("    email = db.Column(db.String, nullable=False, index=True)",)
 WITH_BUILDING = DEPARTMENT + ("    building = db.Column(db.String)",)
+WITH_PHONE = WITH_INDEX + ("    phone = db.Column(db.String)",)
+WITH_BUDGET = WITH_BUILDING + ("    budget = db.Column(db.Integer)",)
+BUILDING = ("id", "name", "location", "building")
+PHONE = ("id", "name", "salary", "email", "phone")
 
 ENDS = (
     end_after(5, 6, WITH_EMAIL + ("",) + DEPARTMENT),
-    end_after(6, 7, WITH_EMAIL + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
-    end_after(7, 8, WITH_INDEX + ("",) + WITH_BUILDING, departments=("id", "name", "location", "building")),
+    end_after(6, 7, WITH_EMAIL + ("",) + WITH_BUILDING, departments=BUILDING),
+    end_after(7, 8, WITH_INDEX + ("",) + WITH_BUILDING, departments=BUILDING),
+    end_after(8, 9, WITH_PHONE + ("",) + WITH_BUILDING, departments=BUILDING, employees=PHONE),
+    end_after(9, 9, WITH_PHONE + ("",) + WITH_BUDGET, departments=BUILDING + ("budget",), employees=PHONE),
+    end_after(10, 9, WITH_PHONE + ("",) + WITH_BUDGET, departments=BUILDING + ("budget",), employees=PHONE),
 )
 
 FURTHER = Further(
     steps=STEPS,
     revisions=REVISIONS,
     ends=ENDS,
-    marks=(r"\bemail\b", r"\bbuilding\b", r"create_index|CREATE\s+INDEX"),
+    marks=(r"\bemail\b", r"\bbuilding\b", r"create_index|CREATE\s+INDEX", r"\bphone\b", r"\bbudget\b",
+           r"(?m)^down_revision\s*(?::[^=\n]*)?=\s*\(\s*['\"]"),  # the merge: a tuple of parents
     leaves={
         "add_email": (Filled("employees", "email", says="every existing employee has an email"),),
         "fill_building": (Filled("departments", "building", ((1, "Building A"), (2, "Building C")),
@@ -150,4 +200,5 @@ FURTHER = Further(
         "index_email": (Indexed("employees", "email", says="an index on `employees.email`"),),
     },
     words=FURTHER_WORDS,
+    merge=Merge(branches=(8, 9), message="merge phone and budget"),
 )

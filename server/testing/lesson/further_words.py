@@ -41,6 +41,26 @@ FURTHER_WORDS = FurtherWords(
                 "create_index and drop_index in `with op.get_context().autocommit_block():` with "
                 "`postgresql_concurrently=True` (README step 8), then `flask db upgrade head`.",
         ),
+        "add_phone": RevisionWords(
+            short="adds `phone` to `employees`",
+            expected="adds column `phone` (VARCHAR, NULL allowed) to `employees` and follows revision 7",
+            how="Add `phone = db.Column(db.String)` to Employee, run `flask db migrate -m \"add phone\"`, then "
+                "`flask db upgrade` (README step 9).",
+        ),
+        "add_budget": RevisionWords(
+            short="adds `budget` to `departments` (the teammate's revision)",
+            expected="adds column `budget` (INTEGER, NULL allowed) to `departments` and follows revision 7, as its "
+                     "author made it: other databases ran it from there",
+            how="Make the teammate's revision from revision 7: `flask db revision --head <revision 7's id> --splice "
+                "-m \"add budget\"`, give it the add_column and drop_column of README step 9, and add "
+                "`budget = db.Column(db.Integer)` to Department.",
+        ),
+        "merge_heads": RevisionWords(
+            short="merges revisions 8 and 9",
+            expected="names both revision 8 and revision 9 in its down_revision (a tuple) and changes no table",
+            how="With two heads `flask db upgrade` refuses (\"Multiple head revisions are present\"): run "
+                "`flask db merge heads -m \"merge phone and budget\"`, then `flask db upgrade` (README step 9).",
+        ),
     },
     ends=(
         end_words(
@@ -55,8 +75,11 @@ FURTHER_WORDS = FurtherWords(
             7, 8,
             "Employee with `email` NOT NULL and index=True, Department with `location` and `building`",
         ),
+        end_words(8, 9, "Employee with `email` and `phone`, Department with `location` and `building`"),
+        end_words(9, 9, "Employee with `email` and `phone`, Department with `location`, `building` and `budget`"),
+        end_words(10, 9, "Employee with `email` and `phone`, Department with `location`, `building` and `budget`"),
     ),
-    intro="Steps 6-8 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
+    intro="Steps 6-9 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
           "earn bonus points of their own. README.md, \"Going further\", shows how.",
     mistake_names={
         "add_email:upgrade_fails": "NOT NULL `email` added with no default to a table with rows (or a failing backfill)",
@@ -72,5 +95,20 @@ FURTHER_WORDS = FurtherWords(
         "index_email:not_concurrent": "index created without CONCURRENTLY on PostgreSQL",
         "index_email:missing_revision": "step 8 not done (optional)",
         "index_email:downgrade_not_reversed": "the index's downgrade does not drop it",
+        "add_phone:missing_revision": "step 9 not done (optional)",
+        "add_phone:upgrade_fails": "the `phone` revision fails on upgrade",
+        "add_phone:downgrade_not_reversed": "the `phone` revision's downgrade does not reverse its upgrade",
+        "add_phone:rewritten_parent": "a \"merge\" done by changing revision 8's down_revision to follow the "
+                                      "teammate's",
+        "add_budget:missing_revision": "the teammate's revision of step 9 not made (optional)",
+        "add_budget:branch_deleted": "a \"merge\" done by deleting the teammate's revision",
+        "add_budget:rewritten_parent": "a \"merge\" done by changing the teammate's down_revision to follow "
+                                       "revision 8",
+        "add_budget:upgrade_fails": "the teammate's `budget` revision fails on upgrade",
+        "add_budget:downgrade_not_reversed": "the teammate's revision's downgrade does not reverse its upgrade",
+        "merge_heads:missing_revision": "no merge revision yet (optional)",
+        "merge_heads:not_merged": "two heads left unmerged (`flask db upgrade` refuses)",
+        "merge_heads:not_a_merge": "revision 10 does not name both branches as its down_revision",
+        "merge_heads:wrong_schema": "the merge revision also changes the schema",
     },
 )

@@ -5,6 +5,8 @@ before its opening fence, inside a `## Step N` section:
 
     <!-- walkthrough: run -->                  console: `$ flask ...` commands, each
                                                followed by (part of) its real output
+    <!-- walkthrough: refused -->              the same, for commands that must fail
+                                               (a non-zero exit) with that output
     <!-- walkthrough: shell -->                `$ flask shell` then `>>>` statements
                                                and the exact output they print
     <!-- walkthrough: models.py -->            the whole of server/models.py
@@ -32,6 +34,7 @@ FENCE = re.compile(r"^(`{3,}|~{3,})")
 # The block kinds and how many arguments each takes after its name.
 KINDS = {
     "run": 0,
+    "refused": 0,
     "shell": 0,
     "models.py": 0,
     "models.py class": 1,
@@ -124,7 +127,7 @@ def step_titles(text):
 
 
 def console_commands(block) -> List[Tuple[str, List[str]]]:
-    """[(command, shown output lines)] of a `run` block; `...` lines are elisions."""
+    """[(command, shown output lines)] of a `run` or `refused` block; `...` lines are elisions."""
     commands = []
     for line in block.text.splitlines():
         if line.startswith("$ "):

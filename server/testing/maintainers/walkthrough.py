@@ -31,7 +31,7 @@ from ..lesson.reference import (
 )
 
 LAST_STEP = 5  # the lesson's last step
-FURTHER_LAST_STEP = 8  # the last of the optional "Going further" steps after it
+FURTHER_LAST_STEP = 9  # the last of the optional "Going further" steps after it
 COMMAND_TIMEOUT = 180  # seconds; a hung flask command must not hang the suite
 
 # A revision id: 12 hex digits, also when followed by `_slug.py` in a file name.
@@ -246,6 +246,7 @@ class _Walk:
     def perform(self, block):
         action = {
             "run": self.run_block,
+            "refused": self.run_block,
             "shell": self.shell_block,
             "models.py": self.write_models,
             "models.py class": self.replace_model_class,
@@ -276,7 +277,10 @@ class _Walk:
         output = finished.stdout if stdin is None else finished.stdout + finished.stderr
         run = CommandRun(block.step, command, args, finished.returncode, output)
         self.result.steps[block.step].append(run)
-        if finished.returncode != 0:
+        refused = block.kind == "refused"
+        if refused and finished.returncode == 0:
+            raise WalkthroughError(f"{block.where()}: `{command}` ran, but the README shows it refused:\n{_indent(output)}")
+        if finished.returncode != 0 and not refused:
             raise WalkthroughError(
                 f"{block.where()}: `{command}` failed with exit code {finished.returncode}:\n{_indent(output)}"
             )

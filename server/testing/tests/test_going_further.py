@@ -1,7 +1,7 @@
-"""The optional "Going further" steps 6-8, graded apart from the lesson.
+"""The optional "Going further" steps 6-9, graded apart from the lesson.
 
 The reference continues the lesson's reference build with the README's steps
-6-8 (the walkthrough performs them), then each realistic mistake changes one
+6-9 (the walkthrough performs them), then each realistic mistake changes one
 revision of it. Each is graded on SQLite and PostgreSQL; the optional
 checkpoints' verdicts, the lesson's own, both scores and the status text are
 pinned in tests/golden/<backend>/further-*.json (written anew with
@@ -25,11 +25,12 @@ from .lesson_builds import copy_reference, reference_solution
 from .test_golden_verdicts import compare, normaliser
 
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
+POINTS = {checkpoint.id: checkpoint.points for checkpoint in LESSON.further.checkpoints}
 _BUILT = {}  # backend -> the reference after step 8, once per process
 
 
 def further_reference(request, backend, tmp_path_factory):
-    """The lesson's reference continued with README steps 6-8 (built once per process and backend)."""
+    """The lesson's reference continued with README steps 6-9 (built once per process and backend)."""
     if backend not in _BUILT:
         dest = tmp_path_factory.mktemp(f"further-{backend}")
         copied = copy_reference(request, reference_solution(request, backend), dest / "checkout")
@@ -132,24 +133,59 @@ def upgrade():
 
 
 def _only_step_6(root):
-    for message in ("index email", "add building"):
+    for message in ("merge phone and budget", "add budget", "add phone", "index email", "add building"):
         revision(root, message).unlink()
     models = root / "server" / "models.py"
-    text = models.read_text(encoding="utf-8").replace("    building = db.Column(db.String)\n", "")
+    text = models.read_text(encoding="utf-8")
+    for line in ("    building = db.Column(db.String)\n", "    budget = db.Column(db.Integer)\n",
+                 "    phone = db.Column(db.String)\n"):
+        text = text.replace(line, "")
     models.write_text(text.replace("nullable=False, index=True)", "nullable=False)"), encoding="utf-8")
 
 
-BLOCKED_AFTER_6 = {"fill_building": "blocked", "index_email": "blocked"}
+def _two_heads(root):
+    revision(root, "merge phone and budget").unlink()
+
+
+def _teammates_revision_deleted(root):
+    for message in ("merge phone and budget", "add budget"):
+        revision(root, message).unlink()
+
+
+def _teammates_revision_rewritten(root):
+    """The teammate's revision made to follow revision 8, so that the history is a line again."""
+    revision(root, "merge phone and budget").unlink()
+    phone_id = revision(root, "add phone").name.split("_", 1)[0]
+    path = revision(root, "add budget")
+    source = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"(?m)^down_revision = '\w+'", f"down_revision = '{phone_id}'", source), encoding="utf-8")
+
+
+def _merge_changes_the_schema(root):
+    replace_function(root, "merge phone and budget", "upgrade", """
+def upgrade():
+    op.add_column('employees', sa.Column('nickname', sa.String(), nullable=True))
+""")
+    replace_function(root, "merge phone and budget", "downgrade", """
+def downgrade():
+    op.drop_column('employees', 'nickname')
+""")
+
+
+STEP_9 = {"add_phone": "blocked", "add_budget": "blocked", "merge_heads": "blocked"}  # after a failing upgrade
+BLOCKED_AFTER_6 = {"fill_building": "blocked", "index_email": "blocked", **STEP_9}
 MISTAKES = (
-    Mistake("the reference of steps 6-8", lambda root: None, {}),
+    Mistake("the reference of steps 6-9", lambda root: None, {}),
     Mistake("only step 6 done", _only_step_6,
-            {"any": {"fill_building": "missing_revision", "index_email": "missing_revision"}}, "No revision 6 yet"),
+            {"any": {"fill_building": "missing_revision", "index_email": "missing_revision",
+                     "add_phone": "missing_revision", "add_budget": "missing_revision",
+                     "merge_heads": "missing_revision"}}, "No revision 6 yet"),
     Mistake("NOT NULL email added with no default on a table with rows", _not_null_no_default,
             {"any": {"add_email": "upgrade_fails", **BLOCKED_AFTER_6}}, "fails on upgrade", "WHERE email IS NULL"),
     Mistake("email made NOT NULL with an empty default instead of a backfill", _empty_default,
             {"any": {"add_email": "not_filled"}}, "does not fill `employees.email`"),
     Mistake("data migration in a raw SQL string, which SQLAlchemy 2 rejects", _raw_sql_string,
-            {"any": {"fill_building": "upgrade_fails", "index_email": "blocked", "add_email": "blocked"}},
+            {"any": {"fill_building": "upgrade_fails", "index_email": "blocked", "add_email": "blocked", **STEP_9}},
             "ObjectNotExecutableError", "sa.text(\"UPDATE departments SET building = :building WHERE id = :id\")"),
     Mistake("data migration whose downgrade does not reverse", _downgrade_left_empty,
             {"any": {"fill_building": "downgrade_not_reversed", "add_email": "blocked"}},
@@ -158,8 +194,19 @@ MISTAKES = (
             {"any": {"index_email": "not_concurrent"}}, "without CONCURRENTLY"),
     Mistake("CONCURRENTLY inside the migration's transaction", _concurrently_in_transaction,
             {"sqlite": {"index_email": "not_concurrent"},
-             "postgresql": {"index_email": "upgrade_fails", "add_email": "blocked", "fill_building": "blocked"}},
+             "postgresql": {"index_email": "upgrade_fails", "add_email": "blocked", "fill_building": "blocked",
+                            **STEP_9}},
             "autocommit_block"),
+    Mistake("two heads left unmerged", _two_heads, {"any": {"merge_heads": "not_merged"}},
+            "`flask db upgrade` refuses", 'flask db merge heads -m "merge phone and budget"'),
+    Mistake("a merge done by deleting the teammate's revision", _teammates_revision_deleted,
+            {"any": {"add_budget": "branch_deleted", "merge_heads": "blocked"}},
+            "Can't locate revision", 'flask db merge heads -m "merge phone and budget"'),
+    Mistake("a merge done by making the teammate's revision follow revision 8", _teammates_revision_rewritten,
+            {"any": {"add_budget": "rewritten_parent", "merge_heads": "blocked"}},
+            "follows revision 8, but it was made from revision 7", "put back down_revision"),
+    Mistake("a merge revision that also changes the schema", _merge_changes_the_schema,
+            {"any": {"merge_heads": "wrong_schema"}}, "extra column `nickname`"),
 )
 
 
@@ -188,14 +235,15 @@ def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, t
     expected = mistake.expected(backend)
     found = {result.id: result.reason for result in report.further.values() if result.status == FAILED}
     assert found == expected, {result.id: result.message for result in report.further.values()}
-    assert report.max_score == 95 and report.further_max == 60  # the bonus is never in the lesson's total
-    assert report.further_score == 60 - 20 * len(expected)
+    assert report.max_score == 95 and report.further_max == LESSON.further.max_points  # never in the lesson's total
+    assert report.further_score == LESSON.further.max_points - sum(POINTS[c] for c in expected)
     if mistake.says:
         assert mistake.says in "\n".join(report[checkpoint].message for checkpoint in expected)
     if mistake.fix_says:
         assert any(mistake.fix_says in (report[checkpoint].fix or "") for checkpoint in expected)
-    if not expected or all(reason in ("not_filled", "not_concurrent", "missing_revision")
-                           for reason in expected.values()):
+    if not expected or all(reason in ("not_filled", "not_concurrent", "missing_revision", "not_merged",
+                                      "rewritten_parent") or (checkpoint, reason) == ("merge_heads", "blocked")
+                           for checkpoint, reason in expected.items()):
         assert report.full_marks, [result.message for result in report.failed]  # the lesson itself is intact
     status = render(status_of(root))
     compare(backend, "further " + mistake.name, observed(report, status, root))
@@ -223,9 +271,12 @@ def test_the_optional_checkpoints_are_declared_apart():
     assert not any(checkpoint.optional for checkpoint in LESSON.checkpoints)
     assert sum(checkpoint.points for checkpoint in LESSON.checkpoints) == 100
     assert set(OPTIONAL) == {key.split(":")[0] for key in LESSON.further.words.mistake_names}
-    # Each step's own code is recognised as that step's revision.
-    assert all(re.search(mark, "\n".join(revision.upgrade))
-               for mark, revision in zip(LESSON.further.marks, LESSON.further.revisions))
+    # Each step's own code is recognised as that step's revision; the merge revision by its two parents.
+    merge = LESSON.further.merge.at - LESSON.count - 1
+    assert all(re.search(mark, "\n".join(revision.upgrade)) for n, (mark, revision)
+               in enumerate(zip(LESSON.further.marks, LESSON.further.revisions)) if n != merge)
+    assert re.search(LESSON.further.marks[merge], "revision = 'c71f'\ndown_revision = ('3e8b', '6a4d')\n")
+    assert not re.search(LESSON.further.marks[merge], "revision = '3e8b'\ndown_revision = '9f3b'\n")
 
 
 def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
@@ -237,12 +288,12 @@ def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, t
     _empty_default(broken)
     records = [record_of(good), record_of(grade(broken)), record_of(grade(copy_reference(
         request, reference_solution(request, "sqlite"), tmp_path / "step-5").checkout))]
-    assert [record.get("further", {}).get("score") for record in records] == [60, 40, None]  # step 5: no bonus
+    assert [record.get("further", {}).get("score") for record in records] == [90, 70, None]  # step 5: no bonus
     assert records[1]["further"]["mistakes"] == ["add_email:not_filled"]
     assert [record["score"] for record in records[:2]] == [95, 95]  # the lesson's score, bonus apart
     rows = [{"status": GRADED, **record} for record in records]
     lines = further_lines({"rows": rows})
-    assert "2 submissions began them, mean bonus 50/60." in lines[1]
+    assert "2 submissions began them, mean bonus 80/90." in lines[1]
     assert lines[-1] == ("| `email` made NOT NULL with an empty default instead of a backfill "
                          "(`add_email:not_filled`) | 1 |")
     assert further_lines({"rows": rows[2:]}) == []  # nobody went further: the summary is as before

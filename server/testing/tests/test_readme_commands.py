@@ -637,7 +637,7 @@ def test_the_exemptions_stay_few_and_say_why():
 def walkthrough_commands():
     found = set()
     for block in readme.parse_readme(README):
-        if block.kind == "run":
+        if block.kind in ("run", "refused"):
             found |= {command for command, _ in readme.console_commands(block)}
         elif block.kind == "shell":
             found.add("flask shell")
