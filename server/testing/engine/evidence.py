@@ -20,11 +20,10 @@ from ..databases.reading import DatabaseReading, read_database
 from ..isolation.database_gate import DatabaseGate
 from ..isolation.sandbox import Sandbox
 from .facts import Finding
-from .going_further import fork_of
 from .production import RevisionReview, review_revisions
 from .replay import Replay, replay
 from .submission import (
-    REQUIRED_MIGRATION_FILES, History, Layout, check_app_py, check_env_py, load_history, load_models,
+    REQUIRED_MIGRATION_FILES, Fork, History, Layout, check_app_py, check_env_py, load_history, load_models,
 )
 
 
@@ -110,7 +109,7 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
             evidence.findings += check_env_py(layout)
         models = pool.submit(load_models, layout, models_box)
         if evidence.migrations_usable:
-            evidence.history = load_history(layout, revisions_box, fork_of(lesson))
+            evidence.history = load_history(layout, revisions_box, Fork.declared_by(lesson))
         if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
             evidence.replay = replay(
                 evidence.history, revisions_box, lesson, lambda: models.result().metadata,

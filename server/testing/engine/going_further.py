@@ -1,5 +1,5 @@
 """Going further: optional steps after the lesson's last one, graded by the same
-engine and scored apart ("Lesson 100/100 · Going further 20/60").
+engine and scored apart ("Lesson 100/100 · Going further 20/90").
 
 A lesson may declare `further` (a Further): optional revisions that continue
 its chain, each with its checkpoint (step >= 6, optional=True), what it must
@@ -15,7 +15,7 @@ a step not done yet reads "No revision 6 yet" with the README's fix.
 
 A Further may also declare a `Merge`: two optional revisions made from the
 same parent (a student's and a teammate's) and the revision that merges them.
-The history then follows that fork (submission.Fork, from `fork_of`): the two
+The history then follows that fork (submission.Fork.declared_by): the two
 branches one after the other, then the merge, an order `flask db upgrade` may
 run them in, so the replay and every position-based judgement stay as they
 are. Beyond that, each branch must follow the fork's revision (a teammate's
@@ -26,7 +26,6 @@ branches, and two heads left unmerged fail it.
     further_count(evidence, lesson)   k, the optional revisions the chain holds
     lesson_with(lesson, k)            the lesson as judged with k optional revisions
     judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
-    fork_of(lesson)                   the submission.Fork of its declared merge, or None
 """
 import ast
 import dataclasses
@@ -35,7 +34,6 @@ import re
 from ..lesson.definition import Filled, Indexed
 from .facts import Block, FailingDowngrade, FurtherFacts
 from .judge import FAILED, PASSED, Verdict, _ChainJudging, undone_by
-from .submission import Fork
 
 
 def further_count(evidence, lesson):
@@ -67,21 +65,6 @@ def _beyond_the_lesson(lesson, chain):
     there are no more of them than it has ([] otherwise)."""
     extra = list(chain[lesson.count:])
     return extra if lesson.further is not None and len(extra) <= len(lesson.further.revisions) else []
-
-
-def fork_of(lesson):
-    """Where the history may fork (submission.Fork), when the lesson declares a merge: its two
-    branches in the declared order, told apart by their steps' marks."""
-    merge = lesson.further.merge if lesson.further is not None else None
-    if merge is None:
-        return None
-    marks = [lesson.further.marks[position - lesson.count - 1] for position in merge.branches]
-
-    def order(revision_file):
-        matched = (n for n, mark in enumerate(marks) if re.search(mark, revision_file.source))
-        return next(matched, len(marks)), revision_file.name
-
-    return Fork(merge.fork, order)
 
 
 def lesson_with(lesson, k):

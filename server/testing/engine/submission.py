@@ -4,7 +4,8 @@
 - `load_history(layout, sandbox)`: every revision file in migrations/versions/,
   loaded one by one in the sandbox's worker process (a broken file never
   hides the others), and the graph they form: `History.chain` is the linear
-  run of revisions from the base, as far as it is unambiguous;
+  run of revisions from the base, as far as it is unambiguous (through the
+  one fork a lesson may declare, a `Fork`: its two branches, then their merge);
   `History.problems` says what is wrong with the rest; `History.heads` the
   revisions nothing follows. Alembic's own RevisionMap
   (`History.revision_map()`) confirms a history that looks sound.
@@ -220,6 +221,21 @@ class Fork:
 
     after: int
     order: Callable
+
+    @classmethod
+    def declared_by(cls, lesson):
+        """The Fork of a lesson's declared merge (definition.Merge), or None: its two branches
+        in the declared order, told apart by their optional steps' marks."""
+        merge = lesson.further.merge if lesson.further is not None else None
+        if merge is None:
+            return None
+        marks = [lesson.further.marks[position - lesson.count - 1] for position in merge.branches]
+
+        def order(revision_file):
+            matched = (n for n, mark in enumerate(marks) if re.search(mark, revision_file.source))
+            return next(matched, len(marks)), revision_file.name
+
+        return cls(merge.fork, order)
 
 
 def load_history(layout, sandbox, fork=None):

@@ -134,7 +134,6 @@ REVISIONS = (
         NoSchemaChange(),  # its down_revision names both branches (going_further.py checks it)
         upgrade=("pass",),
         downgrade=("pass",),
-        keeps_rows=True,
     ),
 )
 

@@ -35,9 +35,8 @@ from ..databases.alembic_internals import new_revision_path
 from ..databases.database import app_database_url, in_instance_folder, normalize_url
 from ..databases.reading import DatabaseReading, read_database
 from ..engine import production
-from ..engine.going_further import fork_of
 from ..engine.pending import record_pending
-from ..engine.submission import Layout, load_history, load_models
+from ..engine.submission import Fork, Layout, load_history, load_models
 from ..isolation.sandbox import Sandbox
 from ..lesson.checkpoints import LESSON
 from .console import tolerate_unencodable_output
@@ -218,7 +217,7 @@ def review_pending(server_dir, url):
     found = PendingReview()
     layout = Layout.of(server_dir.parent, server=server_dir)
     with Sandbox(layout) as sandbox:
-        history = load_history(layout, sandbox, fork_of(LESSON))
+        history = load_history(layout, sandbox, Fork.declared_by(LESSON))
         models = load_models(layout, sandbox)
         found.where, database = _read_database(url, server_dir, models.metadata)
         found.current = database.heads

@@ -74,7 +74,7 @@ class Status:
     max_score: int
     lesson: str = LESSON.name
     report: object = None  # the grader's checks.Report it was built on (the page reads it too)
-    further: str = ""  # "Going further (optional): 20/60 bonus points", once an optional step is begun
+    further: str = ""  # "Going further (optional): 20/90 bonus points", once an optional step is begun
 
     @property
     def done(self):
@@ -181,7 +181,9 @@ def step_marks(report, where):
     (step 5's downgrade of revision 4), and rows lost by a later, wrong
     revision count against that revision, not against the step that added them."""
     lesson, local = report.lesson, where.local
-    marks = {step: all(report[c.id].status != FAILED for c in lesson.checkpoints if c.step == step)
+    # An optional step of several revisions counts its checkpoints beyond the chain too (step 9's merge).
+    checkpoints = [*lesson.checkpoints, *(r.checkpoint for r in report.further.values() if r.id not in lesson.by_id)]
+    marks = {step: all(report[c.id].status != FAILED for c in checkpoints if c.step == step)
              for step in lesson.steps}
     if local is None or local.error or not local.exists:
         return marks
@@ -228,11 +230,25 @@ def first_finding(report):
     return None
 
 
+# An optional step's findings on the history itself (a fork not merged, a branch deleted or
+# rewritten): the files and the database follow from it, so it comes first.
+HISTORY_FINDINGS = {"not_merged", "branch_deleted", "rewritten_parent", "not_a_merge"}
+
+
+def history_finding(report):
+    return next((result for result in report.further.values() if result.status == FAILED
+                 and not result.blocked_by and result.reason in HISTORY_FINDINGS), None)
+
+
 def diagnose(report, where):
     """What the files and the database say, as advice, most urgent first: the
     files' first finding, else the database's next step."""
     local = where.local
     advice = []
+    branching = history_finding(report)
+    if branching is not None:
+        step = branching.checkpoint.step
+        return [Advice(f"Step {step}: {branching.summary}", fix_of(branching), step)]
     finding = first_finding(report)
     if finding is not None:
         advice.append(_finding_advice(where, finding))

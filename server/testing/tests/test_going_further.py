@@ -297,3 +297,19 @@ def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, t
     assert lines[-1] == ("| `email` made NOT NULL with an empty default instead of a backfill "
                          "(`add_email:not_filled`) | 1 |")
     assert further_lines({"rows": rows[2:]}) == []  # nobody went further: the summary is as before
+
+
+def test_a_merge_where_the_lesson_declares_none_is_still_not_one_line(request, tmp_path):
+    """The history follows only the lesson's own fork (after revision 7): a branch merged back
+    in the core lesson is still a history that is not one line."""
+    from ..maintainers.catalogue import Checkout
+
+    copied = copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "checkout")
+    revisions = copied.result.revisions
+    checkout = Checkout(copied.checkout, revisions)
+    checkout.add_revision("0b0b0b0b0b0b", revisions[2], "another branch", "pass", "pass")
+    checkout.add_revision("0c0c0c0c0c0c", (revisions[3], "0b0b0b0b0b0b"), "merge", "pass", "pass")
+    report = grade(copied.checkout)
+    assert report.history.fork is None and len(report.history.chain) == 3
+    assert report["history"].reason == "not_one_line"
+    assert "merges 2 revisions" in report["history"].message, report["history"].message
