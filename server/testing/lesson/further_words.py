@@ -56,7 +56,7 @@ FURTHER_WORDS = FurtherWords(
                 "`budget = db.Column(db.Integer)` to Department.",
         ),
         "merge_heads": RevisionWords(
-            short="merges revisions 8 and 9 and changes no table",
+            short="merges revisions 8 and 9",
             expected="names both revision 8 and revision 9 in its down_revision (a tuple) and changes no table",
             how="With two heads `flask db upgrade` refuses (\"Multiple head revisions are present\"): run "
                 "`flask db merge heads -m \"merge phone and budget\"`, then `flask db upgrade` (README step 9).",

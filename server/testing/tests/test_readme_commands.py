@@ -613,7 +613,8 @@ def test_a_new_command_in_the_prose_is_caught():
     text = README.replace("`flask db heads` lists the tips.", "`flask db heads --verbose` lists the tips.", 1)
     assert text != README
     assert unproven(readme.commands(text), PROOFS) == [
-        f"README.md line {next(c.line for c in COMMANDS if c.text == 'flask db heads')} (Troubleshooting): "
+        f"README.md line {next(c.line for c in COMMANDS if c.text == 'flask db heads' and c.section == 'Troubleshooting')}"
+        " (Troubleshooting): "
         "`flask db heads --verbose`"]
 
 
