@@ -1,6 +1,6 @@
 """The lesson's optional "Going further" steps, declared as data (going_further.py
 says how they are judged): after step 5, upgrade back to the head and continue
-the chain with three revisions that teams need next.
+the chain with what teams meet next (six revisions, two of them branches).
 
     6. a NOT NULL column on a table with rows: `employees.email`, added
        nullable, backfilled, then made NOT NULL
