@@ -34,6 +34,8 @@ REASONS = {
                        "local_database_not_migrated", "local_database_several_heads",
                        "local_database_wrong_revision", "local_database_rows_missing"),
     "further": ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed"),  # going_further.py
+    "legacy": ("no_legacy_database", "instructor_grade", "legacy_unreadable", "legacy_not_stamped",
+               "legacy_unknown_revision", "legacy_wrong_revision", "legacy_behind", "legacy_rows_missing"),
 }
 ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in reasons)
 

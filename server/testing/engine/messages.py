@@ -46,6 +46,8 @@ BLOCKED_WHY = {
     "end_fails": "Revision {end} fails on upgrade, so there is no database at revision {end} to compare with.",
     "wrong_before_end": "Revision {earlier} leaves other tables or columns than the lesson's, so the schema at "
                         "revision {end} is not the one models.py should match.",
+    "stamped_schema_unknown": "Revision {earlier} fails on upgrade, so there is no schema at revision {position} "
+                              "to compare your stamped database with.",
 }
 
 

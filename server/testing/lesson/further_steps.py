@@ -8,8 +8,11 @@ the chain with three revisions that teams need next.
        (sa.text() with bound parameters), dropped again by the downgrade
     8. an index on `employees.email`, CREATE INDEX CONCURRENTLY on PostgreSQL
        (outside the migration's transaction), a plain index on SQLite
+   10. no revision: a second database made with `db.create_all()`, which Alembic
+       knows nothing about, recorded at the head with `flask db stamp head`
+       (judged on the student's own copy, when there is one)
 """
-from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, Revision, Spec
+from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, LegacyDatabase, Revision, Spec
 from .further_words import FURTHER_WORDS
 
 
@@ -27,6 +30,8 @@ CHECKPOINTS = (
     Checkpoint("add_email", 6, "Revision 5 adds `email` NOT NULL to `employees`, its rows filled in", 20, True),
     Checkpoint("fill_building", 7, "Revision 6 fills `building` from `location` and reverses cleanly", 20, True),
     Checkpoint("index_email", 8, "Revision 7 indexes `employees.email` (concurrently on PostgreSQL)", 20, True),
+    Checkpoint("stamp_legacy", 10, "A database made with `db.create_all()` is stamped at the revision it is at", 20,
+               True),
 )
 BY_ID = {checkpoint.id: checkpoint for checkpoint in CHECKPOINTS}
 
@@ -34,6 +39,7 @@ STEPS = {
     6: "Going further: a NOT NULL column on a table with rows",
     7: "Going further: a data migration that reverses",
     8: "Going further: an index without locking writes",
+    10: "Going further: a database Alembic knows nothing about",
 }
 
 REVISIONS = (
@@ -150,4 +156,5 @@ FURTHER = Further(
         "index_email": (Indexed("employees", "email", says="an index on `employees.email`"),),
     },
     words=FURTHER_WORDS,
+    legacy=LegacyDatabase(BY_ID["stamp_legacy"], env_file="legacy.env"),
 )

@@ -56,8 +56,16 @@ FURTHER_WORDS = FurtherWords(
             "Employee with `email` NOT NULL and index=True, Department with `location` and `building`",
         ),
     ),
-    intro="Steps 6-8 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
-          "earn bonus points of their own. README.md, \"Going further\", shows how.",
+    legacy=RevisionWords(
+        short="a database made with `db.create_all()`, stamped",
+        expected="the database named in server/legacy.env has every table and column of the revision its "
+                 "alembic_version names, that revision is the head, and its rows are still there",
+        how="Make the second database with `db.create_all()` in `flask --env-file legacy.env shell`, add a few "
+            "rows, then record where it is without running anything: `flask --env-file legacy.env db stamp head` "
+            "(README, step 10).",
+    ),
+    intro="The steps after step 5 (Going further) are optional: the lesson's score counts steps 1-5 only, and "
+          "these earn bonus points of their own. README.md, \"Going further\", shows how.",
     mistake_names={
         "add_email:upgrade_fails": "NOT NULL `email` added with no default to a table with rows (or a failing backfill)",
         "add_email:not_filled": "`email` made NOT NULL with an empty default instead of a backfill",
@@ -72,5 +80,11 @@ FURTHER_WORDS = FurtherWords(
         "index_email:not_concurrent": "index created without CONCURRENTLY on PostgreSQL",
         "index_email:missing_revision": "step 8 not done (optional)",
         "index_email:downgrade_not_reversed": "the index's downgrade does not drop it",
+        "stamp_legacy:legacy_not_stamped": "a database made with `db.create_all()` never stamped (no revision)",
+        "stamp_legacy:legacy_wrong_revision": "a database stamped at a revision its tables are not at",
+        "stamp_legacy:legacy_behind": "a stamped database left behind the head (no `flask db upgrade` after)",
+        "stamp_legacy:legacy_unknown_revision": "a database stamped with a revision the chain does not have",
+        "stamp_legacy:legacy_rows_missing": "a database stamped with its rows gone (made again instead)",
+        "stamp_legacy:legacy_unreadable": "the stamped database cannot be read",
     },
 )
