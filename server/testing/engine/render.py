@@ -581,6 +581,8 @@ class _LocalDatabaseWords(_Words):
                       f"{end_file.revision if end_file else f'<revision {self.lesson.end.revision} id>'} --purge")
         if reason == "local_database_wrong_revision":
             return self.local_wrong_revision(verdict, rel)
+        if reason == "local_database_unmigrated":
+            return self.unmigrated(verdict, rel)
         return Feedback(f"{rel} is at revision {self.lesson.end.revision} but its tables or rows are not right.").add(
             "Found", bullet_list(mismatch_lines(verdict.facts.problems))).add_fix(
             self.add_rows_again(verdict.facts.problems))
@@ -607,6 +609,18 @@ class _LocalDatabaseWords(_Words):
                 fix = (f"First fix what {', '.join(broken)} reports: `flask db upgrade` runs those revisions on "
                        f"your own rows. Then, in server/ run\n    {fix_upgrade}")
         return Feedback(f"{rel} is {where}; at the end of the lesson it is at revision {end.revision}.").add_fix(fix)
+
+    def unmigrated(self, verdict, rel):
+        """Tables or columns no revision makes: db.create_all() made them, behind Alembic's back."""
+        drops = [f"DROP TABLE {problem.table}" if problem.kind == "extra_table"
+                 else f"ALTER TABLE {problem.table} DROP COLUMN {problem.column}" for problem in verdict.facts.problems]
+        statements = [">>> from models import db"] + [f">>> db.session.execute(db.text({drop!r}))" for drop in drops]
+        return Feedback(
+            f"{rel} has what no revision makes: `db.create_all()` (or a CREATE by hand) added it, and Alembic "
+            "knows nothing about it.").add("Found", bullet_list(mismatch_lines(verdict.facts.problems))).add_fix(
+            "Only migrations change the lesson's database. Drop what they did not make, with `flask shell` in "
+            "server/:\n" + code_block(statements + [">>> db.session.commit()"], 1) +
+            "\nA table or column models.py needs comes from a revision: `flask db migrate`, then `flask db upgrade`.")
 
     def add_rows_again(self, problems):
         """The lesson's rows of the tables found empty (or whose values were lost), exactly."""
