@@ -139,8 +139,9 @@ def judge_legacy(evidence, checkpoint, full):
                        LegacyFacts(head=head, matches=_matching(reading, replay, full)))
     if replay.error:
         return verdict(FAILED, "replay_database_unusable")
-    failing = next((step.position for step in replay.upgrades if not step.ran), None)
-    if failing is not None and failing <= position:
+    stamped = replay.upgrade(position)
+    if stamped is None or not stamped.ran:  # the replay never reached the stamped revision's schema
+        failing = next((step.position for step in replay.upgrades if not step.ran), position)
         return verdict(FAILED, "blocked", block=Block(full.checkpoint_of(failing) or "history",
                                                       "stamped_schema_unknown", earlier=failing, position=position))
     problems = schema_problems(reading.schema, _specs_at(replay, position, full))

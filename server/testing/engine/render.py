@@ -690,6 +690,8 @@ class _LegacyWords(_Words):
         if reason == "no_legacy_database":
             return Feedback(f"not applicable: there is no database named in server/{env_file} on this machine "
                             "(databases are not committed, so this is normal on CodeGrade and GitHub).")
+        if reason == "replay_database_unusable":
+            return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
         label = reading.label
         if reason == "legacy_unreadable":
             return Feedback(f"{label} cannot be read: {reading.error_detail}").add_fix(

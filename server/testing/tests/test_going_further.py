@@ -397,6 +397,16 @@ def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_
     assert [tuple(row) for row in rows] == [(1, "Research", "Building B, 2nd Floor", "Building B")]
 
 
+def test_the_stamp_waits_for_a_revision_that_fails_before_the_stamped_one(
+        request, backend, tmp_path_factory, tmp_path):
+    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    _not_null_no_default(root)  # revision 5 fails: the replay has no schema at the head to compare with
+    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    result = report[LEGACY.checkpoint.id]
+    assert (result.reason, result.blocked_by, result.earned) == ("blocked", "add_email", 0)
+    assert "Revision 5 fails on upgrade, so there is no schema at revision 7" in result.message, result.message
+
+
 def test_upgrading_the_unstamped_database_fails_on_its_first_table(request, backend, tmp_path_factory, tmp_path):
     """What the README says `flask db upgrade` would do to it."""
     root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
