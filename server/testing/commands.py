@@ -39,7 +39,8 @@ def _step(ctx, param, value):
 @click.option("--backend", type=click.Choice(("sqlite", "postgresql")), default="sqlite",
               help="database to use (postgresql: a throw-away database on LESSON_POSTGRES_URL)")
 @click.option("--stop-after", type=int, default=LAST_STEP, callback=_step, metavar="N",
-              help="stop after step N (1-5)")
+              help=f"stop after step N (1-{LAST_STEP}, or an optional step up to {FURTHER_LAST_STEP}; "
+                   "steps the README lacks are passed over)")
 @click.option("--dest", type=click.Path(path_type=Path), metavar="DEST",
               help="build the copy here (kept afterwards) instead of a temporary folder")
 @click.option("--keep", is_flag=True, help="keep the temporary copy to look at afterwards")

@@ -61,6 +61,16 @@ def app_database_url(server_dir, environ=os.environ):
     return in_instance_folder(url or DEFAULT_APP_URL, server_dir)
 
 
+def env_file_database_url(server_dir, name):
+    """DATABASE_URL of the file server/<name> (what `flask --env-file <name>` reads), a
+    relative SQLite path resolved as Flask-SQLAlchemy does; None without the file or the line."""
+    from dotenv import dotenv_values
+
+    path = Path(server_dir) / name
+    url = dotenv_values(path).get("DATABASE_URL") if path.is_file() else None
+    return in_instance_folder(url, server_dir) if url else None
+
+
 def read_only_engine(url):
     """(engine, SQLite path or None) for reading a database without any way to change it.
 

@@ -122,7 +122,9 @@ class Report:
 
     @property
     def further_started(self):
-        return self.further_revisions > 0
+        """An optional revision is in the chain, or an optional step's own database is judged."""
+        return self.further_revisions > 0 or any(
+            result.verdict.kind == "legacy" and result.status != NOT_APPLICABLE for result in self.further.values())
 
     def __getitem__(self, checkpoint_id):
         """Any checkpoint's result, the optional steps' too (iterating gives the lesson's own only)."""

@@ -57,6 +57,7 @@ class Evidence:
     replay: Replay = field(default_factory=Replay)
     models: object = None  # submission.Models
     local: Optional[DatabaseReading] = None  # the local SQLite file, when the app uses it and it exists
+    legacy: Optional[DatabaseReading] = None  # the optional steps' database made without migrations, when it exists
     other_database: Optional[str] = None  # the database DATABASE_URL names instead (no password)
     production: List[RevisionReview] = field(default_factory=list)  # "Before production", when asked
     local_label: str = "server/instance/app.db"  # how the local database is named to the student
@@ -120,6 +121,8 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
             evidence.production = review_revisions(
                 revisions_box, layout, evidence.history.chain, lesson, evidence.history.position_of)
         evidence.confinement = confinement_of(models_box, revisions_box)
+    if local_database:
+        evidence.legacy = legacy_database(layout, lesson)
     if local_url is not None:
         reading = read_database(local_url, lesson, evidence.models.metadata if evidence.models else None, layout.root)
         evidence.local_label = reading.label
@@ -129,6 +132,25 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
     if local_database and evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
+
+
+def legacy_database(layout, lesson):
+    """The optional steps' database made without migrations, read when it exists on this
+    machine: its env file names it, and the SQLite file is there or the server answers
+    (a committed env file naming a server elsewhere, as on a push, reads as none)."""
+    from ..databases.database import env_file_database_url
+
+    from sqlalchemy.exc import ArgumentError
+
+    legacy = lesson.further.legacy if lesson.further else None
+    url = env_file_database_url(layout.server, legacy.env_file) if legacy else None
+    if url is None:
+        return None
+    try:
+        reading = read_database(url, lesson, root=layout.root)
+    except ArgumentError:  # not a URL: no database this names exists (flask itself says why)
+        return None
+    return reading if reading.exists else None
 
 
 def confinement_of(*sandboxes):

@@ -51,6 +51,7 @@ BLOCK_CAUSES = {
     "end_fails": ("end",),
     "wrong_before_end": ("earlier", "end"),
     "branch_first": ("earlier", "position"),
+    "stamped_schema_unknown": ("earlier", "position"),
 }
 
 
@@ -156,10 +157,22 @@ class FurtherFacts:
     follows: Optional[int] = None  # rewritten_parent: the position of the revision a branch now follows
 
 
+@dataclass(frozen=True)
+class LegacyFacts:
+    """Where a database made without migrations stands against the chain (going_further.py)."""
+
+    position: Optional[int] = None  # the revision its alembic_version names
+    head: Optional[int] = None  # the chain's head
+    matches: Optional[int] = None  # the newest revision whose schema its tables have, if any
+    problems: Tuple[Mismatch, ...] = ()  # how its tables differ from the stamped revision's (or its empty tables)
+
+
 # A checkpoint's kind: "revision" for the lesson's revisions, "further" for what an optional
-# step's revision leaves beyond its schema, else its id (definition.SHARED_CHECKPOINTS).
+# step's revision leaves beyond its schema, "legacy" for an optional step's database of the
+# student's, else its id (definition.SHARED_CHECKPOINTS).
 FACTS_OF_KIND = {
     "further": FurtherFacts,
+    "legacy": LegacyFacts,
     "init": InitFacts,
     "revision": RevisionFacts,
     "history": HistoryFacts,

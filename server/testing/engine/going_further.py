@@ -26,14 +26,20 @@ branches, and two heads left unmerged fail it.
     further_count(evidence, lesson)   k, the optional revisions the chain holds
     lesson_with(lesson, k)            the lesson as judged with k optional revisions
     judge_further(evidence, lesson)   {checkpoint id: Verdict} of the optional checkpoints
+
+A step that adds no revision (`legacy`: a database made with db.create_all(),
+brought under Alembic with `flask db stamp`) is judged on the student's own
+copy of that database, against the replay's schema at the revision it is
+stamped with; it does not apply where there is none (a push, an instructor's
+grade), and counts nothing then.
 """
 import ast
 import dataclasses
 import re
 
-from ..lesson.definition import Filled, Indexed
-from .facts import Block, FailingDowngrade, FurtherFacts
-from .judge import FAILED, PASSED, Verdict, _ChainJudging, undone_by
+from ..lesson.definition import Filled, Indexed, specs_of
+from .facts import Block, FailingDowngrade, FurtherFacts, LegacyFacts, Mismatch
+from .judge import FAILED, NOT_APPLICABLE, PASSED, Verdict, _ChainJudging, schema_problems, undone_by
 
 
 def further_count(evidence, lesson):
@@ -115,6 +121,9 @@ def judge_further(evidence, lesson):
         if verdict.status == PASSED:
             verdict = _leaves(evidence, lesson, full, position) or _downgrade(evidence, full, position) or verdict
         verdicts[verdict.id] = _merging(evidence, lesson, full, position, verdict, verdicts)
+    if lesson.further.legacy is not None:
+        verdict = judge_legacy(evidence, lesson.further.legacy.checkpoint, full)
+        verdicts[verdict.id] = verdict
     return verdicts, full
 
 
@@ -150,6 +159,57 @@ def _models_add(evidence, change):
     diff = (evidence.replay.head_models or (None,))[0] or []
     return any(item.kind == "add_column" and (item.table, item.column) == (change.table, change.column)
                for entry in diff for item in entry) if hasattr(change, "column") else False
+
+
+def judge_legacy(evidence, checkpoint, full):
+    """The verdict on the database made without migrations (evidence.legacy): stamped with one
+    revision of the chain, its tables that revision's, the revision the head, its rows kept."""
+    def verdict(status, reason, facts=None, block=None):
+        return Verdict(checkpoint, "legacy", status, reason, block, facts)
+
+    reading, replay = evidence.legacy, evidence.replay
+    if not evidence.local_counted:
+        return verdict(NOT_APPLICABLE, "instructor_grade")
+    if reading is None:
+        return verdict(NOT_APPLICABLE, "no_legacy_database")
+    if reading.error:
+        return verdict(FAILED, "legacy_unreadable")
+    head = len(evidence.chain)
+    if not reading.versions:  # no alembic_version, or the empty one a failed `flask db upgrade` leaves on SQLite
+        return verdict(FAILED, "legacy_not_stamped", LegacyFacts(head=head, matches=_matching(reading, replay, full)))
+    position = evidence.history.position_of(reading.versions[0]) if len(reading.versions) == 1 else None
+    if position is None:
+        return verdict(FAILED, "legacy_unknown_revision",
+                       LegacyFacts(head=head, matches=_matching(reading, replay, full)))
+    if replay.error:
+        return verdict(FAILED, "replay_database_unusable")
+    stamped = replay.upgrade(position)
+    if stamped is None or not stamped.ran:  # the replay never reached the stamped revision's schema
+        failing = next((step.position for step in replay.upgrades if not step.ran), position)
+        return verdict(FAILED, "blocked", block=Block(full.checkpoint_of(failing) or "history",
+                                                      "stamped_schema_unknown", earlier=failing, position=position))
+    problems = schema_problems(reading.schema, _specs_at(replay, position, full))
+    facts = dict(position=position, head=head, matches=_matching(reading, replay, full))
+    if problems:
+        return verdict(FAILED, "legacy_wrong_revision", LegacyFacts(problems=tuple(problems), **facts))
+    if position < head:
+        return verdict(FAILED, "legacy_behind", LegacyFacts(**facts))
+    empty = [Mismatch("no_rows", table) for table in sorted(reading.schema) if not reading.counts.get(table)]
+    if empty:
+        return verdict(FAILED, "legacy_rows_missing", LegacyFacts(problems=tuple(empty), **facts))
+    return verdict(PASSED, "ok", LegacyFacts(**facts))
+
+
+def _specs_at(replay, position, full):
+    """What the tables are at revision `position`, as the replay left them (its NULL rules the
+    lesson leaves free, free)."""
+    return specs_of(replay.upgrade(position).after, full.end.free_nullability)
+
+
+def _matching(reading, replay, full):
+    """The newest revision whose tables and columns a database has exactly, or None."""
+    return next((step.position for step in reversed(replay.upgrades) if step.ran and step.after
+                 and not schema_problems(reading.schema, _specs_at(replay, step.position, full))), None)
 
 
 def _failed(full, position, reason, **facts):

@@ -32,9 +32,12 @@ REASONS = {
     "models_match": ("models_py_broken", "models_not_comparable", "models_not_reverted", "models_mismatch"),
     "local_database": ("other_database", "no_local_database", "instructor_grade", "local_database_unreadable",
                        "local_database_not_migrated", "local_database_several_heads",
-                       "local_database_wrong_revision", "local_database_rows_missing"),
+                       "local_database_wrong_revision", "local_database_rows_missing",
+                       "local_database_unmigrated"),
     "further": ("not_filled", "no_index", "not_concurrent", "downgrade_not_reversed",  # going_further.py
                 "branch_deleted", "rewritten_parent", "not_merged", "not_a_merge"),
+    "legacy": ("no_legacy_database", "instructor_grade", "legacy_unreadable", "legacy_not_stamped",
+               "legacy_unknown_revision", "legacy_wrong_revision", "legacy_behind", "legacy_rows_missing"),
 }
 ALL_REASONS = frozenset(reason for reasons in REASONS.values() for reason in reasons)
 
@@ -381,6 +384,9 @@ class _Judging(_ChainJudging):
             return self.failed("local_database", "local_database_wrong_revision",
                                LocalDatabaseFacts(position, tuple(broken)))
         problems = self.local_problems(local)
+        unmigrated = tuple(problem for problem in problems if problem.kind in ("extra_table", "extra_column"))
+        if unmigrated:  # no revision makes them: db.create_all() or a hand-written CREATE did
+            return self.failed("local_database", "local_database_unmigrated", LocalDatabaseFacts(problems=unmigrated))
         if problems:
             return self.failed("local_database", "local_database_rows_missing", LocalDatabaseFacts(problems=tuple(problems)))
         return self.passed("local_database")

@@ -48,6 +48,8 @@ BLOCKED_WHY = {
                         "revision {end} is not the one models.py should match.",
     "branch_first": "Revision {position} merges the two branches, and revision {earlier}, one of them, is not "
                     "as its step makes it yet.",
+    "stamped_schema_unknown": "Revision {earlier} fails on upgrade, so there is no schema at revision {position} "
+                              "to compare your stamped database with.",
 }
 
 

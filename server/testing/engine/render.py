@@ -588,6 +588,8 @@ class _LocalDatabaseWords(_Words):
                       f"{end_file.revision if end_file else f'<revision {self.lesson.end.revision} id>'} --purge")
         if reason == "local_database_wrong_revision":
             return self.local_wrong_revision(verdict, rel)
+        if reason == "local_database_unmigrated":
+            return self.unmigrated(verdict, rel)
         return Feedback(f"{rel} is at revision {self.lesson.end.revision} but its tables or rows are not right.").add(
             "Found", bullet_list(mismatch_lines(verdict.facts.problems))).add_fix(
             self.add_rows_again(verdict.facts.problems))
@@ -614,6 +616,18 @@ class _LocalDatabaseWords(_Words):
                 fix = (f"First fix what {', '.join(broken)} reports: `flask db upgrade` runs those revisions on "
                        f"your own rows. Then, in server/ run\n    {fix_upgrade}")
         return Feedback(f"{rel} is {where}; at the end of the lesson it is at revision {end.revision}.").add_fix(fix)
+
+    def unmigrated(self, verdict, rel):
+        """Tables or columns no revision makes: db.create_all() made them, behind Alembic's back."""
+        drops = [f"DROP TABLE {problem.table}" if problem.kind == "extra_table"
+                 else f"ALTER TABLE {problem.table} DROP COLUMN {problem.column}" for problem in verdict.facts.problems]
+        statements = [">>> from models import db"] + [f">>> db.session.execute(db.text({drop!r}))" for drop in drops]
+        return Feedback(
+            f"{rel} has what no revision makes: `db.create_all()` (or a CREATE by hand) added it, and Alembic "
+            "knows nothing about it.").add("Found", bullet_list(mismatch_lines(verdict.facts.problems))).add_fix(
+            "Only migrations change the lesson's database. Drop what they did not make, with `flask shell` in "
+            "server/:\n" + code_block(statements + [">>> db.session.commit()"], 1) +
+            "\nA table or column models.py needs comes from a revision: `flask db migrate`, then `flask db upgrade`.")
 
     def add_rows_again(self, problems):
         """The lesson's rows of the tables found empty (or whose values were lost), exactly."""
@@ -721,6 +735,75 @@ class _FurtherWords(_RevisionWords):
 MERGE_REASONS = ("branch_deleted", "rewritten_parent", "not_merged", "not_a_merge")  # _FurtherWords' methods
 
 
+class _LegacyWords(_Words):
+    """An optional step's database made with db.create_all() and brought under Alembic with
+    `flask db stamp` (going_further.judge_legacy judges it)."""
+
+    def passed(self, verdict):
+        reading = self.evidence.legacy
+        counts = ", ".join(f"{reading.counts.get(table)} {table}" for table in sorted(reading.schema))
+        return (f"{reading.label} is stamped at revision {verdict.facts.head}, the head, and has its tables "
+                f"and your rows ({counts}).")
+
+    def failed(self, verdict):
+        reading, reason, facts = self.evidence.legacy, verdict.reason, verdict.facts
+        env_file = self.lesson.further.legacy.env_file
+        if reason == "instructor_grade":
+            return Feedback(f"not applicable: graded for an instructor; the database of step "
+                            f"{verdict.checkpoint.step} is on the student's own machine and counts only when they "
+                            "grade their own checkout.")
+        if reason == "no_legacy_database":
+            return Feedback(f"not applicable: there is no database named in server/{env_file} on this machine "
+                            "(databases are not committed, so this is normal on CodeGrade and GitHub).")
+        if reason == "replay_database_unusable":
+            return Feedback(self.evidence.replay.error).add_fix(REPLAY_SERVER_FIX)
+        label = reading.label
+        if reason == "legacy_unreadable":
+            return Feedback(f"{label} cannot be read: {reading.error_detail}").add_fix(
+                f"Make sure server/{env_file} names the database of step {verdict.checkpoint.step} and that no "
+                "program is writing to it, then grade again.")
+        found = f"tables: {', '.join(sorted(reading.schema)) or 'none'}"
+        if reason == "legacy_not_stamped":
+            return Feedback(f"{label} records no revision: Alembic knows nothing about it, and `flask db upgrade` "
+                            "would fail on its first table (it already exists).").add("Found", found).add(
+                "Expected", self.lesson.further.words.legacy.expected).add_fix(self.stamp_fix(facts))
+        if reason == "legacy_unknown_revision":
+            versions = ", ".join(reading.versions)
+            return Feedback(f"{label} is stamped with {versions}, which is not one revision of "
+                            f"{self.rel(self.layout.versions)}/.").add("Found", found).add_fix(
+                self.stamp_fix(facts, purge=True))
+        stamped = self.revision_name(facts.position)
+        if reason == "legacy_wrong_revision":
+            return Feedback(f"{label} is stamped at {stamped}, but its tables are not that revision's: "
+                            "Alembic now believes something false about it.").add(
+                "Differences (your database vs. the stamped revision)",
+                bullet_list(mismatch_lines(facts.problems))).add_fix(self.stamp_fix(facts))
+        if reason == "legacy_behind":
+            return Feedback(f"{label} is stamped at {stamped} and has its tables, but the head is revision "
+                            f"{facts.head}.").add_fix(
+                f"Run the revisions after it on that database, in server/:\n    flask --env-file {env_file} db upgrade")
+        empty = ", ".join(f"`{problem.table}`" for problem in facts.problems)
+        return Feedback(f"{label} is at the head, but {empty} {'has' if len(facts.problems) == 1 else 'have'} "
+                        "no rows: stamping keeps every row, so this database was made again or emptied.").add_fix(
+            f"Add a few rows again in `flask --env-file {env_file} shell`, as step {verdict.checkpoint.step} shows.")
+
+    def stamp_fix(self, facts, purge=False):
+        """Record the revision the tables are at without running anything, then upgrade to the head."""
+        env_file = self.lesson.further.legacy.env_file
+        flask = f"flask --env-file {env_file} db"
+        option = " --purge" if purge else ""  # alembic_version names a revision the chain lacks: replace it
+        if facts.matches is None:
+            return (f"Its tables are those of no revision of your chain, so no stamp would be true. Move it aside "
+                    f"and make it again: {self.lesson.further.words.legacy.how}")
+        if facts.matches == facts.head:
+            return f"Its tables are those of the head. Record that without running anything, in server/:\n" \
+                   f"    {flask} stamp{option} head"
+        revision = self.chain[facts.matches - 1].revision
+        return (f"Its tables are those of {self.revision_name(facts.matches)}. Record that without running "
+                f"anything, then run the revisions after it, in server/:\n"
+                f"    {flask} stamp{option} {revision}\n    {flask} upgrade")
+
+
 # A checkpoint's kind (definition.Lesson.kind_of) -> the words for it.
 WORDS_OF_KIND = {
     "init": _InitWords,
@@ -730,4 +813,5 @@ WORDS_OF_KIND = {
     "models_match": _ModelsMatchWords,
     "local_database": _LocalDatabaseWords,
     "further": _FurtherWords,
+    "legacy": _LegacyWords,
 }

@@ -298,6 +298,16 @@ class Merge:
 
 
 @dataclass(frozen=True)
+class LegacyDatabase:
+    """An optional step that adds no revision: a second database, made with db.create_all()
+    and so unknown to Alembic, brought under it with `flask db stamp`. Judged on the
+    student's own copy, named by DATABASE_URL in server/<env_file>, when there is one."""
+
+    checkpoint: Checkpoint
+    env_file: str  # "legacy.env", what `flask --env-file legacy.env db ...` reads
+
+
+@dataclass(frozen=True)
 class Further:
     steps: Dict[int, str]  # README step -> title
     revisions: Tuple["Revision", ...]  # checkpoints optional, in chain order after the lesson's
@@ -306,10 +316,13 @@ class Further:
     leaves: Dict[str, Tuple[object, ...]]  # checkpoint id -> Filled / Indexed its upgrade must leave
     words: "FurtherWords"  # further_words.py for this lesson
     merge: Optional[Merge] = None  # where two of the optional revisions branch and merge
+    legacy: Optional[LegacyDatabase] = None  # a step judged on a database of the student's, after the revisions'
 
     @property
     def checkpoints(self):
-        return tuple(revision.checkpoint for revision in self.revisions)
+        """The revisions' checkpoints in chain order, then the legacy database's."""
+        return tuple(revision.checkpoint for revision in self.revisions) + \
+            ((self.legacy.checkpoint,) if self.legacy else ())
 
     @property
     def max_points(self):
@@ -336,6 +349,7 @@ class FurtherWords:
     ends: Tuple[EndWords, ...]  # after each optional revision
     intro: str  # told to a student who stopped at the last core step
     mistake_names: Dict[str, str] = field(default_factory=dict)  # "<checkpoint>:<reason>" -> words
+    legacy: Optional["RevisionWords"] = None  # the legacy database's step: what it is, how the README does it
 
 
 # Besides one checkpoint per revision, every lesson has these; the engine judges each.

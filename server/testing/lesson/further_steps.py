@@ -11,8 +11,11 @@ the chain with what teams meet next (six revisions, two of them branches).
     9. two heads, one merge: `employees.phone` (revision 8) and a teammate's
        `departments.budget` (revision 9), both made from revision 7, joined by
        the revision `flask db merge heads` writes (revision 10, no schema change)
+   10. no revision: a second database made with `db.create_all()`, which Alembic
+       knows nothing about, recorded at the head with `flask db stamp head`
+       (judged on the student's own copy, when there is one)
 """
-from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, Merge, Revision, Spec
+from .definition import AddColumn, Checkpoint, EndState, Filled, Further, Indexed, LegacyDatabase, Merge, Revision, Spec
 from .further_words import FURTHER_WORDS
 
 
@@ -34,6 +37,8 @@ CHECKPOINTS = (
     Checkpoint("add_budget", 9, "Revision 9, a teammate's, adds `budget` to `departments`, also from revision 7",
                10, True),
     Checkpoint("merge_heads", 9, "Revision 10 merges revisions 8 and 9 and changes no table", 10, True),
+    Checkpoint("stamp_legacy", 10, "A database made with `db.create_all()` is stamped at the revision it is at", 20,
+               True),
 )
 BY_ID = {checkpoint.id: checkpoint for checkpoint in CHECKPOINTS}
 
@@ -42,6 +47,7 @@ STEPS = {
     7: "Going further: a data migration that reverses",
     8: "Going further: an index without locking writes",
     9: "Going further: two heads, one merge",
+    10: "Going further: a database Alembic knows nothing about",
 }
 
 REVISIONS = (
@@ -200,4 +206,5 @@ FURTHER = Further(
     },
     words=FURTHER_WORDS,
     merge=Merge(branches=(8, 9), message="merge phone and budget"),
+    legacy=LegacyDatabase(BY_ID["stamp_legacy"], env_file="legacy.env"),
 )

@@ -79,8 +79,16 @@ FURTHER_WORDS = FurtherWords(
         end_words(9, 9, "Employee with `email` and `phone`, Department with `location`, `building` and `budget`"),
         end_words(10, 9, "Employee with `email` and `phone`, Department with `location`, `building` and `budget`"),
     ),
-    intro="Steps 6-9 (Going further) are optional: the lesson's score counts steps 1-5 only, and these "
-          "earn bonus points of their own. README.md, \"Going further\", shows how.",
+    legacy=RevisionWords(
+        short="a database made with `db.create_all()`, stamped",
+        expected="the database named in server/legacy.env has every table and column of the revision its "
+                 "alembic_version names, that revision is the head, and its rows are still there",
+        how="Make the second database with `db.create_all()` in `flask --env-file legacy.env shell`, add a few "
+            "rows, then record where it is without running anything: `flask --env-file legacy.env db stamp head` "
+            "(README, step 10).",
+    ),
+    intro="The steps after step 5 (Going further) are optional: the lesson's score counts steps 1-5 only, and "
+          "these earn bonus points of their own. README.md, \"Going further\", shows how.",
     mistake_names={
         "add_email:upgrade_fails": "NOT NULL `email` added with no default to a table with rows (or a failing backfill)",
         "add_email:not_filled": "`email` made NOT NULL with an empty default instead of a backfill",
@@ -110,5 +118,11 @@ FURTHER_WORDS = FurtherWords(
         "merge_heads:not_merged": "two heads left unmerged (`flask db upgrade` refuses)",
         "merge_heads:not_a_merge": "revision 10 does not name both branches as its down_revision",
         "merge_heads:wrong_schema": "the merge revision also changes the schema",
+        "stamp_legacy:legacy_not_stamped": "a database made with `db.create_all()` never stamped (no revision)",
+        "stamp_legacy:legacy_wrong_revision": "a database stamped at a revision its tables are not at",
+        "stamp_legacy:legacy_behind": "a stamped database left behind the head (no `flask db upgrade` after)",
+        "stamp_legacy:legacy_unknown_revision": "a database stamped with a revision the chain does not have",
+        "stamp_legacy:legacy_rows_missing": "a database stamped with its rows gone (made again instead)",
+        "stamp_legacy:legacy_unreadable": "the stamped database cannot be read",
     },
 )

@@ -9,6 +9,11 @@ before its opening fence, inside a `## Step N` section:
                                                (a non-zero exit) with that output
     <!-- walkthrough: shell -->                `$ flask shell` then `>>>` statements
                                                and the exact output they print
+    <!-- walkthrough: shell -->                `$ flask shell` (or `$ flask --env-file FILE
+                                               shell`) then `>>>` statements and the
+                                               exact output they print
+    <!-- walkthrough: env FILE -->             server/FILE, one `DATABASE_URL=...` line
+                                               (what `flask --env-file FILE` reads)
     <!-- walkthrough: models.py -->            the whole of server/models.py
     <!-- walkthrough: models.py class NAME --> one class: replaces the class of that
                                                name in models.py, or is appended
@@ -41,6 +46,7 @@ KINDS = {
     "expect models.py": 0,
     "generated": 1,
     "migration": 1,
+    "env": 1,
 }
 
 
@@ -142,11 +148,16 @@ def console_commands(block) -> List[Tuple[str, List[str]]]:
     return commands
 
 
-def shell_session(block) -> Tuple[List[str], List[str]]:
-    """(statements to type, output lines shown) of a `shell` block."""
+SHELL_COMMAND = re.compile(r"^\$ (flask (?:--env-file \S+ )?shell)$")
+
+
+def shell_session(block) -> Tuple[str, List[str], List[str]]:
+    """(the command, statements to type, output lines shown) of a `shell` block."""
     lines = block.text.splitlines()
-    if not lines or lines[0].strip() != "$ flask shell":
-        raise ReadmeError(f"{block.where()}: a shell block starts with `$ flask shell`")
+    command = SHELL_COMMAND.match(lines[0].strip()) if lines else None
+    if command is None:
+        raise ReadmeError(f"{block.where()}: a shell block starts with `$ flask shell` "
+                          "(or `$ flask --env-file FILE shell`)")
     statements, shown = [], []
     for line in lines[1:]:
         if line.startswith(">>> ") or line.rstrip() == ">>>":
@@ -155,7 +166,7 @@ def shell_session(block) -> Tuple[List[str], List[str]]:
             statements.append(line[4:])  # a bare `...` ends an indented statement
         elif line.strip():
             shown.append(line.rstrip())
-    return statements, shown
+    return command.group(1), statements, shown
 
 
 # --- every command the README shows ------------------------------------------

@@ -68,6 +68,7 @@ MISTAKE_NAMES = {
     "local_database:local_database_wrong_revision": "local database not at revision 3 (step 5's downgrade not run)",
     "local_database:local_database_not_migrated": "local database made without `flask db upgrade`",
     "local_database:local_database_rows_missing": "local database lost its rows",
+    "local_database:local_database_unmigrated": "tables or columns made with `db.create_all()` in the local database",
 }
 
 WORDS = LessonWords(

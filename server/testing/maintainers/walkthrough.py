@@ -7,6 +7,9 @@ the output the README shows must appear in the real output, and the shown
 models.py and generated migrations must match the real files.
 
     pipenv run walkthrough [--backend sqlite|postgresql] [--stop-after N] [--dest DIR] [--keep]
+
+The optional steps are walked as far as the README has them: a step number it
+has no section for is passed over.
 """
 import ast
 import difflib
@@ -31,7 +34,7 @@ from ..lesson.reference import (
 )
 
 LAST_STEP = 5  # the lesson's last step
-FURTHER_LAST_STEP = 9  # the last of the optional "Going further" steps after it
+FURTHER_LAST_STEP = 10  # the last of the optional "Going further" steps after it
 COMMAND_TIMEOUT = 180  # seconds; a hung flask command must not hang the suite
 
 # A revision id: 12 hex digits, also when followed by `_slug.py` in a file name.
@@ -118,7 +121,7 @@ class WalkthroughResult:
 
 # Never part of what a student starts from: local state and generated files.
 SKIPPED_EVERYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", "report.xml", "test-artifacts", "lesson-backups"}
-SKIPPED_IN_SERVER = {"instance", "migrations", ".env"}
+SKIPPED_IN_SERVER = {"instance", "migrations", ".env"}  # and every other *.env: a database's URL
 
 
 def copy_starter(dest, source=None):
@@ -131,7 +134,7 @@ def copy_starter(dest, source=None):
     def ignore(folder, names):
         skipped = {name for name in names if name in SKIPPED_EVERYWHERE or name.endswith(".pyc")}
         if Path(folder).resolve() == source / "server":
-            skipped |= SKIPPED_IN_SERVER & set(names)
+            skipped |= (SKIPPED_IN_SERVER & set(names)) | {name for name in names if name.endswith(".env")}
         return skipped
 
     shutil.copytree(source, dest, ignore=ignore, dirs_exist_ok=True)
@@ -189,6 +192,7 @@ def run_walkthrough(
     after_step: Optional[Callable[[int, WalkthroughResult], None]] = None,
     check_outputs=True,
     resume: Optional[WalkthroughResult] = None,
+    legacy_database_url=None,
 ):
     """Do steps 1..stop_after of the README in checkout (a copy of the starter).
 
@@ -199,13 +203,15 @@ def run_walkthrough(
     shown with real output (tests use it to prove other checks on their own).
     resume: the result of the steps already done in this checkout (a copy of
     an earlier build); the walk continues with the step after them.
+    legacy_database_url: the second database an `env` block names on PostgreSQL
+    (an empty one; on SQLite the block's own line is used, a file beside app.db).
     """
     checkout = Path(checkout).resolve()
     if readme_text is None:
         readme_text = (checkout / "README.md").read_text(encoding="utf-8")
     blocks = readme.parse_readme(readme_text)
     titles = readme.step_titles(readme_text)
-    walk = _Walk(checkout, database_url, report, check_outputs)
+    walk = _Walk(checkout, database_url, report, check_outputs, legacy_database_url)
     first = 1
     if resume is not None:
         first = resume.completed_step + 1
@@ -215,6 +221,8 @@ def run_walkthrough(
         walk.result.completed_step = resume.completed_step
     for step in range(first, stop_after + 1):
         step_blocks = [block for block in blocks if block.step == step]
+        if not step_blocks and step > LAST_STEP and step not in titles:
+            continue  # an optional step this README does not have
         if not step_blocks:
             raise WalkthroughError(f"README.md has no walkthrough blocks in `## Step {step}`")
         report(f"Step {step}: {titles.get(step, '')}".rstrip(": "))
@@ -228,7 +236,7 @@ def run_walkthrough(
 
 
 class _Walk:
-    def __init__(self, checkout, database_url, report, check_outputs):
+    def __init__(self, checkout, database_url, report, check_outputs, legacy_database_url=None):
         from ..databases.database import backend_of
 
         self.server = checkout / "server"
@@ -242,6 +250,7 @@ class _Walk:
         url = database_url or sqlite_url(self.server / "instance" / "app.db")
         self.result = WalkthroughResult(checkout, url, backend_of(url))
         self.env = flask_environment(database_url)
+        self.legacy_database_url = legacy_database_url
 
     def perform(self, block):
         action = {
@@ -253,6 +262,7 @@ class _Walk:
             "expect models.py": self.expect_models,
             "generated": self.check_generated,
             "migration": self.edit_migration,
+            "env": self.write_env_file,
         }[block.kind]
         action(block)
 
@@ -264,7 +274,7 @@ class _Walk:
             finished = subprocess.run(
                 [sys.executable, "-m", "flask"] + args,
                 cwd=self.server,
-                env=self.env,
+                env=self.env_for(args),
                 input=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if stdin is not None else subprocess.STDOUT,
@@ -286,6 +296,14 @@ class _Walk:
             )
         return finished
 
+    def env_for(self, args):
+        """The environment of one command. With `--env-file`, none of DATABASE_URL: the
+        README keeps it in server/.env, which the file named there overrides (a variable
+        of the environment would override both)."""
+        if "--env-file" not in args:
+            return self.env
+        return {name: value for name, value in self.env.items() if name != "DATABASE_URL"}
+
     def run_block(self, block):
         for command, shown in readme.console_commands(block):
             words = shlex.split(command)
@@ -299,8 +317,8 @@ class _Walk:
                 self.result.expect_lines(block, command, shown, self.normalized(output))
 
     def shell_block(self, block):
-        statements, shown = readme.shell_session(block)
-        finished = self.flask(block, "flask shell", ["shell"], stdin="\n".join(statements) + "\n")
+        command, statements, shown = readme.shell_session(block)
+        finished = self.flask(block, command, shlex.split(command)[1:], stdin="\n".join(statements) + "\n")
         if "Traceback (most recent call last)" in finished.stderr:
             raise WalkthroughError(f"{block.where()}: a statement in `flask shell` failed:\n{_indent(finished.stderr)}")
         printed = []
@@ -325,6 +343,21 @@ class _Walk:
         return shown_paths(output, {str(self.result.checkout), os.path.realpath(self.result.checkout)})
 
     # -- files
+
+    def write_env_file(self, block):
+        """server/<argument>: the block's DATABASE_URL line on SQLite; on PostgreSQL the line
+        names the second database the walk was given, as a student names their own."""
+        lines = [line for line in block.text.splitlines() if line.strip()]
+        if len(lines) != 1 or not lines[0].startswith("DATABASE_URL="):
+            raise WalkthroughError(f"{block.where()}: an env block is one `DATABASE_URL=...` line")
+        line = lines[0]
+        if self.result.backend != "sqlite":
+            if not self.legacy_database_url:
+                raise WalkthroughError(f"{block.where()}: on {self.result.backend} the walk needs a second, "
+                                       "empty database for this file (legacy_database_url)")
+            line = f"DATABASE_URL={self.legacy_database_url}"
+        self.report(f"  (write {block.argument})")
+        (self.server / block.argument).write_text(line + "\n", encoding="utf-8", newline="\n")
 
     def models_path(self):
         return self.server / "models.py"
@@ -447,9 +480,9 @@ def _on_postgresql(dest, stop_after):
               "Start it, or point LESSON_POSTGRES_URL at a server where you may create databases.",
               file=sys.stderr)
         return 2
-    with throwaway_database("postgresql") as url:
-        print("Throw-away PostgreSQL database (dropped at the end)")
-        return _finish(run_walkthrough(dest, stop_after=stop_after, database_url=url))
+    with throwaway_database("postgresql") as url, throwaway_database("postgresql") as legacy_url:
+        print("Throw-away PostgreSQL databases (dropped at the end)")
+        return _finish(run_walkthrough(dest, stop_after=stop_after, database_url=url, legacy_database_url=legacy_url))
 
 
 def _finish(result):

@@ -1,16 +1,21 @@
-"""The optional "Going further" steps 6-9, graded apart from the lesson.
+"""The optional "Going further" steps 6-10, graded apart from the lesson.
 
 The reference continues the lesson's reference build with the README's steps
 6-9 (the walkthrough performs them), then each realistic mistake changes one
-revision of it. Each is graded on SQLite and PostgreSQL; the optional
+revision of it. Step 10 adds no revision: the walkthrough makes its second
+database (db.create_all(), then `flask db stamp head`) in a copy of that
+reference, and each mistake leaves that database otherwise. Each is graded on
+SQLite and PostgreSQL; the optional
 checkpoints' verdicts, the lesson's own, both scores and the status text are
 pinned in tests/golden/<backend>/further-*.json (written anew with
 LESSON_UPDATE_GOLDEN=1, like the lesson's golden verdicts).
 """
+import contextlib
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
@@ -18,14 +23,19 @@ import pytest
 from testing.engine.checks import FAILED, PASSED, grade
 from testing.engine.report_text import further_line
 from testing.lesson.checkpoints import LESSON
-from testing.maintainers.walkthrough import FURTHER_LAST_STEP, run_walkthrough
+import sqlalchemy as sa
+
+from testing.databases.database import env_file_database_url, normalize_url
+from testing.maintainers.walkthrough import FURTHER_LAST_STEP, flask_environment, run_walkthrough
 from testing.student.status import render, status_of
 
-from .lesson_builds import copy_reference, reference_solution
+from .lesson_builds import _create_postgres, _drop_postgres, copy_reference, reference_solution
 from .test_golden_verdicts import compare, normaliser
 
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
 POINTS = {checkpoint.id: checkpoint.points for checkpoint in LESSON.further.checkpoints}
+LEGACY = LESSON.further.legacy  # step 10: a database made with db.create_all(), then stamped
+REVISION_STEPS = [revision.step for revision in LESSON.further.revisions]  # the steps that add revisions
 _BUILT = {}  # backend -> the reference after step 8, once per process
 
 
@@ -34,8 +44,9 @@ def further_reference(request, backend, tmp_path_factory):
     if backend not in _BUILT:
         dest = tmp_path_factory.mktemp(f"further-{backend}")
         copied = copy_reference(request, reference_solution(request, backend), dest / "checkout")
-        run_walkthrough(copied.checkout, stop_after=FURTHER_LAST_STEP, report=lambda line: None,
-                        database_url=copied.database_url if backend == "postgresql" else None, resume=copied.result)
+        copied.result = run_walkthrough(
+            copied.checkout, stop_after=max(REVISION_STEPS), report=lambda line: None,
+            database_url=copied.database_url if backend == "postgresql" else None, resume=copied.result)
         # Graded as pushed: no database and no .env (the copy's PostgreSQL database is dropped with the test).
         (copied.server / ".env").unlink(missing_ok=True)
         shutil.rmtree(copied.server / "instance", ignore_errors=True)
@@ -262,7 +273,9 @@ def test_a_lesson_finished_at_step_5_is_told_the_steps_are_optional(request, bac
     assert report.full_marks and report.score == report.max_score
     assert not report.further_started and report.further_score == 0
     assert further_line(report) == LESSON.further.words.intro
-    assert all(result.reason == "missing_revision" for result in report.further.values())
+    assert all(result.reason == "missing_revision" for result in report.further.values()
+               if result.id != LEGACY.checkpoint.id)
+    assert report[LEGACY.checkpoint.id].reason == "no_legacy_database"
     assert "Going further" not in render(status_of(root))  # the lesson's status is as before
 
 
@@ -313,3 +326,207 @@ def test_a_merge_where_the_lesson_declares_none_is_still_not_one_line(request, t
     assert report.history.fork is None and len(report.history.chain) == 3
     assert report["history"].reason == "not_one_line"
     assert "merges 2 revisions" in report["history"].message, report["history"].message
+
+
+# --- step 10: a database made with db.create_all(), brought under Alembic with `flask db stamp` ---------
+
+
+def legacy_checkout(request, backend, tmp_path_factory, dest):
+    """A copy of the step-8 reference where the walkthrough has done README step 10: its second
+    database (on PostgreSQL a new one, dropped when the test ends) made and stamped at the head."""
+    reference = further_reference(request, backend, tmp_path_factory)
+    root = checkout_of(request, backend, tmp_path_factory, dest)
+    legacy_url = None
+    if backend == "postgresql":
+        stack = contextlib.ExitStack()
+        request.addfinalizer(stack.close)
+        legacy_url = _create_postgres(lambda name: stack.callback(_drop_postgres, name))
+    result = run_walkthrough(root, stop_after=FURTHER_LAST_STEP, report=lambda line: None, resume=reference.result,
+                             database_url=reference.database_url if backend == "postgresql" else None,
+                             legacy_database_url=legacy_url)
+    return root, result.revisions
+
+
+def legacy_url(root):
+    return env_file_database_url(root / "server", LEGACY.env_file)
+
+
+def on_legacy(root, *statements):
+    """Run SQL on the step's database, as a student's hand or another tool would."""
+    engine = sa.create_engine(normalize_url(legacy_url(root)))
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def legacy_flask(root, *args):
+    """`flask --env-file legacy.env ...` in the checkout's server/, as the README types it."""
+    finished = subprocess.run([sys.executable, "-m", "flask", "--env-file", LEGACY.env_file, *args],
+                              cwd=root / "server", env=flask_environment(), capture_output=True, text=True,
+                              timeout=300)
+    return finished.returncode, finished.stdout + finished.stderr
+
+
+def _tables_of_revision_3(root, revisions):
+    """The database made again as revision 3's tables (an older models.py), with a row, no revision recorded."""
+    _empty(root)
+    code, output = legacy_flask(root, "db", "upgrade", revisions[2])
+    assert code == 0, output
+    on_legacy(root, "DROP TABLE alembic_version",
+              "INSERT INTO employees (id, name, salary) VALUES (1, 'Ada Byron', 91000)",
+              "INSERT INTO departments (id, name, address) VALUES (1, 'Research', 'Building B, 2nd Floor')")
+
+
+def _empty(root):
+    engine = sa.create_engine(normalize_url(legacy_url(root)))
+    try:
+        with engine.begin() as connection:
+            for table in sa.inspect(connection).get_table_names():
+                connection.execute(sa.text(f'DROP TABLE "{table}"'))
+    finally:
+        engine.dispose()
+
+
+def _older_tables_stamped_head(root, revisions):
+    _tables_of_revision_3(root, revisions)
+    code, output = legacy_flask(root, "db", "stamp", "head")
+    assert code == 0, output
+
+
+@dataclass(frozen=True)
+class LegacyMistake:
+    name: str
+    change: Callable  # change(root, revision ids)
+    reason: Optional[str]  # stamp_legacy's, or None: it passes
+    says: str = ""
+    fix_says: str = ""
+
+
+LEGACY_MISTAKES = (
+    LegacyMistake("the reference of step 10", lambda root, revisions: None, None),
+    LegacyMistake("never stamped", lambda root, revisions: on_legacy(root, "DROP TABLE alembic_version"),
+                  "legacy_not_stamped", "records no revision", "flask --env-file legacy.env db stamp head"),
+    LegacyMistake("stamped at revision 5, its tables the head's",
+                  lambda root, revisions: on_legacy(root, f"UPDATE alembic_version SET version_num = '{revisions[4]}'"),
+                  "legacy_wrong_revision", "extra column `building`", "flask --env-file legacy.env db stamp head"),
+    LegacyMistake("tables of revision 3 stamped at the head", _older_tables_stamped_head,
+                  "legacy_wrong_revision", "not that revision's", "flask --env-file legacy.env db upgrade"),
+    LegacyMistake("stamped with a revision the chain does not have",
+                  lambda root, revisions: on_legacy(root, "UPDATE alembic_version SET version_num = '0123456789ab'"),
+                  "legacy_unknown_revision", "0123456789ab", "stamp --purge head"),
+    LegacyMistake("made again instead of stamped, its rows gone",
+                  lambda root, revisions: on_legacy(root, "DELETE FROM employees", "DELETE FROM departments"),
+                  "legacy_rows_missing", "no rows", "flask --env-file legacy.env shell"),
+)
+
+
+@pytest.mark.parametrize("mistake", LEGACY_MISTAKES, ids=[m.name for m in LEGACY_MISTAKES])
+def test_each_legacy_mistake_fails_exactly_the_stamp_checkpoint(request, backend, tmp_path_factory, tmp_path,
+                                                                mistake):
+    root, revisions = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    mistake.change(root, revisions)
+    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    found = {result.id: result.reason for result in report.further.values() if result.status == FAILED}
+    expected = {LEGACY.checkpoint.id: mistake.reason} if mistake.reason else {}
+    assert found == expected, report[LEGACY.checkpoint.id].message
+    assert report.full_marks and report.max_score == 95  # the lesson itself is untouched
+    maximum = LESSON.further.max_points  # the step applies here
+    assert report.further_max == maximum and report.further_score == maximum - LEGACY.checkpoint.points * len(expected)
+    result = report[LEGACY.checkpoint.id]
+    assert mistake.says in result.message and mistake.fix_says in (result.fix or "")
+    compare(backend, "further legacy " + mistake.name, observed(report, render(status_of(root)), root))
+
+
+def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_rows(
+        request, backend, tmp_path_factory, tmp_path):
+    root, revisions = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    _tables_of_revision_3(root, revisions)
+    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    result = report[LEGACY.checkpoint.id]
+    assert result.reason == "legacy_not_stamped"
+    fix = [line.strip() for line in result.fix.splitlines()]
+    assert fix[-2:] == [f"flask --env-file legacy.env db stamp {revisions[2]}", "flask --env-file legacy.env db upgrade"]
+    # Doing just that, as the README's "stamp that revision's id, then upgrade" says.
+    code, output = legacy_flask(root, "db", "stamp", revisions[2])
+    assert code == 0 and "Running upgrade" not in output, output
+    code, output = legacy_flask(root, "db", "upgrade")
+    assert code == 0 and f"Running upgrade {revisions[2]} -> {revisions[3]}" in output, output
+    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    assert report[LEGACY.checkpoint.id].status == PASSED, report[LEGACY.checkpoint.id].message
+    engine = sa.create_engine(normalize_url(legacy_url(root)))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT id, name, location, building FROM departments")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, "Research", "Building B, 2nd Floor", "Building B")]
+
+
+def test_the_stamp_waits_for_a_revision_that_fails_before_the_stamped_one(
+        request, backend, tmp_path_factory, tmp_path):
+    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    _not_null_no_default(root)  # revision 5 fails: the replay has no schema at the head to compare with
+    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    result = report[LEGACY.checkpoint.id]
+    assert (result.reason, result.blocked_by, result.earned) == ("blocked", "add_email", 0)
+    assert "Revision 5 fails on upgrade, so there is no schema at revision 7" in result.message, result.message
+
+
+def test_upgrading_the_unstamped_database_fails_on_its_first_table(request, backend, tmp_path_factory, tmp_path):
+    """What the README says `flask db upgrade` would do to it."""
+    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    on_legacy(root, "DROP TABLE alembic_version")
+    code, output = legacy_flask(root, "db", "upgrade")
+    words = 'table employees already exists' if backend == "sqlite" else 'relation "employees" already exists'
+    assert code == 1 and words in output, output
+
+
+def test_the_step_counts_nothing_where_its_database_is_not(request, backend, tmp_path_factory, tmp_path):
+    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    instructor = grade(root, backend, server_url=None if backend == "sqlite" else _server_url(), local_database=False)
+    assert instructor[LEGACY.checkpoint.id].reason == "instructor_grade"
+    assert instructor.further_max == instructor.further_score == LESSON.further.max_points - LEGACY.checkpoint.points
+    # As pushed: legacy.env may travel (if forced past .gitignore), the database does not.
+    (root / "server" / LEGACY.env_file).write_text(
+        "DATABASE_URL=" + ("sqlite:///legacy.db" if backend == "sqlite" else
+                           normalize_url(_server_url()).rsplit("/", 1)[0] + "/no_such_database") + "\n",
+        encoding="utf-8")
+    shutil.rmtree(root / "server" / "instance", ignore_errors=True)
+    pushed = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    result = pushed[LEGACY.checkpoint.id]
+    assert (result.status, result.reason, result.points) == ("not_applicable", "no_legacy_database", 0)
+    assert pushed.further_max == pushed.further_score == LESSON.further.max_points - LEGACY.checkpoint.points
+
+
+CREATE_ALL_MODEL = '''
+
+class Project(db.Model):
+    __tablename__ = "projects"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String, nullable=False)
+'''
+
+
+def test_a_table_made_with_create_all_in_the_lessons_database_fails_local_database(request, backend, tmp_path):
+    """db.create_all() run on the lesson's own database for a model with no revision (the model
+    then removed again): only the check of that database fails, and its fix names the way out."""
+    copied = copy_reference(request, reference_solution(request, backend), tmp_path / "checkout")
+    models = copied.server / "models.py"
+    original = models.read_text(encoding="utf-8")
+    models.write_text(original + CREATE_ALL_MODEL, encoding="utf-8")
+    made = subprocess.run([sys.executable, "-m", "flask", "shell"], cwd=copied.server,
+                          env=flask_environment(copied.database_url), input="db.create_all()\n",
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
+    models.write_text(original, encoding="utf-8")
+    report = grade(copied.checkout, backend, server_url=None if backend == "sqlite" else _server_url(),
+                   local_url=copied.database_url)
+    assert {result.id: result.reason for result in report.failed} == {"local_database": "local_database_unmigrated"}
+    fix = report["local_database"].fix
+    assert "db.text('DROP TABLE projects')" in fix and "flask db migrate" in fix, fix
+    compare(backend, "further create_all in the lesson's database",
+            observed(report, render(status_of(copied.checkout, copied.database_url)), copied.checkout))

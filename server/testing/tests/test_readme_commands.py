@@ -519,6 +519,10 @@ PROOFS = {
         "creates a database on the student's own PostgreSQL server; the suite makes its throw-away databases with "
         "the same CREATE DATABASE"),
     "flask db stamp <failed revision id>": Run(half_applied_on_sqlite, check=stamps_the_fixed_revision),
+    # Step 10 (Going further).
+    "flask --env-file legacy.env db upgrade": ProvenBy(
+        "test_going_further", "test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_rows",
+        'legacy_flask(root, "db", "upgrade")'),
     # For instructors and maintainers.
     "pipenv run selftest": Run(repository, extra_args=("--collect-only", "-q"), check=collects_the_suite),  # collects: the suite cannot run itself
     "pipenv install --dev": RunBy(".ci/run", r'"\$\{pipenv\[@\]\}" install --dev --deploy'),
@@ -641,7 +645,7 @@ def walkthrough_commands():
         if block.kind in ("run", "refused"):
             found |= {command for command, _ in readme.console_commands(block)}
         elif block.kind == "shell":
-            found.add("flask shell")
+            found.add(readme.shell_session(block)[0])
     return found
 
 
