@@ -68,7 +68,9 @@ def _record(item, result):
 def _optional_test(checkpoint):
     @pytest.mark.going_further
     def test(self, lesson_report, request):
-        result = lesson_report[checkpoint.id]
+        result = lesson_report.further.get(checkpoint.id)
+        if result is None:  # a fault in the grader: the lesson's tests say so
+            pytest.skip("The optional steps were not graded.")
         _record(request.node, result)
         request.node.user_properties.append(("optional", "true"))
         request.node.parent.add_marker(pytest.mark.cg_suite_name(OPTIONAL_SUITE))  # the plugin reads the class's
