@@ -2,8 +2,9 @@
 the results GitHub Classroom's reporter reads.
 
 They read only the Report's public fields: result.id, .title, .status,
-.earned, .points, .summary and .message of each result, and report.score and
-report.max_score.
+.earned, .points, .summary and .message of each result, report.score and
+report.max_score, and the optional steps' (report.further, .further_started,
+.further_score, .further_max), which every one of them keeps apart from the score.
 """
 import base64
 import json
