@@ -31,6 +31,10 @@ With --lesson-classroom=FILE, one result per checkpoint for GitHub Classroom's
 reporter is appended to FILE, as variables in $GITHUB_ENV's format.
 Where CodeGrade's cg-pytest-reporter plugin is installed, each checkpoint test
 carries its marks (codegrade_test.py).
+The optional "Going further" steps are scored apart: a table and a bonus line
+after the score, a section of the job summary, runners that count nothing in
+Classroom's points, JUnit properties of the suite (further_score,
+further_max_score) and, for CodeGrade only, tests of weight 0.
 A short "Before production" note follows the score: what squawk says about
 each revision's PostgreSQL SQL (testing/engine/production.py). It is never
 part of a checkpoint's message and never changes the score.
@@ -57,9 +61,19 @@ REPORT = pytest.StashKey()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a lesson checkpoint is worth")
+    config.addinivalue_line("markers", "going_further: an optional step's checkpoint, graded for CodeGrade only")
     from testing.databases.leftovers import stop_on_signals
 
     stop_on_signals()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The optional steps' tests run only for CodeGrade's plugin (codegrade_test.py);
+    everywhere else the run, its JUnit XML and its exit code are the lesson's alone."""
+    from testing.codegrade_test import CODEGRADE_PLUGIN
+
+    if not config.pluginmanager.has_plugin(CODEGRADE_PLUGIN):
+        items[:] = [item for item in items if item.get_closest_marker("going_further") is None]
 
 
 def pytest_unconfigure(config):
@@ -99,6 +113,9 @@ def lesson_report(request, record_testsuite_property):
     config.stash[REPORT] = report
     if report.confinement:
         record_testsuite_property("confinement", report.confinement)  # in the JUnit XML
+    if report.further_started:  # the optional steps' bonus, beside the lesson's test cases, never among them
+        record_testsuite_property("further_score", report.further_score)
+        record_testsuite_property("further_max_score", report.further_max)
     return report
 
 

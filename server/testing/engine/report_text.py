@@ -2,8 +2,9 @@
 the results GitHub Classroom's reporter reads.
 
 They read only the Report's public fields: result.id, .title, .status,
-.earned, .points, .summary and .message of each result, and report.score and
-report.max_score.
+.earned, .points, .summary and .message of each result, report.score and
+report.max_score, and the optional steps' (report.further, .further_started,
+.further_score, .further_max), which every one of them keeps apart from the score.
 """
 import base64
 import json
@@ -98,29 +99,42 @@ def _cell(text):
 # base64 JSON result (version 1) of one grader step. Its "Points X/Y" notice,
 # which Classroom records, adds up every test's `score` over the runners whose
 # max_score is not 0; its "Total points for <runner>" line gives the share of
-# passing tests times max_score. One runner per checkpoint, holding one test,
+# passing tests times max_score; and it fails its step when any runner's
+# status is "fail" or "error". One runner per checkpoint, holding one test,
 # makes both equal the grader's own points. A checkpoint that does not apply
 # has max_score 0, so it counts on neither side.
+# The optional steps, once begun, follow as runners of max_score 0: their
+# tests show passed or failed in the reporter's log, and Classroom's points
+# (which have no bonus) stay the lesson's. Their runner's status is "pass"
+# whatever the test's, so an unfinished optional step never fails a run the
+# lesson passes.
 
 CLASSROOM_RUNNERS = "LESSON_CLASSROOM_RUNNERS"  # the variable naming the runners, for the reporter's input
 
 
 def classroom_results(report):
-    """{runner id: the reporter's v1 result} with one runner per checkpoint,
-    named by its id."""
-    results = {}
-    for result in report:
-        status = "fail" if result.status == "failed" else "pass"
-        results[result.id] = {
-            "version": 1,
-            "status": status,
-            "max_score": result.points,
-            "tests": [{
-                "name": result.title, "status": status, "message": result.summary,
-                "score": result.earned, "line_no": 0,  # 0: the reporter names no line
-            }],
-        }
+    """{runner id: the reporter's v1 result}: one runner per checkpoint, named by
+    its id; then, once an optional step is begun, one per optional checkpoint."""
+    results = {result.id: _classroom_result(result, result.points, result.earned, result.title)
+               for result in report}
+    if report.further_started:
+        for result in report.further.values():
+            title = f"Going further (optional, {result.points} bonus points, not in Classroom's total): {result.title}"
+            results[result.id] = _classroom_result(result, 0, 0, title, runner_status="pass")
     return results
+
+
+def _classroom_result(result, max_score, score, name, runner_status=None):
+    status = "fail" if result.status == "failed" else "pass"
+    return {
+        "version": 1,
+        "status": runner_status or status,
+        "max_score": max_score,
+        "tests": [{
+            "name": name, "status": status, "message": result.summary,
+            "score": score, "line_no": 0,  # 0: the reporter names no line
+        }],
+    }
 
 
 def classroom_environment(report):

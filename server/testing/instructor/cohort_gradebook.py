@@ -6,7 +6,10 @@
 
 A row's status: "graded"; "not_a_lesson" (no server/ folder, graded all the
 same); "unreachable", "too_large", "timed_out", "crashed" (not graded, no
-score). Its mistakes are root causes (root_causes.py). cohort.write_gradebook
+score). Its mistakes are root causes (root_causes.py). A row whose chain holds
+an optional step's revision also has `further`: the bonus, each optional
+checkpoint and its own mistakes, apart from the score, the checkpoints and the
+mistakes of the lesson (gradebook.csv gives them columns after the lesson's). cohort.write_gradebook
 writes the files from a book; a local run and `--merge` of shards both end
 there, so merged shards give the same files as one run.
 """
@@ -16,18 +19,19 @@ import json
 import os
 from pathlib import Path
 
-from ..lesson.checkpoints import CHECKPOINTS
+from ..lesson.checkpoints import CHECKPOINTS, LESSON
 from ..lesson.feedback import plural
 from .root_causes import consequence_of
 
 GRADED, NOT_A_LESSON = "graded", "not_a_lesson"
 UNREACHABLE, TOO_LARGE, TIMED_OUT, CRASHED = "unreachable", "too_large", "timed_out", "crashed"
 SCORED = (GRADED, NOT_A_LESSON)
-GRADEBOOK_FORMAT = 2
+GRADEBOOK_FORMAT = 3  # 3: the optional steps' checkpoints in each row's `further`
 # One maximum for every row: `local_database` (the database file on the student's own
 # machine) never counts when an instructor grades, however the submission came in.
 MAX_SCORE = sum(c.points for c in CHECKPOINTS if c.id != "local_database")
 PEOPLE_COLUMNS = ("id", "email", "lms_id", "section")
+OPTIONAL_CHECKPOINTS = LESSON.further.checkpoints if LESSON.further else ()
 
 
 # --- a row ----------------------------------------------------------------------------
@@ -46,13 +50,7 @@ def record_of(report):
     checkpoints = {}
     for result in report:
         checkpoints[result.id] = {
-            "status": result.status,
-            "points": result.earned,
-            "max_points": result.points,
-            "summary": result.summary,
-            "message": result.message,
-            "blocked_by": result.blocked_by,
-            "mistake": mistake_of(result),
+            **_checkpoint_record(result),
             "caused_by": consequence_of(result.verdict, verdicts, report.lesson)
             if result.status == "failed" and not result.blocked_by else None,
         }
@@ -60,10 +58,23 @@ def record_of(report):
     if report.further_started:  # the optional steps: a bonus apart, with their own mistakes
         record["further"] = {
             "score": report.further_score, "max_score": report.further_max,
+            "checkpoints": {result.id: _checkpoint_record(result) for result in report.further.values()},
             "mistakes": [mistake_of(result) for result in report.further.values()
                          if result.status == "failed" and not result.blocked_by],
         }
     return record
+
+
+def _checkpoint_record(result):
+    return {
+        "status": result.status,
+        "points": result.earned,
+        "max_points": result.points,
+        "summary": result.summary,
+        "message": result.message,
+        "blocked_by": result.blocked_by,
+        "mistake": mistake_of(result),
+    }
 
 
 def row_of(entry, status, detail=None, record=None, seconds=None):
@@ -111,6 +122,7 @@ def gradebook(rows, backend, grader, roster, shard=None, missing=(), partial=Fal
         "max_score": MAX_SCORE, "roster": list(roster), "shard": f"{shard[0]}/{shard[1]}" if shard else None,
         "partial": bool(partial or missing), "missing": list(missing),
         "checkpoints": [{"id": c.id, "title": c.title, "points": c.points} for c in CHECKPOINTS],
+        "further_checkpoints": [{"id": c.id, "title": c.title, "points": c.points} for c in OPTIONAL_CHECKPOINTS],
         "rows": sorted(rows, key=lambda row: row["index"]),
     }
 
@@ -160,14 +172,22 @@ def gradebook_csv(book, feedback_files):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     ids = [c["id"] for c in book["checkpoints"]]
+    optional = [c["id"] for c in book["further_checkpoints"]]
+    # The optional steps' columns come after every column of the lesson, which stay where they were;
+    # they are empty for a student who did not begin them.
     writer.writerow(["student", "id", "email", "score", "max_score", "percent", "status", *ids, "first_failing",
-                     "first_failing_summary", "mistakes", "consequences", "source", "commit", "detail", "feedback"])
+                     "first_failing_summary", "mistakes", "consequences", "source", "commit", "detail", "feedback",
+                     *(["further_score", "further_max_score", *optional, "further_mistakes"] if optional else [])])
     for row in book["rows"]:
         points = [_points_cell(row["checkpoints"].get(cid)) for cid in ids]
+        further = row.get("further") or {"checkpoints": {}, "mistakes": []}
+        bonus = [_blank(further.get("score")), _blank(further.get("max_score")),
+                 *(_points_cell(further["checkpoints"].get(cid)) for cid in optional), " ".join(further["mistakes"])]
         writer.writerow([row["student"], row["id"] or "", row["email"] or "", _blank(row["score"]), row["max_score"],
                          _blank(row["percent"]), row["status"], *points, row["first_failing"] or "",
                          row["first_failing_summary"] or "", " ".join(row["mistakes"]), " ".join(row["consequences"]),
-                         row["source"], row["commit"] or "", row["detail"] or "", feedback_files[row["student"]][1]])
+                         row["source"], row["commit"] or "", row["detail"] or "", feedback_files[row["student"]][1],
+                         *(bonus if optional else [])])
     return buffer.getvalue()
 
 

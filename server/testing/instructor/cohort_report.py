@@ -6,6 +6,10 @@ summary); `report_html(book)` adds the charts, the ranked mistakes with one real
 message each, the students and every student's feedback, with links to the
 feedback files each student gets (handback.py). `student_html(row)` is one
 student's feedback, shared by the report and those files.
+The optional "Going further" steps, once anyone began them, have a section of
+their own in both (their pass rates, bonus and mistakes), and a student's
+feedback shows their checkpoints after the lesson's; the score, the charts
+and the ranked mistakes are the lesson's alone.
 """
 import html
 import re
@@ -22,9 +26,30 @@ def common_mistakes(book):
     return ranked([row for row in book["rows"] if row["status"] in SCORED], LESSON)
 
 
-def mistake_example(mistake, rows):
+def mistake_example(mistake, rows, checkpoints_of=lambda row: row["checkpoints"]):
     checkpoint = mistake.split(":", 1)[0]
-    return rows[0]["checkpoints"][checkpoint]["message"]
+    return checkpoints_of(rows[0])[checkpoint]["message"]
+
+
+def further_rows(book):
+    """The scored rows of the submissions that began the optional steps."""
+    return [row for row in book["rows"] if row["status"] in SCORED and row.get("further")]
+
+
+def further_checkpoints_of(row):
+    return row["further"]["checkpoints"]
+
+
+def further_mistakes(book):
+    """[(optional step's mistake, [rows that made it])], most common first."""
+    return ranked(further_rows(book), LESSON, mistakes_of=lambda row: row["further"]["mistakes"])
+
+
+def further_pass_rates(book):
+    """[(optional checkpoint, passed, began)] over the submissions that began the optional steps."""
+    began = further_rows(book)
+    return [(checkpoint, sum(1 for row in began if further_checkpoints_of(row)[checkpoint["id"]]["status"] == "passed"),
+             len(began)) for checkpoint in book.get("further_checkpoints", [])]
 
 
 def figures(book):
@@ -74,19 +99,30 @@ def summary_markdown(book, limit=10):
     return "\n".join(lines + further_lines(book)) + "\n"
 
 
-def further_lines(book):
-    """The optional steps, apart: who began them, their mean bonus and their mistakes; nothing when no one did."""
-    began = [row for row in book["rows"] if row["status"] in SCORED and row.get("further")]
-    if not began:
-        return []
+def further_headline(book):
+    """One sentence on the optional steps: who began them and their mean bonus."""
+    began = further_rows(book)
     bonus = sum(row["further"]["score"] for row in began) / len(began)
-    counts = Counter(mistake for row in began for mistake in row["further"]["mistakes"])
-    lines = ["", f"Going further (optional steps, scored apart): {plural(len(began), 'submission')} began them, "
-                 f"mean bonus {bonus:.0f}/{began[0]['further']['max_score']}.",
-             "", "| Going further mistakes | Students |", "|---|---:|"]
-    lines += [f"| {mistake_name(mistake, LESSON).replace('|', '/')} (`{mistake}`) | {count} |"
-              for mistake, count in counts.most_common()]
-    return lines if counts else lines[:2]
+    return (f"{plural(len(began), 'submission')} began them, "
+            f"mean bonus {bonus:.0f}/{began[0]['further']['max_score']}.")
+
+
+def further_lines(book):
+    """The optional steps, apart: who began them, their mean bonus, their pass rates and their
+    mistakes; nothing when no one did."""
+    if not further_rows(book):
+        return []
+    lines = ["", f"Going further (optional steps, scored apart): {further_headline(book)}"]
+    rates = further_pass_rates(book)
+    if rates:
+        lines += ["", "| Optional checkpoint | Passed (of those who began) |", "|---|---:|"]
+        lines += [f"| `{checkpoint['id']}` | {passed}/{began} |" for checkpoint, passed, began in rates]
+    mistakes = further_mistakes(book)
+    if mistakes:
+        lines += ["", "| Going further mistakes | Students |", "|---|---:|"]
+        lines += [f"| {mistake_name(mistake, LESSON).replace('|', '/')} (`{mistake}`) | {len(rows)} |"
+                  for mistake, rows in mistakes]
+    return lines
 
 
 # --- the HTML report -----------------------------------------------------------------
@@ -136,7 +172,8 @@ def report_html(book, feedback_files=None):
         "<h2>Most common mistakes</h2>",
         '<p class="muted">Root causes: a failure that follows from an earlier one (a downgrade of a '
         "revision that already failed, a step merged into another) counts once, under its cause.</p>",
-        _mistakes_html(book),
+        _mistakes_html(common_mistakes(book), figures(book)["scored"]),
+        *_further_html(book),
         "<h2>Students</h2>", _students_html(book, feedback_files),
         "<h2>Feedback, student by student</h2>",
         *(student_html(row, feedback_files.get(row["student"]), level=3) for row in book["rows"]),
@@ -212,15 +249,15 @@ def _pass_rate_svg(book):
             + _scrolling(table, "Checkpoints passed as a table"))
 
 
-def _mistakes_html(book):
-    mistakes = common_mistakes(book)
+def _mistakes_html(mistakes, scored, checkpoints_of=lambda row: row["checkpoints"]):
+    """The ranked mistakes, each with who made it and one real message; `scored`: the share's whole."""
     if not mistakes:
         return "<p>No mistakes: every graded submission passed every checkpoint.</p>"
-    scored = figures(book)["scored"] or 1
+    scored = scored or 1
     lines = ["<table><tr><th>#</th><th>Mistake</th><th>Students</th><th>Who</th><th>Example message</th></tr>"]
     for rank, (mistake, rows) in enumerate(mistakes, start=1):
         who = ", ".join(f'<a href="#{anchor(row)}">{_e(row["student"])}</a>' for row in rows)
-        example = mistake_example(mistake, rows)
+        example = mistake_example(mistake, rows, checkpoints_of)
         lines.append(
             f"<tr><td class=num>{rank}</td><td class=long>{_e(mistake_name(mistake, LESSON))}<br>"
             f"<code class=muted>{_e(mistake)}</code></td>"
@@ -229,6 +266,40 @@ def _mistakes_html(book):
             f"<pre>{_e(example)}</pre></details></td></tr>")
     lines.append("</table>")
     return "\n".join(lines)
+
+
+def _further_html(book):
+    """The optional steps' section: nothing when no one began them."""
+    began = further_rows(book)
+    if not began:
+        return []
+    optional = book.get("further_checkpoints", [])
+    rates = "".join(
+        f'<tr><th scope="row"><code>{_e(checkpoint["id"])}</code></th><td class=long>{_e(checkpoint["title"])}</td>'
+        f"<td class=num>{passed}/{count}</td></tr>" for checkpoint, passed, count in further_pass_rates(book))
+    students = "".join(
+        f'<tr><td class=long><a href="#{anchor(row)}">{_e(row["student"])}</a></td>'
+        f'<td class=num>{row["further"]["score"]}/{row["further"]["max_score"]}</td>'
+        + "".join(_result_cell(further_checkpoints_of(row)[checkpoint["id"]]) for checkpoint in optional) + "</tr>"
+        for row in began)
+    return [
+        '<h2 id="going-further">Going further (optional steps)</h2>',
+        f'<p class="muted">Scored apart: bonus points, never part of the scores, charts and mistakes above. '
+        f"{_e(further_headline(book))}</p>",
+        _scrolling('<table id="further-pass-rate-table"><tr><th scope="col">Optional checkpoint</th>'
+                   '<th scope="col">What it checks</th><th scope="col">Passed (of those who began)</th></tr>'
+                   + rates + "</table>", "Optional checkpoints passed"),
+        _scrolling('<table id="further-students"><tr><th scope="col">Student</th><th scope="col">Bonus</th>'
+                   + "".join(f'<th scope="col"><code>{_e(checkpoint["id"])}</code></th>' for checkpoint in optional)
+                   + "</tr>" + students + "</table>", "The optional steps, student by student"),
+        "<h3>Going further mistakes</h3>",
+        _mistakes_html(further_mistakes(book), len(began), further_checkpoints_of),
+    ]
+
+
+def _result_cell(checkpoint):
+    return (f"<td class={_status_class(checkpoint['status'])}>"
+            f"{_e(STATUS_WORDS.get(checkpoint['status'], checkpoint['status']))}</td>")
 
 
 STATUS_WORDS = {"not_applicable": "n/a"}  # short in a narrow column; the summary says why
@@ -280,15 +351,26 @@ def student_html(row, files=None, level=1, every_message=False):
     if row["detail"]:
         parts.append(f"<p>{_e(row['detail'])}</p>")
     if row["checkpoints"]:
-        parts.append("<table><tr><th>Checkpoint</th><th>Result</th><th>Points</th><th>Summary</th></tr>")
-        for cid, checkpoint in row["checkpoints"].items():
-            points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
-            parts.append(f"<tr><td><code>{_e(cid)}</code></td><td class={_status_class(checkpoint['status'])}>"
-                         f"{_e(STATUS_WORDS.get(checkpoint['status'], checkpoint['status']))}</td><td class=num>{points}</td>"
-                         f"<td class=long>{_e(checkpoint['summary'])}</td></tr>")
-        parts.append("</table>")
-        for cid, checkpoint in row["checkpoints"].items():
-            if checkpoint["status"] == "failed" and (every_message or not checkpoint["blocked_by"]):
-                parts.append(f"<details{' open' if every_message else ''}><summary><code>{_e(cid)}</code>: "
-                             f"{_e(checkpoint['summary'])}</summary><pre>{_e(checkpoint['message'])}</pre></details>")
+        parts += _checkpoints_html(row["checkpoints"], every_message)
+    if row.get("further"):
+        further = row["further"]
+        parts.append(f'<h{level + 1}>Going further (optional steps, scored apart): '
+                     f'{further["score"]}/{further["max_score"]} bonus points</h{level + 1}>')
+        parts += _checkpoints_html(further["checkpoints"], every_message)
     return "\n".join(parts)
+
+
+def _checkpoints_html(checkpoints, every_message):
+    """A table of checkpoints, then the full message of each that failed (folded; every_message:
+    open, blocked ones too)."""
+    parts = ["<table><tr><th>Checkpoint</th><th>Result</th><th>Points</th><th>Summary</th></tr>"]
+    for cid, checkpoint in checkpoints.items():
+        points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
+        parts.append(f"<tr><td><code>{_e(cid)}</code></td>{_result_cell(checkpoint)}<td class=num>{points}</td>"
+                     f"<td class=long>{_e(checkpoint['summary'])}</td></tr>")
+    parts.append("</table>")
+    for cid, checkpoint in checkpoints.items():
+        if checkpoint["status"] == "failed" and (every_message or not checkpoint["blocked_by"]):
+            parts.append(f"<details{' open' if every_message else ''}><summary><code>{_e(cid)}</code>: "
+                         f"{_e(checkpoint['summary'])}</summary><pre>{_e(checkpoint['message'])}</pre></details>")
+    return parts

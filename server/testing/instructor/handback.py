@@ -4,7 +4,8 @@
 feedback/<student>.html for every row of a gradebook and returns
 {student: (page, markdown)} as paths relative to the gradebook's folder, which
 report.html links. Each file stands alone (the lesson, the student, the score,
-every checkpoint with its points, and the full message of each that failed),
+every checkpoint with its points, and the full message of each that failed;
+the optional steps' after the lesson's, with their bonus, once begun),
 so an instructor can upload it to an LMS as a comment or commit it to the
 student's repository as FEEDBACK.md.
 """
@@ -49,13 +50,24 @@ def feedback_markdown(row):
     if row["detail"]:
         lines.append(f"- Note: {row['detail']}")
     if row["checkpoints"]:
-        lines += ["", "| Checkpoint | Result | Points | Summary |", "|---|---|---:|---|"]
-        for cid, checkpoint in row["checkpoints"].items():
-            points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
-            summary = checkpoint["summary"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{cid}` | {checkpoint['status']} | {points} | {summary} |")
-        for cid, checkpoint in row["checkpoints"].items():
-            if checkpoint["status"] == "failed":
-                fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", checkpoint["message"])), default=0))
-                lines += ["", f"## `{cid}`", "", f"{fence}text", checkpoint["message"], fence]
+        lines += _checkpoints_markdown(row["checkpoints"], "##")
+    if row.get("further"):
+        further = row["further"]
+        lines += ["", f"## Going further (optional steps, scored apart): {further['score']}/{further['max_score']} "
+                      "bonus points"]
+        lines += _checkpoints_markdown(further["checkpoints"], "###")
     return "\n".join(lines) + "\n"
+
+
+def _checkpoints_markdown(checkpoints, heading):
+    """A table of checkpoints, then the full message of each that failed under its own heading."""
+    lines = ["", "| Checkpoint | Result | Points | Summary |", "|---|---|---:|---|"]
+    for cid, checkpoint in checkpoints.items():
+        points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
+        summary = checkpoint["summary"].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{cid}` | {checkpoint['status']} | {points} | {summary} |")
+    for cid, checkpoint in checkpoints.items():
+        if checkpoint["status"] == "failed":
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", checkpoint["message"])), default=0))
+            lines += ["", f"{heading} `{cid}`", "", f"{fence}text", checkpoint["message"], fence]
+    return lines

@@ -47,14 +47,16 @@ def consequence_of(verdict, verdicts, lesson):
     return None
 
 
-def ranked(rows, lesson):
-    """[(mistake, [rows that made it])] over the rows' root causes (row["mistakes"]),
-    most students first; ties in the order of the lesson's steps and checkpoints."""
+def ranked(rows, lesson, mistakes_of=lambda row: row["mistakes"]):
+    """[(mistake, [rows that made it])] over the rows' root causes (row["mistakes"], or what
+    `mistakes_of` reads: the optional steps'), most students first; ties in the order of the
+    lesson's steps and checkpoints, the optional ones after."""
     by_mistake = {}
     for row in rows:
-        for mistake in row["mistakes"]:
+        for mistake in mistakes_of(row):
             by_mistake.setdefault(mistake, []).append(row)
-    order = {checkpoint.id: (checkpoint.step, number) for number, checkpoint in enumerate(lesson.checkpoints)}
+    checkpoints = lesson.checkpoints + (lesson.further.checkpoints if lesson.further else ())
+    order = {checkpoint.id: (checkpoint.step, number) for number, checkpoint in enumerate(checkpoints)}
 
     def key(item):
         mistake, who = item

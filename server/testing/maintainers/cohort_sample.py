@@ -7,7 +7,10 @@ A class of 15 made from the reference walkthrough and the mistake catalogue
 never put models.py back after step 5's downgrade), each student's work
 committed to a git repository of its own (with fixed dates, so a rerun
 from the same repository gives the same commits) and listed in a CSV roster with made-up ids,
-emails and LMS ids, graded by the cohort command's own functions. The
+emails and LMS ids, graded by the cohort command's own functions. Two more
+students went on with the optional steps, as the walkthrough does them: one
+stopped after the first of them, one did them all, so the report shows its
+Going further section. The
 README's block between `<!-- cohort-sample: summary.md -->` and
 `<!-- /cohort-sample -->` is replaced by the new summary.md.
 """
@@ -47,6 +50,24 @@ def commit(folder):
         subprocess.run(GIT + command, cwd=folder, check=True, capture_output=True, env=environment)
 
 
+def went_further(reference, result, folder, before, last_step, run_walkthrough):
+    """Two submissions past the lesson's end, the walkthrough's own optional steps: the first
+    optional step only, then all of them; [(path, what they did)]."""
+    print("Doing the optional steps with the walkthrough ...", flush=True)
+    first_step = result.completed_step + 1
+    made = []
+    for number, stop_after in enumerate((first_step, last_step), start=before + 1):
+        path = folder / f"student-{number:03d}"
+        shutil.copytree(reference, path)
+        run_walkthrough(path, stop_after=stop_after, report=lambda line: None, resume=result)
+        (path / "server" / ".env").unlink(missing_ok=True)
+        shutil.rmtree(path / "server" / "instance", ignore_errors=True)  # never committed
+        with open(path / "server" / "models.py", "a", encoding="utf-8") as models:
+            models.write(f"# {path.name}\n")
+        made.append((path, f"the optional steps up to step {stop_after}"))
+    return made
+
+
 def write_roster(made, path):
     lines = ["name,id,email,lms_id,source"]
     for number, (folder, _) in enumerate(made, start=1):
@@ -58,7 +79,7 @@ def main():
     from testing.instructor.cohort import run_cohort
     from testing.maintainers.catalogue import VALID, WRONG
     from testing.maintainers.cohort_submissions import make_class
-    from testing.maintainers.walkthrough import copy_starter, run_walkthrough
+    from testing.maintainers.walkthrough import FURTHER_LAST_STEP, copy_starter, run_walkthrough
 
     kinds = {kind.name: kind for kind in WRONG + VALID}
     scratch = Path(tempfile.mkdtemp(prefix="lesson-cohort-sample-"))
@@ -66,9 +87,10 @@ def main():
         print("Building the reference solution with the walkthrough ...", flush=True)
         reference = copy_starter(scratch / "reference")
         result = run_walkthrough(reference, report=lambda line: None)
+        further = went_further(reference, result, scratch / "class", len(CLASS), FURTHER_LAST_STEP, run_walkthrough)
         (reference / "server" / ".env").unlink(missing_ok=True)
         made = make_class(reference, result.revisions, scratch / "class", len(CLASS), seed=11,
-                          kinds=tuple(kinds[name] for name in CLASS))
+                          kinds=tuple(kinds[name] for name in CLASS)) + further
         for folder, _ in made:
             commit(folder)
         write_roster(made, scratch / "roster.csv")

@@ -17,8 +17,10 @@ from pathlib import Path
 
 
 def checklist(status):
+    optional = status.report.lesson.further.steps if status.report.lesson.further else {}
     return {
-        "steps": [{"step": mark.step, "title": mark.title, "done": mark.done} for mark in status.steps],
+        "steps": [{"step": mark.step, "title": mark.title, "done": mark.done, "optional": mark.step in optional}
+                  for mark in status.steps],
         "next": {"title": status.next.title, "text": status.next.text},
         "also": [{"title": item.title, "text": item.text} for item in status.also],
     }
@@ -30,6 +32,23 @@ def results(report):
          "summary": r.summary, "message": r.message}
         for r in report
     ]
+
+
+def going_further(status):
+    """The optional steps: shown once one is begun (each verdict, with its message and fix), else
+    as a one-line pointer once the lesson's own steps are done; None when there is nothing to show."""
+    from ..engine.report_text import further_line
+
+    report = status.report
+    if not report.further or not (report.further_started or status.done):
+        return None
+    return {
+        "started": report.further_started,
+        "line": further_line(report),
+        "results": [{**entry, "step": r.checkpoint.step, "reason": r.reason}
+                    for entry, r in zip(results(report.further.values()), report.further.values())]
+        if report.further_started else [],
+    }
 
 
 def revision_files(report, local):
@@ -151,6 +170,7 @@ def facts(root, database_url):
     files = revision_files(report, local)
     return {
         "checklist": checklist(status),
+        "further": going_further(status),
         "grade": {
             "score": report.score, "max_score": report.max_score, "backend": report.backend,
             "seconds": round(report.seconds, 2), "results": results(report),

@@ -156,8 +156,10 @@ class _Position:
             marker in name for table in metadata.tables.values() for name in [table.name, *table.columns.keys()])
 
     def upgrade_target(self):
-        """What `flask db upgrade` is given: the end revision after the last step, else head."""
-        return self.end_revision.revision if self.after_last_step else "head"
+        """What `flask db upgrade` is given: the end revision after the last step, else head
+        (also when the end revision is the head, as once an optional step is done)."""
+        end = self.end_revision
+        return end.revision if self.after_last_step and end is not self.chain[-1] else "head"
 
     def loss_on_the_way(self):
         """(position, loss) of the first revision the database ran that loses rows, else None."""

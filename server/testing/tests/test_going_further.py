@@ -533,3 +533,58 @@ def test_a_table_made_with_create_all_in_the_lessons_database_fails_local_databa
     assert "db.text('DROP TABLE projects')" in fix and "flask db migrate" in fix, fix
     compare(backend, "further create_all in the lesson's database",
             observed(report, render(status_of(copied.checkout, copied.database_url)), copied.checkout))
+
+
+def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
+    """The real cohort command on a class of three: steps 6-8 done, done with one mistake, and
+    stopped at step 5. The lesson's columns, score and mistakes are the same for all three; the
+    optional steps have columns, a report section and feedback of their own; Canvas gets the
+    lesson's points only."""
+    import csv
+    import io
+
+    from .test_cohort import book, run_cohort
+
+    checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "class" / "ann")
+    _empty_default(checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "class" / "ben"))
+    copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "class" / "cy")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,lms_id,source\n" + "".join(
+        f"{name},{number},class/{name}\n" for number, name in enumerate(("ann", "ben", "cy"), start=41001)))
+    out = tmp_path / "out"
+    run_cohort(roster, "--out", out, "--cache", tmp_path / "cache", "--working-tree")
+
+    gradebook = book(out)
+    rows = {row["student"]: row for row in gradebook["rows"]}
+    assert {name: (row["score"], row["mistakes"]) for name, row in rows.items()} == {
+        "ann": (95, []), "ben": (95, []), "cy": (95, [])}  # the bonus never moves the lesson's score
+    assert [c["id"] for c in gradebook["further_checkpoints"]] == OPTIONAL
+    assert rows["ben"]["further"]["mistakes"] == ["add_email:not_filled"] and "further" not in rows["cy"]
+
+    table = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"))))
+    header = list(table[0])
+    lesson_columns = header[:header.index("feedback") + 1]
+    assert not set(OPTIONAL) & set(lesson_columns)  # the optional steps' columns come after the lesson's
+    assert header[len(lesson_columns):] == ["further_score", "further_max_score", *OPTIONAL, "further_mistakes"]
+    by_name = {line["student"]: line for line in table}
+    pushed_max = LESSON.further.max_points - LEGACY.checkpoint.points  # no step-10 database in a cohort
+    max_bonus = str(pushed_max)
+    assert [by_name["ann"][c] for c in ("score", "further_score", "further_max_score")] == ["95", max_bonus, max_bonus]
+    assert by_name["ben"]["add_email"] == "0" and by_name["ben"]["further_mistakes"] == "add_email:not_filled"
+    assert {by_name["cy"][c] for c in ("further_score", *OPTIONAL, "further_mistakes")} == {""}
+
+    report = (out / "report.html").read_text(encoding="utf-8")
+    section = report[report.index('<h2 id="going-further">'):report.index("<h2>Students")]
+    assert "2 submissions began them" in section and "1/2" in section  # add_email: passed by one of the two
+    assert "`email` made NOT NULL with an empty default instead of a backfill" in section
+    assert "does not fill `employees.email`" in section  # the student's real message as the example
+    assert "add_email:not_filled" not in report[:report.index('<h2 id="going-further">')]  # not a lesson mistake
+    ben = (out / "feedback" / "ben.md").read_text(encoding="utf-8")
+    missed = LESSON.further.checkpoints[0].points  # add_email, whose backfill ben left out
+    assert f"## Going further (optional steps, scored apart): {pushed_max - missed}/{max_bonus}" in ben
+    assert "### `add_email`" in ben and "does not fill `employees.email`" in ben
+    assert "Going further" not in (out / "feedback" / "cy.md").read_text(encoding="utf-8")
+    assert "Going further (optional steps, scored apart): 2 submissions began them" in (out / "summary.md").read_text()
+
+    canvas = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8"))))
+    assert canvas[1][-1] == "95" and [line[-1] for line in canvas[2:]] == ["95", "95", "95"]  # the lesson's points

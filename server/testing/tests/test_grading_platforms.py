@@ -14,10 +14,21 @@ run them:
 Both are compared with the JUnit points of the same run (AutoTest v1 reads
 that JUnit file), the terminal's score and the job summary's, and the plain
 run must show nothing of CodeGrade.
+
+Where LESSON_CLASSROOM_REPORTER names a checkout of the reporter at v1 (the
+Maintainers workflow makes one), Node runs its own dist/main.js on the
+results as well, and its notice, log and exit code must agree.
+
+A submission that went on with the optional steps (one of them wrong) keeps
+the lesson's points and exit code on both platforms: the optional runners
+count nothing in Classroom's points and never fail its step, and CodeGrade's
+optional tests weigh nothing.
 """
 import base64
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,13 +39,16 @@ from pathlib import Path
 import pytest
 
 from testing.databases.database import postgres_server_url
-from testing.lesson.checkpoints import BY_ID, CHECKPOINTS
+from testing.lesson.checkpoints import BY_ID, CHECKPOINTS, LESSON
 
 from ..maintainers.catalogue import VALID, WRONG
+from .test_going_further import _empty_default, checkout_of
 from .test_grader_catalogue import make_submission
 
 REPO = Path(__file__).resolve().parents[3]
 CODEGRADE_PLUGIN = "cg-pytest-reporter==1!1.1.3"  # AutoTest v2's pytest plugin, as CodeGrade installs it
+OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
+CODEGRADE_WORDS = {"passed": "success", "failed": "failure", "not_applicable": "skipped"}
 
 # Two submissions of the catalogue: the finished lesson with its local
 # database, and a rename kept as create+drop without one. Where there is no
@@ -87,10 +101,13 @@ def grade(python, root, backend, junit, *options, **variables):
 
 
 def junit_points(junit):
-    """{checkpoint: its properties} from the grader's JUnit XML; points as ints."""
+    """{checkpoint: its properties} from the grader's JUnit XML, the lesson's checkpoints
+    (a CodeGrade run's optional ones are marked `optional`); points as ints."""
     found = {}
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
         properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if properties.get("optional"):
+            continue
         properties["points"], properties["max_points"] = int(properties["points"]), int(properties["max_points"])
         found[properties["checkpoint"]] = properties
     return found
@@ -175,19 +192,117 @@ def test_classroom_and_codegrade_give_the_graders_own_points(request, backend, s
             assert checkpoint not in lines and checkpoint in not_applicable
     assert notice == f"Points {score}/{max_score}"
     assert reporter_failed == bool(failed)
+    check_the_real_reporter(read_environment_file(tmp_path / "env"), tmp_path, notice, reporter_failed)
 
     # CodeGrade AutoTest v2: its plugin in its own environment; v1's JUnit as well.
     codegrade = grade(codegrade_python, root, backend, tmp_path / "codegrade.xml")
     assert codegrade.returncode == plain.returncode, codegrade.stdout
     assert {c: (p["points"], p["max_points"]) for c, p in junit_points(tmp_path / "codegrade.xml").items()} == {
         c: (p["points"], p["max_points"]) for c, p in junit.items()}
-    messages = [json.loads(line) for line in codegrade.stderr.splitlines() if line.startswith('{"tag":')]
-    assert [m["tag"] for m in messages] == ["unit-test"] * len(CHECKPOINTS) + ["points"], codegrade.stderr
-    words = {"passed": "success", "failed": "failure", "not_applicable": "skipped"}
-    for message, checkpoint in zip(messages, CHECKPOINTS):
+    messages = codegrade_messages(codegrade, junit)
+    for case in messages["optional"].values():  # not begun: shown as skipped, weighing nothing
+        assert (case["status"], case["weight"], case["reason"]) == ("skipped", "0", LESSON.further.words.intro)
+    assert Fraction(messages["points"]) == Fraction(score, max_score)
+
+
+def codegrade_messages(process, junit):
+    """The plugin's structured messages: {"core": {checkpoint: case}, "optional": {...}, "points": ...},
+    each core case checked against the JUnit properties of the same checkpoint."""
+    messages = [json.loads(line) for line in process.stderr.splitlines() if line.startswith('{"tag":')]
+    assert [m["tag"] for m in messages] == ["unit-test"] * (len(CHECKPOINTS) + len(OPTIONAL)) + ["points"], process.stderr
+    cases = []
+    for message in messages[:-1]:
         ((suite,),) = [message["results"]]
         (case,) = suite["testCases"]
+        cases.append((suite["name"], case))
+    core, optional = cases[:len(CHECKPOINTS)], cases[len(CHECKPOINTS):]
+    for (_, case), checkpoint in zip(core, CHECKPOINTS):
         properties = junit[checkpoint.id]
-        assert case == {"name": checkpoint.title, "status": words[properties["status"]],
+        assert case == {"name": checkpoint.title, "status": CODEGRADE_WORDS[properties["status"]],
                         "weight": str(checkpoint.points), "reason": properties["message"]}, case
-    assert Fraction(messages[-1]["points"]) == Fraction(score, max_score)
+    assert len({name for name, _ in optional}) == 1 and {name for name, _ in core}.isdisjoint(
+        {name for name, _ in optional})  # the optional steps: a suite of their own
+    for (_, case), checkpoint in zip(optional, LESSON.further.checkpoints):
+        assert case["name"] == f"Going further (optional): {checkpoint.title}", case
+    return {"core": {c.id: case for (_, case), c in zip(core, CHECKPOINTS)},
+            "optional": {c.id: case for (_, case), c in zip(optional, LESSON.further.checkpoints)},
+            "points": messages[-1]["points"]}
+
+
+def classroom_reporter():
+    """dist/main.js of the reporter's checkout named by LESSON_CLASSROOM_REPORTER, and Node; else None."""
+    folder = os.environ.get("LESSON_CLASSROOM_REPORTER")
+    node = shutil.which("node")
+    if not folder or not node or not (Path(folder) / "dist" / "main.js").is_file():
+        return None
+    return node, Path(folder) / "dist" / "main.js"
+
+
+def run_classroom_reporter(environment, tmp_path):
+    """The reporter itself, as the action runs it: its `runners` input (INPUT_RUNNERS) and the
+    results in the environment; (its "Points" notice or None, its log, whether it failed the step)."""
+    node, main = classroom_reporter()
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    variables.update(environment, INPUT_RUNNERS=environment["LESSON_CLASSROOM_RUNNERS"])
+    run = subprocess.run([node, str(main)], capture_output=True, text=True, timeout=60, env=variables, cwd=tmp_path)
+    notice = re.search(r"^::notice title=Autograding complete::(Points \d+/\d+)$", run.stdout, re.M)
+    return (notice.group(1) if notice else None), run.stdout, run.returncode != 0
+
+
+def check_the_real_reporter(environment, tmp_path, notice, failed):
+    """Where the reporter is at hand, it agrees with its rules as reporter_totals spells them out."""
+    if classroom_reporter() is None:
+        return
+    real_notice, log, real_failed = run_classroom_reporter(environment, tmp_path)
+    assert (real_notice, real_failed) == (notice, failed), log
+    return log
+
+
+def test_the_real_classroom_reporter_is_at_hand_in_ci():
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip("outside CI the reporter runs only where LESSON_CLASSROOM_REPORTER names its checkout")
+    assert classroom_reporter() is not None, "LESSON_CLASSROOM_REPORTER names no checkout of the reporter, or no node"
+
+
+def test_the_optional_steps_leave_the_platforms_points_and_exit_code_as_the_lessons(
+        request, tmp_path_factory, tmp_path, codegrade_python):
+    backend = "sqlite"  # the same on PostgreSQL: the bonus is judged apart on both (test_going_further)
+    root = checkout_of(request, backend, tmp_path_factory, tmp_path / "checkout")
+    _empty_default(root)  # the optional steps done, but add_email's backfill replaced by an empty default
+    missed = LESSON.further.checkpoints[0]
+    assert missed.id == "add_email"
+    bonus, bonus_max = LESSON.further.max_points - missed.points, LESSON.further.max_points
+    plain = grade(sys.executable, root, backend, tmp_path / "plain.xml", f"--lesson-classroom={tmp_path / 'env'}",
+                  GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
+    assert plain.returncode == 0, plain.stdout  # the lesson at full marks: the unfinished bonus fails nothing
+    assert f"Lesson 95/95 · Going further {bonus}/{bonus_max}" in plain.stdout
+    junit = junit_points(tmp_path / "plain.xml")
+    assert list(junit) == [c.id for c in CHECKPOINTS]  # the JUnit test cases are the lesson's alone
+    suite = {p.get("name"): p.get("value") for p in ElementTree.parse(tmp_path / "plain.xml").getroot().iter("property")
+             if p.get("name").startswith("further")}
+    assert suite == {"further_score": str(bonus), "further_max_score": str(bonus_max)}
+    assert "| `add_email`" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+    environment = read_environment_file(tmp_path / "env")
+    results, notice, lines, failed = reporter_totals(environment)
+    assert list(results) == [c.id for c in CHECKPOINTS] + OPTIONAL
+    for checkpoint in LESSON.further.checkpoints:
+        result = results[checkpoint.id]
+        check_v1_shape(result)
+        (test,) = result["tests"]
+        assert result["max_score"] == 0 and result["status"] == "pass"  # counts nothing, fails nothing
+        assert test["status"] == ("fail" if checkpoint == missed else "pass"), test
+        assert f"{checkpoint.points} bonus points" in test["name"] and checkpoint.id not in lines
+    assert notice == "Points 95/95" and not failed
+    log = check_the_real_reporter(environment, tmp_path, notice, failed)
+    if log is not None:  # the optional tests show in its log, passed or failed
+        assert re.search(r"❌ Going further \(optional, 20 bonus points[^\n]*: Revision 5 adds", log), log
+
+    codegrade = grade(codegrade_python, root, backend, tmp_path / "codegrade.xml")
+    assert codegrade.returncode == 0, codegrade.stdout
+    messages = codegrade_messages(codegrade, junit_points(tmp_path / "codegrade.xml"))
+    assert Fraction(messages["points"]) == 1  # 95/95: the optional tests weigh nothing
+    optional = messages["optional"]
+    assert {c: (case["status"], case["weight"]) for c, case in optional.items()} == {
+        c: ("skipped" if c == missed.id else "success", "0") for c in OPTIONAL}
+    assert optional[missed.id]["reason"].startswith(f"Not done yet (optional, {missed.points} bonus points): ")

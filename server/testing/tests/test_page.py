@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from testing.lesson.checkpoints import LESSON
 from testing.maintainers.walkthrough import flask_environment
 from testing.student import page
 from testing.student.page import revision_graph
@@ -74,6 +75,7 @@ def test_after_step_2_the_page_shows_both_tables_with_their_rows(request, backen
     assert "Payroll" in body and "Building C, 1st Floor" in body and "Alena Lee" in body
     assert current_revisions(body) == [copy.result.revisions[1]]
     assert ("PostgreSQL postgresql+psycopg://" if backend == "postgresql" else "SQLite file server/instance/app.db") in text(body)
+    assert 'id="going-further"' not in body  # the optional steps wait until the lesson is done
 
 
 def test_an_unfixed_step_3_script_shows_the_loss_and_the_fix(request, backend, tmp_path):
@@ -135,9 +137,33 @@ def test_the_finished_lesson_is_all_done_at_revision_3(request, backend, tmp_pat
     assert "not applied yet" in revision_4 and "renames column address to location in departments" in text(revision_4)
     assert "Lost:" not in body
     assert row_counts(body) == {"departments": 2, "employees": 2}
+    # The optional steps, not begun: one line pointing at them, no verdicts.
+    further = body.split('id="going-further"', 1)[1].split("</section>", 1)[0]
+    assert LESSON.further.words.intro in text(further) and "optional-checkpoint" not in further
     # Reading, grading and replaying left the checkout and its database as they were.
     assert tree_digest(copy.checkout) == files_before
     assert database_snapshot(copy.database_url) == database_before
+
+
+def test_the_optional_steps_show_marked_optional_with_their_verdicts_and_fixes(request, tmp_path_factory, tmp_path):
+    from .test_going_further import _empty_default, checkout_of
+
+    root = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "c")
+    _empty_default(root)  # add_email's backfill replaced by an empty default
+    files_before = tree_digest(root)
+    body = get(root)
+    optional = [checkpoint.step for checkpoint in LESSON.further.checkpoints]
+    assert re.findall(r'data-step="(\d+)"[^>]*data-optional="yes"', body) == [str(step) for step in optional]
+    further = text(body.split('id="going-further"', 1)[1].split("</section>", 1)[0])
+    bonus = LESSON.further.max_points - LESSON.further.checkpoints[0].points
+    assert f"Lesson 95/95 · Going further {bonus}/{LESSON.further.max_points}" in further
+    verdicts = dict(re.findall(r'class="revision optional-checkpoint" data-checkpoint="(\w+)" data-status="(\w+)"', body))
+    assert verdicts == {checkpoint.id: "failed" if checkpoint.id == "add_email" else "passed"
+                        for checkpoint in LESSON.further.checkpoints}
+    assert "not yet Step 6 (optional, 0/20 bonus points): Revision 5" in further
+    assert "does not fill `employees.email`" in further and "WHERE email IS NULL" in further  # the message and its fix
+    assert "Grader score so far: 95/95" in text(body)  # the lesson's score, the bonus apart
+    assert tree_digest(root) == files_before
 
 
 def test_reloading_uses_the_cached_facts_until_a_file_changes(request, tmp_path, monkeypatch):

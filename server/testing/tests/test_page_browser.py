@@ -309,6 +309,48 @@ def test_a_students_feedback_page_is_accessible(browser):
         page.close()
 
 
+def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path_factory, tmp_path):
+    """Steps 6-8 done with one mistake: the page's Going further block opens the message and fix
+    of the one not right yet; the cohort report's section tells the same in its tables; both accessible."""
+    from testing.engine.checks import grade
+    from testing.instructor.cohort_gradebook import record_of
+    from testing.lesson.checkpoints import LESSON
+
+    from .test_going_further import _empty_default, checkout_of
+
+    root = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "c")
+    _empty_default(root)
+    with serving(create_app(root)) as url:
+        page = Visit(browser, url + "/", "going-further")
+        try:
+            block = page.page.locator("#going-further")
+            assert block.locator(".optional-checkpoint").count() == len(LESSON.further.checkpoints)
+            failed = block.locator(".optional-checkpoint[data-status=failed]")
+            assert failed.count() == 1 and not failed.locator("pre").is_visible()
+            failed.locator("summary").click()
+            assert "WHERE email IS NULL" in failed.locator("pre").inner_text()  # its fix, now shown
+            page.check_accessible("going-further-open")
+            assert page.errors() == []
+        finally:
+            page.close()
+
+    # The sample class, two more of whom also did the optional steps as graded here.
+    book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
+    for row in book["rows"][:2]:
+        row["further"] = record_of(grade(root, local_database=False))["further"]
+    cohort.write_gradebook(book, tmp_path / "out")
+    page = Visit(browser, (tmp_path / "out" / "report.html").as_uri(), "cohort-report-going-further")
+    try:
+        rates = page.page.locator("#further-pass-rate-table tr").evaluate_all(
+            "rows => rows.slice(1).map(r => [r.children[0].textContent, r.children[2].textContent])")
+        assert rates == [[checkpoint["id"], f"{passed}/{began}"]
+                         for checkpoint, passed, began in cohort_report.further_pass_rates(book)]
+        assert page.page.locator("#further-students tr").count() == 1 + len(cohort_report.further_rows(book))
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
 # --- the README's pictures, kept true -----------------------------------------------------------
 
 DOCS = REPO / "docs"
