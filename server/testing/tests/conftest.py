@@ -90,9 +90,11 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_runtestloop(session):
     """Under xdist, the first two workers each build one backend's reference before
     their first test, side by side, instead of one waiting while the other builds both."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= 2 and worker in ("gw0", "gw1"):
-        backend = BACKENDS[int(worker[2:])]
+    # workerinput: a real xdist worker (a subprocess of a test inherits PYTEST_XDIST_WORKER, not this).
+    worker = getattr(session.config, "workerinput", None)
+    if worker and worker["workercount"] >= 2 and worker["workerid"] in ("gw0", "gw1") \
+            and not session.config.option.collectonly:
+        backend = BACKENDS[int(worker["workerid"][2:])]
         if backend in _backends_of_reference_tests(session.items) and _usable(backend):
             prebuild_reference(session.config, backend)
     return (yield)
