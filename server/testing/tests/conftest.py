@@ -17,7 +17,7 @@ import pytest
 
 from testing.databases.database import postgres_server_url, postgres_unreachable_reason
 
-from .lesson_builds import drop_shared_databases
+from .lesson_builds import drop_shared_databases, prebuild_reference
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -84,6 +84,31 @@ def pytest_terminal_summary(terminalreporter):
         )
     if _outcomes[("postgresql", "passed")] == 0 and _outcomes[("postgresql", "failed")] == 0:
         terminalreporter.write_line("PostgreSQL was NOT tested: only SQLite results above.", yellow=True, bold=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    """Under xdist, the first two workers each build one backend's reference before
+    their first test, side by side, instead of one waiting while the other builds both."""
+    # workerinput: a real xdist worker (a subprocess of a test inherits PYTEST_XDIST_WORKER, not this).
+    worker = getattr(session.config, "workerinput", None)
+    if worker and worker["workercount"] >= 2 and worker["workerid"] in ("gw0", "gw1") \
+            and not session.config.option.collectonly:
+        backend = BACKENDS[int(worker["workerid"][2:])]
+        if backend in _backends_of_reference_tests(session.items) and _usable(backend):
+            prebuild_reference(session.config, backend)
+    return (yield)
+
+
+def _backends_of_reference_tests(items):
+    """The backends of the collected tests whose module uses the reference walkthrough."""
+    uses = ("reference_solution", "make_submission", "copy_reference")
+    return {item.callspec.params.get("backend") for item in items
+            if getattr(item, "callspec", None) and any(name in vars(item.module) for name in uses)}
+
+
+def _usable(backend):
+    return backend == "sqlite" or not (postgres_left_out() or postgres_unreachable_reason())
 
 
 def pytest_unconfigure(config):

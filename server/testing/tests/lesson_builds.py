@@ -217,8 +217,13 @@ def reference_solution(request, backend):
     request is the test's `request` fixture. A failed build fails every test
     that asks for it, with the same message, without being retried.
     """
-    return shared_build(request, f"reference-{backend}", f"the reference walkthrough on {backend}",
-                        lambda root, keep: _build(root, backend, keep))
+    name, make = _reference(backend)
+    return shared_build(request, name, f"the reference walkthrough on {backend}", make)
+
+
+def _reference(backend):
+    """The shared build's name and maker for a backend's reference."""
+    return f"reference-{backend}", lambda root, keep: _build(root, backend, keep)
 
 
 def shared_build(request, name, what, make):
@@ -229,16 +234,26 @@ def shared_build(request, name, what, make):
     make returns must pickle. A failure fails every test that asks, saying
     what failed, without building again.
     """
-    builds = request.config.stash.setdefault(_BUILDS, {})
-    if name not in builds:
-        try:
-            builds[name] = _shared_build(request, name, make)
-        except Exception as error:  # remembered, so one failure is not rebuilt per test
-            builds[name] = f"{type(error).__name__}: {error}"
-    build = builds[name]
+    build = _build_once(request.config, name, make)
     if isinstance(build, str):
         pytest.fail(f"{what} failed: {build}", pytrace=False)
     return build
+
+
+def _build_once(config, name, make):
+    """The build, or why it failed, as this process first found it."""
+    builds = config.stash.setdefault(_BUILDS, {})
+    if name not in builds:
+        try:
+            builds[name] = _shared_build(config, name, make)
+        except Exception as error:  # remembered, so one failure is not rebuilt per test
+            builds[name] = f"{type(error).__name__}: {error}"
+    return builds[name]
+
+
+def prebuild_reference(config, backend):
+    """Build the reference for a backend now, before any test asks (see conftest.py)."""
+    _build_once(config, *_reference(backend))
 
 
 def run_folder(config):
@@ -247,14 +262,14 @@ def run_folder(config):
     return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
 
 
-def _shared_build(request, name, make):
+def _shared_build(config, name, make):
     """Build once for the run, or wait for the worker that builds and read its result."""
     if fcntl is None:
         stack = contextlib.ExitStack()
-        request.config.add_cleanup(stack.close)
-        root = request.getfixturevalue("tmp_path_factory").mktemp(name)
+        config.add_cleanup(stack.close)
+        root = config._tmp_path_factory.mktemp(name)
         return make(root, lambda database: stack.callback(_drop_postgres, database))
-    folder = run_folder(request.config)
+    folder = run_folder(config)
     root, saved = folder / name, folder / f"{name}.pickle"
     with open(folder / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

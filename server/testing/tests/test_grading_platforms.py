@@ -43,6 +43,7 @@ from testing.lesson.checkpoints import BY_ID, CHECKPOINTS, LESSON
 
 from ..maintainers.catalogue import VALID, WRONG
 from .test_going_further import _empty_default, checkout_of
+from .lesson_builds import shared_build
 from .test_grader_catalogue import make_submission
 
 REPO = Path(__file__).resolve().parents[3]
@@ -64,11 +65,17 @@ EXPECTED = {  # (submission, backend) -> (score, max_score, failed checkpoints, 
 }
 
 
-@pytest.fixture(scope="module")
-def codegrade_python(tmp_path_factory):
+@pytest.fixture
+def codegrade_python(request):
     """The Python of a new virtualenv with cg-pytest-reporter from the registry;
-    a .pth file lends it this environment's packages (Flask, Alembic, pytest...)."""
-    venv = tmp_path_factory.mktemp("codegrade") / "venv"
+    a .pth file lends it this environment's packages (Flask, Alembic, pytest...).
+    Made once per run, shared by every xdist worker."""
+    return shared_build(request, "codegrade-venv", f"installing {CODEGRADE_PLUGIN}", _codegrade_venv)
+
+
+def _codegrade_venv(root, _keep):
+    venv = root / "venv"
+    root.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     site_packages = subprocess.run(
@@ -82,7 +89,7 @@ def codegrade_python(tmp_path_factory):
         capture_output=True, text=True, timeout=300,
     )
     if install.returncode != 0:
-        pytest.fail(f"could not install {CODEGRADE_PLUGIN} from the registry:\n{install.stdout}{install.stderr}")
+        raise RuntimeError(f"could not install {CODEGRADE_PLUGIN} from the registry:\n{install.stdout}{install.stderr}")
     return python
 
 

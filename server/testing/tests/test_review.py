@@ -2,11 +2,10 @@
 
 First find_risks and friends on operation objects (recorded from real script
 files, or shaped like autogenerate's), then the real thing on both backends:
-`flask db migrate` and `flask lesson review` run as subprocesses in a scratch
-copy of the starter, set up by the reference walkthrough (steps 1 and 2).
+`flask db migrate` and `flask lesson review` run as subprocesses in a copy of
+the reference walkthrough's checkout after steps 1 and 2.
 """
 import ast
-import contextlib
 import hashlib
 import os
 import re
@@ -22,8 +21,10 @@ from alembic.operations import ops
 
 from testing.databases import operations as analysis
 from testing.databases.database import throwaway_database
-from testing.maintainers.walkthrough import copy_starter, flask_environment, run_walkthrough
+from testing.maintainers.walkthrough import flask_environment
 from testing.student.review import run_review
+
+from .lesson_builds import reference_solution, shared_build, snapshot_of
 
 HEADER = '''"""{message}"""
 from alembic import op
@@ -475,9 +476,8 @@ class Story:
         path = self.server / "instance" / "app.db"
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
-    def play(self, url):
-        walk = run_walkthrough(self.server.parent, stop_after=2, database_url=url,
-                               report=lambda *_: None, check_outputs=False)
+    def play(self, walk):
+        """walk: the walkthrough's record of steps 1 and 2, which left this checkout."""
         self.step_outputs = {step: walk.output(step) for step in (1, 2)}
         self.early_files = {path.name: path.read_text() for path in self.versions()}
 
@@ -506,7 +506,7 @@ class Story:
         engine = sa.create_engine(self.url)
         with engine.connect() as connection:
             self.departments = connection.execute(
-                sa.text("SELECT name, location FROM departments ORDER BY id")).all()
+                sa.text("SELECT name, location FROM departments ORDER BY id")).tuples().all()
         engine.dispose()
 
         # A table that never got rows, not in the models: autogenerate drops it
@@ -520,29 +520,20 @@ class Story:
         self.review_drop = flask(self, "lesson", "review")
 
 
-@pytest.fixture(scope="module")
-def stories(tmp_path_factory):
-    """One story per backend, played once and shared by the tests below."""
-    played = {}
-    with contextlib.ExitStack() as stack:
-        def story(backend):
-            if backend not in played:
-                try:
-                    checkout = copy_starter(tmp_path_factory.mktemp(f"review-{backend}"))
-                    url = None if backend == "sqlite" else stack.enter_context(throwaway_database(backend))
-                    played[backend] = Story(checkout, url)
-                    played[backend].play(url)
-                except Exception as error:  # remembered, so the other tests fail fast
-                    played[backend] = error
-            if isinstance(played[backend], Exception):
-                raise played[backend]
-            return played[backend]
+@pytest.fixture
+def story(request, backend):
+    """The story on a backend, played once per run and shared by every test (and xdist
+    worker) below, in a lasting copy of the reference walkthrough after step 2."""
+    def play(root, keep):
+        after_step_2 = snapshot_of(reference_solution(request, backend).snapshots[2], root, keep)
+        played = Story(after_step_2.checkout, after_step_2.database_url)
+        played.play(after_step_2.result)
+        return played
 
-        yield story
+    return shared_build(request, f"review-story-{backend}", f"the review's story on {backend}", play)
 
 
-def test_steps_1_and_2_give_no_warnings(backend, stories):
-    story = stories(backend)
+def test_steps_1_and_2_give_no_warnings(backend, story):
     for step in (1, 2):
         assert "STOP:" not in story.step_outputs[step] and "review was skipped" not in story.step_outputs[step]
     assert len(story.early_files) == 2
@@ -550,8 +541,7 @@ def test_steps_1_and_2_give_no_warnings(backend, stories):
         assert "REVIEW:" not in text
 
 
-def test_unedited_step3_warns_of_the_table_rename_in_the_terminal_and_the_file(backend, stories):
-    story = stories(backend)
+def test_unedited_step3_warns_of_the_table_rename_in_the_terminal_and_the_file(backend, story):
     assert story.step3_rc == 0, story.step3_output
     output = story.step3_output
     assert "STOP: this migration would DELETE DATA" in output
@@ -570,8 +560,7 @@ def test_unedited_step3_warns_of_the_table_rename_in_the_terminal_and_the_file(b
     assert upgrade.index("# REVIEW: this migration would DELETE DATA.") < upgrade.index("op.create_table(")
 
 
-def test_flask_lesson_review_fails_on_unedited_step3_and_passes_once_fixed(backend, stories):
-    story = stories(backend)
+def test_flask_lesson_review_fails_on_unedited_step3_and_passes_once_fixed(backend, story):
     code, output = story.review3
     assert code == 1, output
     assert story.step3_file.name in output and "the 2 rows of 'department'" in output
@@ -584,8 +573,7 @@ def test_flask_lesson_review_fails_on_unedited_step3_and_passes_once_fixed(backe
     assert story.upgrade3[0] == 0, story.upgrade3[1]
 
 
-def test_unedited_step4_warns_of_the_column_rename(backend, stories):
-    story = stories(backend)
+def test_unedited_step4_warns_of_the_column_rename(backend, story):
     assert story.step4_rc == 0, story.step4_output
     items = frame_items(story.step4_output)
     assert [line for line in items if re.match(r"\d+\. ", line)] == ["1. Column rename written as drop + add"]
@@ -600,8 +588,7 @@ def test_unedited_step4_warns_of_the_column_rename(backend, stories):
     assert file_notes(story.step4_text) == items
 
 
-def test_fixed_column_rename_is_not_flagged_and_keeps_the_values(backend, stories):
-    story = stories(backend)
+def test_fixed_column_rename_is_not_flagged_and_keeps_the_values(backend, story):
     code, output = story.review4_fixed
     assert code == 0, output
     assert "renames column address to location in departments" in output and "!!" not in output
@@ -609,8 +596,7 @@ def test_fixed_column_rename_is_not_flagged_and_keeps_the_values(backend, storie
     assert story.departments == [("Payroll", "Building A, 4th Floor"), ("Human Resources", "Building C, 1st Floor")]
 
 
-def test_dropping_an_empty_table_warns_nothing(backend, stories):
-    story = stories(backend)
+def test_dropping_an_empty_table_warns_nothing(backend, story):
     code, output = story.drop_projects
     assert code == 0 and "Detected removed table 'projects'" in output, output
     assert "STOP:" not in output and "REVIEW:" not in story.drop_projects_text

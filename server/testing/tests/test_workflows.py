@@ -258,7 +258,7 @@ def test_maintainers_installs_pipenv_with_the_matrix_python_and_runs_the_selftes
     assert "python -m pipenv install --dev --deploy" in the_step(all_steps, "install --dev")
     assert the_step(all_steps, "selftest").endswith("run: python -m pipenv run selftest")
     pipfile = (REPO_ROOT / "Pipfile").read_text()
-    assert 'selftest = "pytest -n auto --pyargs testing.tests"' in pipfile
+    assert 'selftest = "pytest -n auto --dist worksteal --pyargs testing.tests"' in pipfile
 
 
 def test_student_path_runs_on_three_systems_and_every_python():
