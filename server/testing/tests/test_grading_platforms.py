@@ -42,8 +42,8 @@ from testing.databases.database import postgres_server_url
 from testing.lesson.checkpoints import BY_ID, CHECKPOINTS, LESSON
 
 from ..maintainers.catalogue import VALID, WRONG
-from .test_going_further import _empty_default, checkout_of
 from .lesson_builds import shared_build
+from .test_going_further import _empty_default, checkout_of
 from .test_grader_catalogue import make_submission
 
 REPO = Path(__file__).resolve().parents[3]
