@@ -67,13 +67,14 @@ def pytest_configure(config):
     stop_on_signals()
 
 
-def pytest_collection_modifyitems(config, items):
-    """The optional steps' tests run only for CodeGrade's plugin (codegrade_test.py);
-    everywhere else the run, its JUnit XML and its exit code are the lesson's alone."""
-    from testing.codegrade_test import CODEGRADE_PLUGIN
+def pytest_pycollect_makeitem(collector, name, obj):
+    """The optional steps' tests are collected only for CodeGrade's plugin (codegrade_test.py);
+    everywhere else the run, its item count, its JUnit XML and its exit code are the lesson's alone."""
+    from testing.codegrade_test import CODEGRADE_PLUGIN, TestGoingFurther
 
-    if not config.pluginmanager.has_plugin(CODEGRADE_PLUGIN):
-        items[:] = [item for item in items if item.get_closest_marker("going_further") is None]
+    if obj is TestGoingFurther and not collector.config.pluginmanager.has_plugin(CODEGRADE_PLUGIN):
+        return []
+    return None
 
 
 def pytest_unconfigure(config):

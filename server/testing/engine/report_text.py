@@ -119,7 +119,7 @@ def classroom_results(report):
                for result in report}
     if report.further_started:
         for result in report.further.values():
-            title = f"Going further (optional, {result.points} bonus points, not in Classroom's total): {result.title}"
+            title = f"Going further (optional, {result.checkpoint.points} bonus points, not in Classroom's total): {result.title}"
             results[result.id] = _classroom_result(result, 0, 0, title, runner_status="pass")
     return results
 
