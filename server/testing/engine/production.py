@@ -101,6 +101,16 @@ def offline_sql(sandbox, layout, revision_file, direction):
     return (sql, None) if isinstance(sql, str) else (None, "the worker gave no SQL")
 
 
+def _scripts_unloadable(sandbox, layout):
+    """Why Alembic cannot load the revision files at all, when loading them hangs or ends the
+    worker: then every revision would wait out the same time limit again, so none is asked for."""
+    try:
+        sandbox.request("offline_scripts", migrations=str(sandbox.private(layout.migrations)))
+    except ChildFailure as failure:
+        return f"loading the revision files {failure}"
+    return None  # an error here is each revision's own, said by offline_sql
+
+
 def _first_line(text):
     return next((line.strip() for line in str(text).splitlines() if line.strip()), str(text))
 
@@ -228,11 +238,12 @@ def review_revisions(sandbox, layout, files, lesson, position_of=lambda revision
 
 def _review(sandbox, layout, files, lesson, position_of):
     reviews, texts = [], {}
+    unloadable = _scripts_unloadable(sandbox, layout) if files else None
     for revision_file in files:
         position = position_of(revision_file.revision)
         review = RevisionReview(revision_file, position, lesson.step_of(position) if position else None)
         for direction in DIRECTIONS:
-            sql, why = offline_sql(sandbox, layout, revision_file, direction)
+            sql, why = (None, unloadable) if unloadable else offline_sql(sandbox, layout, revision_file, direction)
             if why:
                 review.problems[direction] = why
             else:

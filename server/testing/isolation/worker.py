@@ -12,6 +12,7 @@ Requests (`command` and its arguments):
     load_models    path                      -> metadata (schema_data), error
     run            path, direction, url      -> error, statements
     record         path, direction, dialect, row_counts, columns -> does, problem, risks
+    offline_scripts migrations               -> heads (Alembic's offline mode loads every revision file)
     offline_sql    migrations, revision, down_revision, direction -> sql (Alembic's offline mode, PostgreSQL)
 
 An answer with "fatal": true (sys.exit, KeyboardInterrupt, MemoryError in the
@@ -133,6 +134,10 @@ class Worker:
             "risks": [operations.risk_to_data(risk) for risk in risks],
             "after": {"row_counts": rows_after, "columns": columns_as_text(types_after)},
         }
+
+    def offline_scripts(self, migrations):
+        """Load every revision file as Alembic's offline mode does, before any SQL is asked for."""
+        return {"heads": list(self._script_directory(migrations).revision_map.heads)}
 
     def offline_sql(self, migrations, revision, down_revision, direction):
         """The PostgreSQL SQL one revision's upgrade() or downgrade() runs, as Alembic's

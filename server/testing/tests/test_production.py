@@ -23,7 +23,7 @@ from testing.databases.database import postgres_server_url
 from testing.engine import production
 from testing.engine.checks import grade
 from testing.engine.submission import Layout, load_history
-from testing.isolation.sandbox import Sandbox
+from testing.isolation.sandbox import Limits, Sandbox
 from testing.lesson.checkpoints import LESSON
 from testing.lesson.definition import RequiredFinding
 from testing.maintainers.walkthrough import flask_environment
@@ -38,10 +38,10 @@ from .test_second_lesson import library_checkout
 LEFT_OUT = set(LESSON.production.left_out)
 
 
-def review(root, lesson=LESSON):
+def review(root, lesson=LESSON, limits=None):
     """production.review_revisions of the checkout's chain, in a sandbox of its own."""
     layout = Layout.of(root)
-    with Sandbox(layout) as sandbox:
+    with Sandbox(layout, limits) as sandbox:
         history = load_history(layout, sandbox)
         return production.review_revisions(sandbox, layout, history.chain, lesson, history.position_of)
 
@@ -196,6 +196,18 @@ def test_a_revision_that_reads_the_database_cannot_be_checked_offline(tmp_path):
     assert lines[0].endswith("AttributeError: 'NoneType' object has no attribute 'fetchall'")
     assert production.short_note([checked]) == [
         f"revision 1, step 1 ({checked.revision.rel}): upgrade() cannot be checked offline"]
+
+
+def test_revision_files_whose_loading_never_ends_are_asked_for_no_sql(tmp_path):
+    """Alembic's offline mode loads every file in versions/: when one never finishes loading,
+    each revision would wait out the time limit again, so the review says so once for all."""
+    root = hand_written_checkout(tmp_path / "c", [("drop", "op.drop_table('employees')", "pass")])
+    versions = root / "server" / "migrations" / "versions"
+    (versions / "0f0f0f0f0f0f_endless.py").write_text("while True:\n    pass\n", encoding="utf-8")
+    (checked,) = review(root, limits=Limits(1, 512))
+    assert set(checked.problems) == {"upgrade", "downgrade"} and not checked.sql
+    assert all(problem.startswith("loading the revision files did not finish")
+               for problem in checked.problems.values()), checked.problems
 
 
 def test_a_fault_in_the_review_itself_is_a_line_too(tmp_path, monkeypatch):
