@@ -83,6 +83,21 @@ def reset(copy, step):
 def reset_start(copy, ids):
     """What a reset leaves, revision ids made alike: models.py and the
     migrations folder as text, and the database's tables, rows and revision."""
+    return start_of(copy.server, database_state(copy.database_url), ids)
+
+
+def reference_start(request, backend, step, dest):
+    """The same of the reference walkthrough as `step` begins: the starter and an
+    empty database before step 1, else its snapshot and checked state after the step before."""
+    if step == 1:
+        return {"models.py": (copy_starter(dest) / "server" / "models.py").read_text(encoding="utf-8")}, {}, {}, []
+    build = reference_solution(request, backend)
+    snapshot = build.snapshots[step - 1]
+    return start_of(snapshot.checkout / "server", build.states[step - 1], snapshot.result.revisions)
+
+
+def start_of(server, state, ids):
+    """reset_start of a server/ folder and its database's state."""
     alike = {revision: f"<revision {position}>" for position, revision in enumerate(ids, 1)}
 
     def same_ids(text):
@@ -90,24 +105,14 @@ def reset_start(copy, ids):
             text = text.replace(revision, name)
         return CREATE_DATE.sub(b"", text.encode()).decode()
 
-    files = {"models.py": (copy.server / "models.py").read_text(encoding="utf-8")}
-    migrations = copy.server / "migrations"
+    files = {"models.py": (server / "models.py").read_text(encoding="utf-8")}
+    migrations = server / "migrations"
     for path in sorted(migrations.rglob("*")) if migrations.is_dir() else []:
         if path.is_file() and "__pycache__" not in path.parts:
-            files[same_ids(path.relative_to(copy.server).as_posix())] = same_ids(path.read_text(encoding="utf-8"))
-    state = database_state(copy.database_url)
+            files[same_ids(path.relative_to(server).as_posix())] = same_ids(path.read_text(encoding="utf-8"))
     tables = {table: {column: (repr(type_), nullable) for column, (type_, nullable) in columns.items()}
               for table, columns in state.tables.items()}
     return files, tables, state.rows, [alike.get(version, version) for version in state.versions]
-
-
-def reference_start(request, backend, step, dest):
-    """reset_start of the reference walkthrough as `step` begins: the starter and
-    an empty database before step 1, else a copy of its snapshot after the step before."""
-    if step == 1:
-        return {"models.py": (copy_starter(dest) / "server" / "models.py").read_text(encoding="utf-8")}, {}, {}, []
-    copy = copy_reference(request, reference_solution(request, backend), dest, step - 1)
-    return reset_start(copy, copy.result.revisions)
 
 
 def as_code(start):
