@@ -26,8 +26,15 @@ from .test_grader_catalogue import REPO, make_submission
 from .test_grader_hostile import pristine_grader  # noqa: F401  (a fixture)
 from .watched import databases_of, leftovers, processes_in, start_grade
 
-# Revision 2's upgrade() says it has started (in its private folder), then waits.
-MID_REPLAY = "import pathlib, time\npathlib.Path('mid-replay').write_text('')\ntime.sleep({seconds})"
+# Revision 2's upgrade() says it has started (a note in its private folder), then waits
+# `seconds`, or until the test puts a go-on file beside the note (go_on). The first time
+# only: the grade's later replays of revision 2 go straight on.
+MID_REPLAY = """import pathlib, time
+if not pathlib.Path('mid-replay').exists():
+    pathlib.Path('mid-replay').write_text('')
+    end = time.monotonic() + {seconds}
+    while time.monotonic() < end and not pathlib.Path('go-on').exists():
+        time.sleep(0.1)"""
 NOTHING = {"folders": [], "databases": [], "processes": []}
 
 
@@ -48,6 +55,12 @@ def wait_until_mid_replay(grade, timeout=120):
         assert grade.process.poll() is None, grade.output
         time.sleep(0.1)
     raise AssertionError("the replay never reached revision 2")
+
+
+def go_on(grade):
+    """Let a grade waiting mid-replay go on."""
+    [note] = grade.tmp.glob("lesson-sandbox.*/submission/server/mid-replay")
+    note.with_name("go-on").write_text("")
 
 
 def settled(what, expected=NOTHING, timeout=10):
@@ -97,13 +110,15 @@ def test_what_a_killed_grade_left_is_swept_by_the_next_one(request, backend, tmp
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_two_grades_on_one_server_at_once_keep_their_own_databases(request, backend, tmp_path, pristine_grader):  # noqa: F811
-    slow = checkout_waiting(request, "postgresql", tmp_path, seconds=4, name="slow")
+    slow = checkout_waiting(request, "postgresql", tmp_path, seconds=15, name="slow")
     quick = correct_checkout(request, "postgresql", tmp_path, name="quick")
     first = start_grade(pristine_grader, slow.root, "postgresql", tmp_path, name="first")
     wait_until_mid_replay(first)
     second = start_grade(pristine_grader, quick.root, "postgresql", tmp_path, name="second")  # sweeps as it starts
 
-    (second_code, _), (first_code, _) = second.wait(), first.wait()
+    second_code, _ = second.wait()
+    go_on(first)  # it waited in the middle of its replay the whole time the second graded
+    first_code, _ = first.wait()
 
     assert first_code == 0, first.output
     assert second_code == 0, second.output

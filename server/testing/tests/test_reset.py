@@ -1,7 +1,9 @@
 """`flask lesson reset STEP` (and `pipenv run reset STEP`): from a tangled lesson
-back to the start of each step, then the rest of the lesson as the README
-says, to full marks. Real `flask` commands in subprocesses, on both backends.
+back to the start of each step, the very state the reference walkthrough has
+there, then the rest of the lesson as the README says, to full marks. Real
+`flask` commands in subprocesses, on both backends.
 """
+import ast
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from testing.databases.reading import read_database
 from testing.engine.checks import grade
 from testing.lesson import readme
 from testing.lesson.checkpoints import LESSON
-from testing.maintainers.walkthrough import GENERATED_FILE, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough
+from testing.maintainers.walkthrough import (GENERATED_FILE, LAST_STEP, WalkthroughResult, copy_starter, flask_environment,
+                                             run_walkthrough)
 from testing.student.reset import BACKUPS
 
 from .lesson_builds import (CREATE_DATE, LessonCopy, copy_reference, copy_snapshot, database_state, reference_solution,
@@ -80,6 +83,21 @@ def reset(copy, step):
 def reset_start(copy, ids):
     """What a reset leaves, revision ids made alike: models.py and the
     migrations folder as text, and the database's tables, rows and revision."""
+    return start_of(copy.server, database_state(copy.database_url), ids)
+
+
+def reference_start(request, backend, step, dest):
+    """The same of the reference walkthrough as `step` begins: the starter and an
+    empty database before step 1, else its snapshot and checked state after the step before."""
+    if step == 1:
+        return {"models.py": (copy_starter(dest) / "server" / "models.py").read_text(encoding="utf-8")}, {}, {}, []
+    build = reference_solution(request, backend)
+    snapshot = build.snapshots[step - 1]
+    return start_of(snapshot.checkout / "server", build.states[step - 1], snapshot.result.revisions)
+
+
+def start_of(server, state, ids):
+    """reset_start of a server/ folder and its database's state."""
     alike = {revision: f"<revision {position}>" for position, revision in enumerate(ids, 1)}
 
     def same_ids(text):
@@ -87,15 +105,22 @@ def reset_start(copy, ids):
             text = text.replace(revision, name)
         return CREATE_DATE.sub(b"", text.encode()).decode()
 
-    files = {"models.py": (copy.server / "models.py").read_text(encoding="utf-8")}
-    migrations = copy.server / "migrations"
+    files = {"models.py": (server / "models.py").read_text(encoding="utf-8")}
+    migrations = server / "migrations"
     for path in sorted(migrations.rglob("*")) if migrations.is_dir() else []:
         if path.is_file() and "__pycache__" not in path.parts:
-            files[same_ids(path.relative_to(copy.server).as_posix())] = same_ids(path.read_text(encoding="utf-8"))
-    state = database_state(copy.database_url)
+            files[same_ids(path.relative_to(server).as_posix())] = same_ids(path.read_text(encoding="utf-8"))
     tables = {table: {column: (repr(type_), nullable) for column, (type_, nullable) in columns.items()}
               for table, columns in state.tables.items()}
     return files, tables, state.rows, [alike.get(version, version) for version in state.versions]
+
+
+def as_code(start):
+    """A reset_start with each Python file as its syntax tree: the reset writes the
+    lesson's revisions without the comments and line breaks `flask db migrate` adds."""
+    files, *database = start
+    return [{name: ast.dump(ast.parse(text)) if name.endswith(".py") else text for name, text in files.items()},
+            *database]
 
 
 def resume_point(copy, step, report):
@@ -138,17 +163,31 @@ def reset_and_check(request, backend, step, tangle, dest):
     return copy, report
 
 
+# The starts walked on to full marks with real `flask` commands, one per backend:
+# on SQLite step 5, which downgrades the reset's own revision 4 and names every
+# revision by the reset's ids; on PostgreSQL step 3, whose migrations carry the
+# rows the reset inserted and whose `flask db migrate` builds on its revisions.
+# Every other start is the reference's own state there (checked in each case),
+# from which the reference walkthrough itself goes on to full marks.
+WALKED_FROM = {"sqlite": 5, "postgresql": 3}
+
+
 @pytest.mark.parametrize("step", sorted(LESSON.steps))
 def test_reset_then_finish_the_lesson(request, backend, tmp_path, step):
-    """From each tangle the reset gives the step's start; both starts are the
-    same but for revision ids, and from there the README leads to full marks."""
+    """From each tangle the reset gives the step's start: both starts are the
+    same but for revision ids, and the same code, tables, rows and revision as
+    the reference walkthrough's when the step begins; from there the README
+    leads to full marks."""
     starts = {}
     for tangle in (squash, delete_migrations):
         copy, report = reset_and_check(request, backend, step, tangle, tmp_path / tangle.__name__)
         ids = [revision.revision for revision in report.history.chain] if report else []
         starts[tangle.__name__] = reset_start(copy, ids)
     assert starts["squash"] == starts["delete_migrations"]
+    assert as_code(starts["squash"]) == as_code(reference_start(request, backend, step, tmp_path / "reference"))
 
+    if WALKED_FROM[backend] != step:
+        return
     resume = resume_point(copy, step, report) if report else None
     database_url = copy.database_url if backend == "postgresql" else None
     run_walkthrough(copy.checkout, database_url=database_url, report=lambda line: None, resume=resume)

@@ -2,8 +2,8 @@
 
 First find_risks and friends on operation objects (recorded from real script
 files, or shaped like autogenerate's), then the real thing on both backends:
-`flask db migrate` and `flask lesson review` run as subprocesses in a copy of
-the reference walkthrough's checkout after steps 1 and 2.
+`flask db migrate` and `flask lesson review` run as subprocesses in copies of
+the reference walkthrough's checkout as steps 3 and 4 begin.
 """
 import ast
 import hashlib
@@ -415,27 +415,25 @@ def test_run_review_explains_a_database_it_cannot_read(tmp_path, capsys):
 FRAME_RULE = re.compile(r"^-{20,}$")
 
 
-def flask(story, *args):
+def flask(scratch, *args):
     """Run `python -m flask ...` in the scratch server/ folder, as a terminal shows it."""
     finished = subprocess.run(
-        [sys.executable, "-m", "flask", *args], cwd=story.server, env=story.env,
+        [sys.executable, "-m", "flask", *args], cwd=scratch.server, env=scratch.env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180,
     )
     return finished.returncode, finished.stdout
 
 
-def replace_functions(path, functions):
-    """The file with upgrade() and downgrade() replaced, as a student edits it."""
-    source = path.read_text()
-    first = min(node.lineno for node in ast.parse(source).body
-                if isinstance(node, ast.FunctionDef) and node.name in ("upgrade", "downgrade"))
-    path.write_text("\n".join(source.splitlines()[:first - 1]) + textwrap.dedent(functions))
+def functions_of(text):
+    """upgrade() and downgrade() of a revision's code, as syntax trees."""
+    return {node.name: ast.dump(node) for node in ast.parse(textwrap.dedent(text)).body
+            if isinstance(node, ast.FunctionDef) and node.name in ("upgrade", "downgrade")}
 
 
-def edit_models(story, old, new):
-    models = story.server / "models.py"
+def edit_models(scratch, old, new):
+    models = scratch.server / "models.py"
     text = models.read_text()
-    assert old in text, f"models.py after step 2 has no {old!r}"
+    assert old in text, f"models.py has no {old!r}"
     models.write_text(text.replace(old, new))
 
 
@@ -456,78 +454,99 @@ def file_notes(text):
     return comments[start:comments.index("", start)]
 
 
-class Story:
-    """Steps 1-2 by the walkthrough, then steps 3 and 4 as a careless and then
-    a careful student would do them, everything recorded for the tests."""
+class Scratch:
+    """A lasting copy of the reference walkthrough after a step, to run `flask` in."""
 
-    def __init__(self, checkout, url):
-        self.server = checkout / "server"
-        self.url = url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
-        self.env = flask_environment(url)
+    def __init__(self, snapshot):
+        self.server = snapshot.checkout / "server"
+        self.url = snapshot.database_url or f"sqlite:///{self.server / 'instance' / 'app.db'}"
+        self.env = flask_environment(snapshot.database_url)
 
     def new_file(self, before):
-        [path] = set((self.server / "migrations" / "versions").glob("*.py")) - before
+        [path] = self.versions() - before
         return path
 
     def versions(self):
         return set((self.server / "migrations" / "versions").glob("*.py"))
 
+    def revision(self, message):
+        """The text of the revision file of that message."""
+        [path] = self.server.glob(f"migrations/versions/*_{message.replace(' ', '_')}.py")
+        return path.read_text()
+
     def database_hash(self):
         path = self.server / "instance" / "app.db"
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
-    def play(self, walk):
-        """walk: the walkthrough's record of steps 1 and 2, which left this checkout."""
+
+class Story:
+    """Steps 1-2 by the walkthrough, then steps 3 and 4 as a careless and then
+    a careful student would do them, everything recorded for the tests.
+
+    The careless steps run in copies of the reference walkthrough as the step
+    begins. The careful ones are the README's own fixes (STEP3_FIXED and
+    STEP4_FIXED, checked to be the reference's revisions 3 and 4) in the same
+    state: the reference walkthrough ran their `flask lesson review` and
+    `flask db upgrade`, so its record of those commands is read, not run again."""
+
+    def play(self, reference, folder, keep):
+        walk = reference.result
+
+        def scratch_after(step):
+            return Scratch(snapshot_of(reference.snapshots[step], folder / f"after-step-{step}", keep))
+
+        def reference_run(step, command):
+            [run] = [run for run in walk.steps[step] if run.command == command]
+            return run.returncode, run.output
+
         self.step_outputs = {step: walk.output(step) for step in (1, 2)}
-        self.early_files = {path.name: path.read_text() for path in self.versions()}
 
         # Step 3, unedited, then fixed
-        edit_models(self, '__tablename__ = "department"', '__tablename__ = "departments"')
-        before = self.versions()
-        self.step3_rc, self.step3_output = flask(self, "db", "migrate", "-m", "rename department")
-        self.step3_file = self.new_file(before)
+        scratch = scratch_after(2)
+        self.early_files = {path.name: path.read_text() for path in scratch.versions()}
+        edit_models(scratch, '__tablename__ = "department"', '__tablename__ = "departments"')
+        before = scratch.versions()
+        self.step3_rc, self.step3_output = flask(scratch, "db", "migrate", "-m", "rename department")
+        self.step3_file = scratch.new_file(before)
         self.step3_text = self.step3_file.read_text()
-        hash_before = self.database_hash()
-        self.review3 = flask(self, "lesson", "review")
-        self.review3_kept_database = self.database_hash() == hash_before
-        replace_functions(self.step3_file, STEP3_FIXED)
-        self.review3_fixed = flask(self, "lesson", "review")
-        self.upgrade3 = flask(self, "db", "upgrade")
+        hash_before = scratch.database_hash()
+        self.review3 = flask(scratch, "lesson", "review")
+        self.review3_kept_database = scratch.database_hash() == hash_before
+        self.review3_fixed = reference_run(3, "flask lesson review")
+        self.upgrade3 = reference_run(3, "flask db upgrade head")
 
         # Step 4, unedited, then fixed (the README's way: op.alter_column)
-        edit_models(self, "address = db.Column(db.String)", "location = db.Column(db.String)")
-        before = self.versions()
-        self.step4_rc, self.step4_output = flask(self, "db", "migrate", "-m", "rename address")
-        self.step4_file = self.new_file(before)
+        scratch = scratch_after(3)
+        self.reference_step3 = functions_of(scratch.revision("rename department"))
+        edit_models(scratch, "address = db.Column(db.String)", "location = db.Column(db.String)")
+        before = scratch.versions()
+        self.step4_rc, self.step4_output = flask(scratch, "db", "migrate", "-m", "rename address")
+        self.step4_file = scratch.new_file(before)
         self.step4_text = self.step4_file.read_text()
-        replace_functions(self.step4_file, STEP4_FIXED)
-        self.review4_fixed = flask(self, "lesson", "review")
-        self.upgrade4 = flask(self, "db", "upgrade")
-        engine = sa.create_engine(self.url)
-        with engine.connect() as connection:
-            self.departments = connection.execute(
-                sa.text("SELECT name, location FROM departments ORDER BY id")).tuples().all()
-        engine.dispose()
+        self.review4_fixed = reference_run(4, "flask lesson review")
+        self.upgrade4 = reference_run(4, "flask db upgrade head")
+        self.departments = [(row["name"], row["location"]) for row in reference.states[4].rows["departments"]]
 
         # A table that never got rows, not in the models: autogenerate drops it
-        engine = sa.create_engine(self.url)
+        scratch = scratch_after(4)
+        self.reference_step4 = functions_of(scratch.revision("rename address"))
+        engine = sa.create_engine(scratch.url)
         with engine.begin() as connection:
             connection.execute(sa.text("CREATE TABLE projects (id INTEGER PRIMARY KEY, title VARCHAR)"))
         engine.dispose()
-        before = self.versions()
-        self.drop_projects = flask(self, "db", "migrate", "-m", "drop projects")
-        self.drop_projects_text = self.new_file(before).read_text()
-        self.review_drop = flask(self, "lesson", "review")
+        before = scratch.versions()
+        self.drop_projects = flask(scratch, "db", "migrate", "-m", "drop projects")
+        self.drop_projects_text = scratch.new_file(before).read_text()
+        self.review_drop = flask(scratch, "lesson", "review")
 
 
 @pytest.fixture
 def story(request, backend):
     """The story on a backend, played once per run and shared by every test (and xdist
-    worker) below, in a lasting copy of the reference walkthrough after step 2."""
+    worker) below, in lasting copies of the reference walkthrough."""
     def play(root, keep):
-        after_step_2 = snapshot_of(reference_solution(request, backend).snapshots[2], root, keep)
-        played = Story(after_step_2.checkout, after_step_2.database_url)
-        played.play(after_step_2.result)
+        played = Story()
+        played.play(reference_solution(request, backend), root, keep)
         return played
 
     return shared_build(request, f"review-story-{backend}", f"the review's story on {backend}", play)
@@ -567,6 +586,7 @@ def test_flask_lesson_review_fails_on_unedited_step3_and_passes_once_fixed(backe
     assert "    creates table departments (id, name, address)" in output.splitlines()
     if backend == "sqlite":
         assert story.review3_kept_database
+    assert story.reference_step3 == functions_of(STEP3_FIXED)
     code, output = story.review3_fixed
     assert code == 0, output
     assert "renames table department to departments" in output and "!!" not in output
@@ -589,6 +609,7 @@ def test_unedited_step4_warns_of_the_column_rename(backend, story):
 
 
 def test_fixed_column_rename_is_not_flagged_and_keeps_the_values(backend, story):
+    assert story.reference_step4 == functions_of(STEP4_FIXED)
     code, output = story.review4_fixed
     assert code == 0, output
     assert "renames column address to location in departments" in output and "!!" not in output
