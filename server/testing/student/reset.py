@@ -249,6 +249,12 @@ def add_rows(url, data_sets):
                 target = sa.table(table, sa.column("id"), sa.column("name"), sa.column(value_column))
                 connection.execute(target.insert(), [
                     {"id": i, "name": name, value_column: value} for i, name, value in data_set.rows])
+                if connection.dialect.name == "postgresql":
+                    # Rows inserted with their ids leave the id sequence at 1: move it past them,
+                    # or the student's next row without an id collides with the first.
+                    connection.execute(sa.text(
+                        "SELECT setval(pg_get_serial_sequence(:table, 'id'), (SELECT max(id) FROM "
+                        + connection.dialect.identifier_preparer.quote(table) + "))"), {"table": table})
     finally:
         engine.dispose()
 

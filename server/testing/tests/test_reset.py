@@ -160,7 +160,24 @@ def reset_and_check(request, backend, step, tangle, dest):
     for data_set in LESSON.data_sets:
         table = next((t for t in data_set.tables if t in local.counts), None)
         assert (table is not None and local.counts[table]) == (len(data_set.rows) if data_set.step < step else 0)
+        if table is not None and local.counts[table]:
+            assert_a_row_without_an_id_fits(copy.database_url, table)
     return copy, report
+
+
+def assert_a_row_without_an_id_fits(url, table):
+    """The student's next `db.session.add(...)` gets a new id (on PostgreSQL, the id
+    sequence is past the rows the reset inserted); rolled back, so the start is unchanged."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            target = sa.table(table, sa.column("name"))
+            connection.execute(target.insert().values(name="one more"))
+            connection.rollback()
+    finally:
+        engine.dispose()
 
 
 # The starts walked on to full marks with real `flask` commands, one per backend:
