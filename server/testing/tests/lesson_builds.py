@@ -379,9 +379,7 @@ def copy_snapshot(request, snapshot, dest):
     dest = Path(dest)
     shutil.copytree(snapshot.checkout, dest, dirs_exist_ok=True)
     if snapshot.database_url:
-        stack = contextlib.ExitStack()
-        request.addfinalizer(stack.close)
-        url = _clone_postgres(snapshot.database_url, stack)
+        url = clone_for_test(request, snapshot.database_url)
         _write_env(dest, url)
     else:
         url = sqlite_url(dest.resolve() / "server" / "instance" / "app.db")
@@ -405,8 +403,16 @@ def snapshot_of(snapshot, root, keep):
     return Snapshot(snapshot.step, checkout.resolve(), url, result)
 
 
-def _write_env(checkout, url):
-    (Path(checkout) / "server" / ".env").write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+def _write_env(checkout, url, env_file=".env"):
+    """server/<env_file> naming the database at url, as a student's file names theirs."""
+    (Path(checkout) / "server" / env_file).write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+
+
+def clone_for_test(request, url):
+    """A copy of the PostgreSQL database at url, the test's own: dropped when the test ends."""
+    stack = contextlib.ExitStack()
+    request.addfinalizer(stack.close)
+    return _clone_postgres(url, stack)
 
 
 def _clone_postgres(source_url, stack):

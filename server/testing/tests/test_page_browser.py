@@ -309,7 +309,7 @@ def test_a_students_feedback_page_is_accessible(browser):
         page.close()
 
 
-def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path_factory, tmp_path):
+def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path):
     """Steps 6-8 done with one mistake: the page's Going further block opens the message and fix
     of the one not right yet; the cohort report's section tells the same in its tables; both accessible."""
     from testing.engine.checks import grade
@@ -318,7 +318,7 @@ def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browse
 
     from .test_going_further import _empty_default, checkout_of
 
-    root = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "c")
+    root = checkout_of(request, "sqlite", tmp_path / "c")
     _empty_default(root)
     with serving(create_app(root)) as url:
         page = Visit(browser, url + "/", "going-further")
