@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
@@ -27,40 +26,17 @@ from testing.lesson.checkpoints import LESSON
 import sqlalchemy as sa
 
 from testing.databases.database import env_file_database_url, normalize_url
-from testing.maintainers.walkthrough import (
-    FURTHER_LAST_STEP, LAST_STEP, WalkthroughResult, flask_environment, run_walkthrough,
-)
+from testing.maintainers.walkthrough import flask_environment
 from testing.student.status import render, status_of
 
 from .lesson_builds import (
-    _create_postgres, _write_env, clone_for_test, copy_reference, reference_solution, shared_build, snapshot_of,
+    _write_env, clone_for_test, copy_reference, further_reference, legacy_reference, reference_solution,
 )
 from .test_golden_verdicts import compare, normaliser
 
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
 POINTS = {checkpoint.id: checkpoint.points for checkpoint in LESSON.further.checkpoints}
 LEGACY = LESSON.further.legacy  # step 10: a database made with db.create_all(), then stamped
-REVISION_STEPS = [revision.step for revision in LESSON.further.revisions]  # the steps that add revisions
-
-
-def further_reference(request, backend):
-    """The lesson's reference continued with README steps 6-9, walked once per run and backend
-    (shared by the xdist workers). Its checkout is as pushed: no database and no .env. Its
-    database_url is the walk's PostgreSQL database (None on SQLite), kept for the run."""
-    reference = reference_solution(request, backend)
-    return shared_build(request, f"further-{backend}", f"README steps 6-9 on {backend}",
-                        lambda root, keep: _walk_steps_6_to_9(reference, root, keep))
-
-
-def _walk_steps_6_to_9(reference, root, keep):
-    walked = snapshot_of(reference.snapshots[LAST_STEP], root, keep)
-    walked.result = run_walkthrough(walked.checkout, stop_after=max(REVISION_STEPS), report=lambda line: None,
-                                    database_url=walked.database_url, resume=walked.result)
-    walked.step = walked.result.completed_step
-    # Graded as pushed: no database and no .env.
-    (walked.checkout / "server" / ".env").unlink(missing_ok=True)
-    shutil.rmtree(walked.checkout / "server" / "instance", ignore_errors=True)
-    return walked
 
 
 def checkout_of(request, backend, dest):
@@ -341,32 +317,6 @@ def test_a_merge_where_the_lesson_declares_none_is_still_not_one_line(request, t
 
 
 # --- step 10: a database made with db.create_all(), brought under Alembic with `flask db stamp` ---------
-
-
-@dataclass
-class LegacyBuild:
-    """The steps 6-9 reference after README step 10: its second database made and stamped at the head."""
-
-    checkout: Path  # as pushed, plus server/legacy.env (and on SQLite the database, server/instance/legacy.db)
-    legacy_url: Optional[str]  # PostgreSQL: the database legacy.env names, kept for the run (None on SQLite)
-    result: WalkthroughResult
-
-
-def legacy_reference(request, backend):
-    """Step 10 walked once per run and backend, on the steps 6-9 reference (shared by the xdist workers)."""
-    further = further_reference(request, backend)
-    return shared_build(request, f"legacy-{backend}", f"README step 10 on {backend}",
-                        lambda root, keep: _walk_step_10(further, root, keep))
-
-
-def _walk_step_10(further, root, keep):
-    checkout = Path(root) / "checkout"
-    shutil.copytree(further.checkout, checkout)
-    legacy_url = _create_postgres(keep) if further.database_url else None  # SQLite: the env block's own file
-    # Step 10 runs only `flask --env-file legacy.env ...`: the lesson's database_url just tells the backend.
-    result = run_walkthrough(checkout, stop_after=FURTHER_LAST_STEP, report=lambda line: None, resume=further.result,
-                             database_url=further.database_url, legacy_database_url=legacy_url)
-    return LegacyBuild(checkout.resolve(), legacy_url, result)
 
 
 def legacy_checkout(request, backend, dest):
