@@ -439,7 +439,13 @@ def _walk_step_10(further, root, keep):
     return LegacyBuild(checkout.resolve(), legacy_url, result)
 
 
-# --- copies for the tests ------------------------------------------------------
+def copy_legacy(request, build, dest):
+    """A private copy of the step-10 reference. On SQLite its database travels with the files;
+    on PostgreSQL the copy gets a clone, named in its legacy.env and dropped when the test ends."""
+    shutil.copytree(build.checkout, dest)
+    if build.legacy_url:
+        _write_env(dest, clone_for_test(request, build.legacy_url), LESSON.further.legacy.env_file)
+    return Path(dest)
 
 
 def copy_reference(request, build, dest, step=LAST_STEP):

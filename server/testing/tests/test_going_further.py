@@ -5,10 +5,10 @@ The reference continues the lesson's reference build with the README's steps
 realistic mistake changes one revision of a copy of it. Step 10 adds no
 revision: the walkthrough makes its second database (db.create_all(), then
 `flask db stamp head`) in a copy of that reference, also once per run and
-backend, and each mistake leaves a copy of that database otherwise. Each is graded on
-SQLite and PostgreSQL; the optional
-checkpoints' verdicts, the lesson's own, both scores and the status text are
-pinned in tests/golden/<backend>/further-*.json (written anew with
+backend, and each mistake leaves a copy of that database otherwise. Each is
+graded on SQLite and PostgreSQL; the optional checkpoints' verdicts, the
+lesson's own, both scores and the status text are pinned in
+tests/golden/<backend>/further-*.json (written anew with
 LESSON_UPDATE_GOLDEN=1, like the lesson's golden verdicts).
 """
 import re
@@ -29,9 +29,7 @@ from testing.databases.database import env_file_database_url, normalize_url
 from testing.maintainers.walkthrough import flask_environment
 from testing.student.status import render, status_of
 
-from .lesson_builds import (
-    _write_env, clone_for_test, copy_reference, further_reference, legacy_reference, reference_solution,
-)
+from .lesson_builds import copy_legacy, copy_reference, further_reference, legacy_reference, reference_solution
 from .test_golden_verdicts import compare, normaliser
 
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
@@ -320,13 +318,10 @@ def test_a_merge_where_the_lesson_declares_none_is_still_not_one_line(request, t
 
 
 def legacy_checkout(request, backend, dest):
-    """A copy of the step-10 reference. On SQLite its database travels with the files; on PostgreSQL
-    the copy gets a clone of its own, named in its legacy.env and dropped when the test ends."""
+    """A copy of the steps 6-9 reference where the walkthrough has done README step 10 (once per
+    run and backend): its second database made and stamped at the head."""
     build = legacy_reference(request, backend)
-    shutil.copytree(build.checkout, dest)
-    if build.legacy_url:
-        _write_env(dest, clone_for_test(request, build.legacy_url), LEGACY.env_file)
-    return dest, build.result.revisions
+    return copy_legacy(request, build, dest), build.result.revisions
 
 
 def legacy_url(root):
