@@ -17,7 +17,7 @@ import pytest
 
 from testing.databases.database import postgres_server_url, postgres_unreachable_reason
 
-from .lesson_builds import drop_shared_databases, prebuild_reference
+from .lesson_builds import drop_shared_databases, prebuild_further, prebuild_reference
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -88,21 +88,24 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
-    """Under xdist, the first two workers each build one backend's reference before
-    their first test, side by side, instead of one waiting while the other builds both."""
+    """Under xdist, the first two workers each build one backend's reference (and its
+    optional steps, when collected) before their first test, side by side, instead of
+    one waiting while the other builds both."""
     # workerinput: a real xdist worker (a subprocess of a test inherits PYTEST_XDIST_WORKER, not this).
     worker = getattr(session.config, "workerinput", None)
     if worker and worker["workercount"] >= 2 and worker["workerid"] in ("gw0", "gw1") \
             and not session.config.option.collectonly:
         backend = BACKENDS[int(worker["workerid"][2:])]
-        if backend in _backends_of_reference_tests(session.items) and _usable(backend):
+        if backend in _backends_of_tests(session.items, ("reference_solution", "make_submission", "copy_reference")) \
+                and _usable(backend):
             prebuild_reference(session.config, backend)
+        if backend in _backends_of_tests(session.items, ("further_reference", "legacy_reference")) and _usable(backend):
+            prebuild_further(session.config, backend)
     return (yield)
 
 
-def _backends_of_reference_tests(items):
-    """The backends of the collected tests whose module uses the reference walkthrough."""
-    uses = ("reference_solution", "make_submission", "copy_reference")
+def _backends_of_tests(items, uses):
+    """The backends of the collected tests whose module uses one of the builds named."""
     return {item.callspec.params.get("backend") for item in items
             if getattr(item, "callspec", None) and any(name in vars(item.module) for name in uses)}
 

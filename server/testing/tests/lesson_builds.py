@@ -6,6 +6,8 @@ expected schema, rows and alembic_version, and keeps a snapshot of the
 checkout (and database) after each step. copy_reference(request, build,
 dest, step=5) gives a test its own copy of any of those states to grade,
 break or continue, so no test has to redo the lesson from the start.
+further_reference and legacy_reference continue it with the optional steps
+6-9 and 10, also once per backend and test run.
 
 Under pytest-xdist the workers share one build per backend: the first worker
 to ask builds it in the run's common temporary folder, holding a lock, and
@@ -34,12 +36,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from testing.databases.database import normalize_url, postgres_server_url, sqlite_url
+from testing.lesson.checkpoints import LESSON
 
 try:
     import fcntl
 except ImportError:  # Windows: each process builds its own
     fcntl = None
-from testing.maintainers.walkthrough import LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough
+from testing.maintainers.walkthrough import (
+    FURTHER_LAST_STEP, LAST_STEP, WalkthroughResult, copy_starter, run_walkthrough,
+)
 
 # The rows the README adds in steps 1 and 2.
 EMPLOYEES = [
@@ -256,6 +261,15 @@ def prebuild_reference(config, backend):
     _build_once(config, *_reference(backend))
 
 
+def prebuild_further(config, backend):
+    """Walk the optional steps 6-10 on a backend now, before any test asks (see conftest.py).
+    A failed build is left for the tests that ask for it to report."""
+    reference = _build_once(config, *_reference(backend))
+    further = reference if isinstance(reference, str) else _build_once(config, *_further(backend, reference))
+    if not isinstance(further, str):
+        _build_once(config, *_legacy(backend, further))
+
+
 def run_folder(config):
     """The temporary folder common to the whole run: every xdist worker's basetemp is inside it."""
     basetemp = config._tmp_path_factory.getbasetemp()
@@ -367,6 +381,73 @@ def _build(root, backend, keep):
     return ReferenceBuild(backend, checkout, result.database_url, result, states, snapshots)
 
 
+# --- the optional steps 6-10 ---------------------------------------------------
+
+
+def further_reference(request, backend):
+    """The reference continued with README steps 6-9, walked once per run and backend.
+    Its checkout is as pushed: no database and no .env. Its database_url is the walk's
+    PostgreSQL database (None on SQLite), kept for the run."""
+    name, make = _further(backend, reference_solution(request, backend))
+    return shared_build(request, name, f"README steps 6-9 on {backend}", make)
+
+
+def _further(backend, reference):
+    """The shared build's name and maker for steps 6-9 on a backend."""
+    return f"further-{backend}", lambda root, keep: _walk_steps_6_to_9(reference, root, keep)
+
+
+def _walk_steps_6_to_9(reference, root, keep):
+    walked = snapshot_of(reference.snapshots[LAST_STEP], root, keep)
+    last = max(revision.step for revision in LESSON.further.revisions)
+    walked.result = run_walkthrough(walked.checkout, stop_after=last, report=lambda line: None,
+                                    database_url=walked.database_url, resume=walked.result)
+    walked.step = walked.result.completed_step
+    # Graded as pushed: no database and no .env.
+    (walked.checkout / "server" / ".env").unlink(missing_ok=True)
+    shutil.rmtree(walked.checkout / "server" / "instance", ignore_errors=True)
+    return walked
+
+
+@dataclass
+class LegacyBuild:
+    """The steps 6-9 reference after README step 10: its second database made and stamped at the head."""
+
+    checkout: Path  # as pushed, plus server/legacy.env (and on SQLite the database, server/instance/legacy.db)
+    legacy_url: Optional[str]  # PostgreSQL: the database legacy.env names, kept for the run (None on SQLite)
+    result: WalkthroughResult
+
+
+def legacy_reference(request, backend):
+    """README step 10 walked once per run and backend on the steps 6-9 reference."""
+    name, make = _legacy(backend, further_reference(request, backend))
+    return shared_build(request, name, f"README step 10 on {backend}", make)
+
+
+def _legacy(backend, further):
+    """The shared build's name and maker for step 10 on a backend."""
+    return f"legacy-{backend}", lambda root, keep: _walk_step_10(further, root, keep)
+
+
+def _walk_step_10(further, root, keep):
+    checkout = Path(root) / "checkout"
+    shutil.copytree(further.checkout, checkout)
+    legacy_url = _create_postgres(keep) if further.database_url else None  # SQLite: the env block's own file
+    # Step 10 runs only `flask --env-file legacy.env ...`: the lesson's database_url just tells the backend.
+    result = run_walkthrough(checkout, stop_after=FURTHER_LAST_STEP, report=lambda line: None, resume=further.result,
+                             database_url=further.database_url, legacy_database_url=legacy_url)
+    return LegacyBuild(checkout.resolve(), legacy_url, result)
+
+
+def copy_legacy(request, build, dest):
+    """A private copy of the step-10 reference. On SQLite its database travels with the files;
+    on PostgreSQL the copy gets a clone, named in its legacy.env and dropped when the test ends."""
+    shutil.copytree(build.checkout, dest)
+    if build.legacy_url:
+        _write_env(dest, clone_for_test(request, build.legacy_url), LESSON.further.legacy.env_file)
+    return Path(dest)
+
+
 def copy_reference(request, build, dest, step=LAST_STEP):
     """A private copy of the reference after `step` (see copy_snapshot)."""
     return copy_snapshot(request, build.snapshots[step], dest)
@@ -379,9 +460,7 @@ def copy_snapshot(request, snapshot, dest):
     dest = Path(dest)
     shutil.copytree(snapshot.checkout, dest, dirs_exist_ok=True)
     if snapshot.database_url:
-        stack = contextlib.ExitStack()
-        request.addfinalizer(stack.close)
-        url = _clone_postgres(snapshot.database_url, stack)
+        url = clone_for_test(request, snapshot.database_url)
         _write_env(dest, url)
     else:
         url = sqlite_url(dest.resolve() / "server" / "instance" / "app.db")
@@ -405,8 +484,16 @@ def snapshot_of(snapshot, root, keep):
     return Snapshot(snapshot.step, checkout.resolve(), url, result)
 
 
-def _write_env(checkout, url):
-    (Path(checkout) / "server" / ".env").write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+def _write_env(checkout, url, env_file=".env"):
+    """server/<env_file> naming the database at url, as a student's file names theirs."""
+    (Path(checkout) / "server" / env_file).write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+
+
+def clone_for_test(request, url):
+    """A copy of the PostgreSQL database at url, the test's own: dropped when the test ends."""
+    stack = contextlib.ExitStack()
+    request.addfinalizer(stack.close)
+    return _clone_postgres(url, stack)
 
 
 def _clone_postgres(source_url, stack):

@@ -1,16 +1,16 @@
 """The optional "Going further" steps 6-10, graded apart from the lesson.
 
 The reference continues the lesson's reference build with the README's steps
-6-9 (the walkthrough performs them), then each realistic mistake changes one
-revision of it. Step 10 adds no revision: the walkthrough makes its second
-database (db.create_all(), then `flask db stamp head`) in a copy of that
-reference, and each mistake leaves that database otherwise. Each is graded on
-SQLite and PostgreSQL; the optional
-checkpoints' verdicts, the lesson's own, both scores and the status text are
-pinned in tests/golden/<backend>/further-*.json (written anew with
+6-9 (the walkthrough performs them, once per run and backend), then each
+realistic mistake changes one revision of a copy of it. Step 10 adds no
+revision: the walkthrough makes its second database (db.create_all(), then
+`flask db stamp head`) in a copy of that reference, also once per run and
+backend, and each mistake leaves a copy of that database otherwise. Each is
+graded on SQLite and PostgreSQL; the optional checkpoints' verdicts, the
+lesson's own, both scores and the status text are pinned in
+tests/golden/<backend>/further-*.json (written anew with
 LESSON_UPDATE_GOLDEN=1, like the lesson's golden verdicts).
 """
-import contextlib
 import re
 import shutil
 import subprocess
@@ -26,36 +26,20 @@ from testing.lesson.checkpoints import LESSON
 import sqlalchemy as sa
 
 from testing.databases.database import env_file_database_url, normalize_url
-from testing.maintainers.walkthrough import FURTHER_LAST_STEP, flask_environment, run_walkthrough
+from testing.maintainers.walkthrough import flask_environment
 from testing.student.status import render, status_of
 
-from .lesson_builds import _create_postgres, _drop_postgres, copy_reference, reference_solution
+from .lesson_builds import copy_legacy, copy_reference, further_reference, legacy_reference, reference_solution
 from .test_golden_verdicts import compare, normaliser
 
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
 POINTS = {checkpoint.id: checkpoint.points for checkpoint in LESSON.further.checkpoints}
 LEGACY = LESSON.further.legacy  # step 10: a database made with db.create_all(), then stamped
-REVISION_STEPS = [revision.step for revision in LESSON.further.revisions]  # the steps that add revisions
-_BUILT = {}  # backend -> the reference after step 8, once per process
 
 
-def further_reference(request, backend, tmp_path_factory):
-    """The lesson's reference continued with README steps 6-9 (built once per process and backend)."""
-    if backend not in _BUILT:
-        dest = tmp_path_factory.mktemp(f"further-{backend}")
-        copied = copy_reference(request, reference_solution(request, backend), dest / "checkout")
-        copied.result = run_walkthrough(
-            copied.checkout, stop_after=max(REVISION_STEPS), report=lambda line: None,
-            database_url=copied.database_url if backend == "postgresql" else None, resume=copied.result)
-        # Graded as pushed: no database and no .env (the copy's PostgreSQL database is dropped with the test).
-        (copied.server / ".env").unlink(missing_ok=True)
-        shutil.rmtree(copied.server / "instance", ignore_errors=True)
-        _BUILT[backend] = copied
-    return _BUILT[backend]
-
-
-def checkout_of(request, backend, tmp_path_factory, dest):
-    shutil.copytree(further_reference(request, backend, tmp_path_factory).checkout, dest)
+def checkout_of(request, backend, dest):
+    """A copy of the steps 6-9 reference, as pushed."""
+    shutil.copytree(further_reference(request, backend).checkout, dest)
     return dest
 
 
@@ -239,8 +223,8 @@ def observed(report, status_text, root):
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m.name for m in MISTAKES])
-def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, tmp_path_factory, tmp_path, mistake):
-    root = checkout_of(request, backend, tmp_path_factory, tmp_path / "checkout")
+def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, tmp_path, mistake):
+    root = checkout_of(request, backend, tmp_path / "checkout")
     mistake.change(root)
     report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
     expected = mistake.expected(backend)
@@ -294,12 +278,12 @@ def test_the_optional_checkpoints_are_declared_apart():
     assert not re.search(LESSON.further.marks[merge], "revision = '3e8b'\ndown_revision = '9f3b'\n")
 
 
-def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
+def test_the_cohort_counts_the_optional_steps_apart(request, tmp_path):
     from testing.instructor.cohort import GRADED, record_of
     from testing.instructor.cohort_report import further_lines
 
-    good = grade(checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "good"))
-    broken = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "broken")
+    good = grade(checkout_of(request, "sqlite", tmp_path / "good"))
+    broken = checkout_of(request, "sqlite", tmp_path / "broken")
     _empty_default(broken)
     records = [record_of(good), record_of(grade(broken)), record_of(grade(copy_reference(
         request, reference_solution(request, "sqlite"), tmp_path / "step-5").checkout))]
@@ -333,20 +317,11 @@ def test_a_merge_where_the_lesson_declares_none_is_still_not_one_line(request, t
 # --- step 10: a database made with db.create_all(), brought under Alembic with `flask db stamp` ---------
 
 
-def legacy_checkout(request, backend, tmp_path_factory, dest):
-    """A copy of the step-8 reference where the walkthrough has done README step 10: its second
-    database (on PostgreSQL a new one, dropped when the test ends) made and stamped at the head."""
-    reference = further_reference(request, backend, tmp_path_factory)
-    root = checkout_of(request, backend, tmp_path_factory, dest)
-    legacy_url = None
-    if backend == "postgresql":
-        stack = contextlib.ExitStack()
-        request.addfinalizer(stack.close)
-        legacy_url = _create_postgres(lambda name: stack.callback(_drop_postgres, name))
-    result = run_walkthrough(root, stop_after=FURTHER_LAST_STEP, report=lambda line: None, resume=reference.result,
-                             database_url=reference.database_url if backend == "postgresql" else None,
-                             legacy_database_url=legacy_url)
-    return root, result.revisions
+def legacy_checkout(request, backend, dest):
+    """A copy of the steps 6-9 reference where the walkthrough has done README step 10 (once per
+    run and backend): its second database made and stamped at the head."""
+    build = legacy_reference(request, backend)
+    return copy_legacy(request, build, dest), build.result.revisions
 
 
 def legacy_url(root):
@@ -426,9 +401,8 @@ LEGACY_MISTAKES = (
 
 
 @pytest.mark.parametrize("mistake", LEGACY_MISTAKES, ids=[m.name for m in LEGACY_MISTAKES])
-def test_each_legacy_mistake_fails_exactly_the_stamp_checkpoint(request, backend, tmp_path_factory, tmp_path,
-                                                                mistake):
-    root, revisions = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+def test_each_legacy_mistake_fails_exactly_the_stamp_checkpoint(request, backend, tmp_path, mistake):
+    root, revisions = legacy_checkout(request, backend, tmp_path / "checkout")
     mistake.change(root, revisions)
     report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
     found = {result.id: result.reason for result in report.further.values() if result.status == FAILED}
@@ -443,8 +417,8 @@ def test_each_legacy_mistake_fails_exactly_the_stamp_checkpoint(request, backend
 
 
 def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_rows(
-        request, backend, tmp_path_factory, tmp_path):
-    root, revisions = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+        request, backend, tmp_path):
+    root, revisions = legacy_checkout(request, backend, tmp_path / "checkout")
     _tables_of_revision_3(root, revisions)
     report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
     result = report[LEGACY.checkpoint.id]
@@ -468,8 +442,8 @@ def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_
 
 
 def test_the_stamp_waits_for_a_revision_that_fails_before_the_stamped_one(
-        request, backend, tmp_path_factory, tmp_path):
-    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+        request, backend, tmp_path):
+    root, _ = legacy_checkout(request, backend, tmp_path / "checkout")
     _not_null_no_default(root)  # revision 5 fails: the replay has no schema at the head to compare with
     report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
     result = report[LEGACY.checkpoint.id]
@@ -478,17 +452,17 @@ def test_the_stamp_waits_for_a_revision_that_fails_before_the_stamped_one(
     assert f"Revision 5 fails on upgrade, so there is no schema at revision {head}" in result.message, result.message
 
 
-def test_upgrading_the_unstamped_database_fails_on_its_first_table(request, backend, tmp_path_factory, tmp_path):
+def test_upgrading_the_unstamped_database_fails_on_its_first_table(request, backend, tmp_path):
     """What the README says `flask db upgrade` would do to it."""
-    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+    root, _ = legacy_checkout(request, backend, tmp_path / "checkout")
     on_legacy(root, "DROP TABLE alembic_version")
     code, output = legacy_flask(root, "db", "upgrade")
     words = 'table employees already exists' if backend == "sqlite" else 'relation "employees" already exists'
     assert code == 1 and words in output, output
 
 
-def test_the_step_counts_nothing_where_its_database_is_not(request, backend, tmp_path_factory, tmp_path):
-    root, _ = legacy_checkout(request, backend, tmp_path_factory, tmp_path / "checkout")
+def test_the_step_counts_nothing_where_its_database_is_not(request, backend, tmp_path):
+    root, _ = legacy_checkout(request, backend, tmp_path / "checkout")
     instructor = grade(root, backend, server_url=None if backend == "sqlite" else _server_url(), local_database=False)
     assert instructor[LEGACY.checkpoint.id].reason == "instructor_grade"
     assert instructor.further_max == instructor.further_score == LESSON.further.max_points - LEGACY.checkpoint.points
@@ -535,7 +509,7 @@ def test_a_table_made_with_create_all_in_the_lessons_database_fails_local_databa
             observed(report, render(status_of(copied.checkout, copied.database_url)), copied.checkout))
 
 
-def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path_factory, tmp_path):
+def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path):
     """The real cohort command on a class of three: steps 6-8 done, done with one mistake, and
     stopped at step 5. The lesson's columns, score and mistakes are the same for all three; the
     optional steps have columns, a report section and feedback of their own; Canvas gets the
@@ -545,8 +519,8 @@ def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path_facto
 
     from .test_cohort import book, run_cohort
 
-    checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "class" / "ann")
-    _empty_default(checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "class" / "ben"))
+    checkout_of(request, "sqlite", tmp_path / "class" / "ann")
+    _empty_default(checkout_of(request, "sqlite", tmp_path / "class" / "ben"))
     copy_reference(request, reference_solution(request, "sqlite"), tmp_path / "class" / "cy")
     roster = tmp_path / "roster.csv"
     roster.write_text("name,lms_id,source\n" + "".join(

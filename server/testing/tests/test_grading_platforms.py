@@ -273,9 +273,9 @@ def test_the_real_classroom_reporter_is_at_hand_in_ci():
 
 
 def test_the_optional_steps_leave_the_platforms_points_and_exit_code_as_the_lessons(
-        request, tmp_path_factory, tmp_path, codegrade_python):
+        request, tmp_path, codegrade_python):
     backend = "sqlite"  # the same on PostgreSQL: the bonus is judged apart on both (test_going_further)
-    root = checkout_of(request, backend, tmp_path_factory, tmp_path / "checkout")
+    root = checkout_of(request, backend, tmp_path / "checkout")
     _empty_default(root)  # the optional steps done, but add_email's backfill replaced by an empty default
     missed = LESSON.further.checkpoints[0]
     assert missed.id == "add_email"

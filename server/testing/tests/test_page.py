@@ -145,10 +145,10 @@ def test_the_finished_lesson_is_all_done_at_revision_3(request, backend, tmp_pat
     assert database_snapshot(copy.database_url) == database_before
 
 
-def test_the_optional_steps_show_marked_optional_with_their_verdicts_and_fixes(request, tmp_path_factory, tmp_path):
+def test_the_optional_steps_show_marked_optional_with_their_verdicts_and_fixes(request, tmp_path):
     from .test_going_further import _empty_default, checkout_of
 
-    root = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "c")
+    root = checkout_of(request, "sqlite", tmp_path / "c")
     _empty_default(root)  # add_email's backfill replaced by an empty default
     files_before = tree_digest(root)
     body = get(root)

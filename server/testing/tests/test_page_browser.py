@@ -309,7 +309,7 @@ def test_a_students_feedback_page_is_accessible(browser):
         page.close()
 
 
-def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path_factory, tmp_path):
+def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path):
     """Steps 6-8 done with one mistake: the page's Going further block opens the message and fix
     of the one not right yet; the cohort report's section tells the same in its tables; both accessible."""
     from testing.engine.checks import grade
@@ -318,7 +318,7 @@ def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browse
 
     from .test_going_further import _empty_default, checkout_of
 
-    root = checkout_of(request, "sqlite", tmp_path_factory, tmp_path / "c")
+    root = checkout_of(request, "sqlite", tmp_path / "c")
     _empty_default(root)
     with serving(create_app(root)) as url:
         page = Visit(browser, url + "/", "going-further")
@@ -336,8 +336,9 @@ def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browse
 
     # The sample class, two more of whom also did the optional steps as graded here.
     book = json.loads((SAMPLE / "gradebook.json").read_text(encoding="utf-8"))
+    further = record_of(grade(root, local_database=False))["further"]
     for row in book["rows"][:2]:
-        row["further"] = record_of(grade(root, local_database=False))["further"]
+        row["further"] = further
     cohort.write_gradebook(book, tmp_path / "out")
     page = Visit(browser, (tmp_path / "out" / "report.html").as_uri(), "cohort-report-going-further")
     try:
