@@ -148,11 +148,11 @@ def test_a_new_grader_regrades_everything(request, tmp_path, monkeypatch):
 
 def test_an_interrupted_run_resumes_without_grading_anything_twice(request, tmp_path):
     a_class(request, tmp_path / "class", *[kind.name for kind in WRONG[:4] + VALID[:2]])
-    # The second submission's first upgrade waits 3 s (well within the limit, the same grade), so
+    # The second submission's first upgrade waits 2 s (well within the limit, the same grade), so
     # the interruption lands while it is graded however quickly the others go.
     [first] = (tmp_path / "class" / "student-002" / "server" / "migrations" / "versions").glob("*initial*.py")
     source = first.read_text(encoding="utf-8")
-    first.write_text(source.replace("def upgrade():\n", "def upgrade():\n    import time\n    time.sleep(3)\n", 1),
+    first.write_text(source.replace("def upgrade():\n", "def upgrade():\n    import time\n    time.sleep(2)\n", 1),
                      encoding="utf-8")
     command = [sys.executable, "server/testing/tools.py", "cohort", str(tmp_path / "class"), "--jobs", "1",
                "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
