@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+# As in conftest.py: no __pycache__ in the checkout being graded. The grader's own modules
+# are compiled once into the user's cache folder instead (compiled.py), from here on.
+sys.dont_write_bytecode = True
+from .compiled import keep_compiled  # noqa: E402 (after the line above, or it is compiled into the checkout)
+
+keep_compiled(__package__)
 ROOT = Path(__file__).resolve().parents[2]  # the checkout this file is in
 # name, metavar, type, help
 OPTIONS = (
@@ -46,7 +52,6 @@ def pytest_addoption(parser):
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config):
     _hand_over(early_config)  # before any conftest.py of the wrong checkout loads
-    sys.dont_write_bytecode = True  # as in conftest.py: no __pycache__ in the checkout being graded
     from testing.isolation.sandbox import warm_up
 
     # The workers' fork server imports its libraries while pytest collects and the grader imports.

@@ -11,6 +11,7 @@ import os
 import platform
 from pathlib import Path
 
+from ..compiled import user_cache_folder
 from .cohort_gradebook import read_json, write_json
 
 MAX_FILES = 2000  # what the grade reads (server/ without the grader's copy) must stay below these
@@ -49,7 +50,7 @@ class Results:
 
 
 def default_cache():
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lesson-cohort"
+    return user_cache_folder() / "lesson-cohort"
 
 
 def grader_version():
