@@ -26,7 +26,15 @@ def common_mistakes(book):
     return ranked([row for row in book["rows"] if row["status"] in SCORED], LESSON)
 
 
-def mistake_example(mistake, rows, checkpoints_of=lambda row: row["checkpoints"]):
+def lesson_checkpoints_of(row):
+    return row["checkpoints"]
+
+
+def further_checkpoints_of(row):
+    return row["further"]["checkpoints"]
+
+
+def mistake_example(mistake, rows, checkpoints_of=lesson_checkpoints_of):
     checkpoint = mistake.split(":", 1)[0]
     return checkpoints_of(rows[0])[checkpoint]["message"]
 
@@ -34,10 +42,6 @@ def mistake_example(mistake, rows, checkpoints_of=lambda row: row["checkpoints"]
 def further_rows(book):
     """The scored rows of the submissions that began the optional steps."""
     return [row for row in book["rows"] if row["status"] in SCORED and row.get("further")]
-
-
-def further_checkpoints_of(row):
-    return row["further"]["checkpoints"]
 
 
 def further_mistakes(book):
@@ -249,7 +253,7 @@ def _pass_rate_svg(book):
             + _scrolling(table, "Checkpoints passed as a table"))
 
 
-def _mistakes_html(mistakes, scored, checkpoints_of=lambda row: row["checkpoints"]):
+def _mistakes_html(mistakes, scored, checkpoints_of=lesson_checkpoints_of):
     """The ranked mistakes, each with who made it and one real message; `scored`: the share's whole."""
     if not mistakes:
         return "<p>No mistakes: every graded submission passed every checkpoint.</p>"
@@ -300,6 +304,11 @@ def _further_html(book):
 def _result_cell(checkpoint):
     return (f"<td class={_status_class(checkpoint['status'])}>"
             f"{_e(STATUS_WORDS.get(checkpoint['status'], checkpoint['status']))}</td>")
+
+
+def points_text(checkpoint):
+    """"earned/max" of one checkpoint, or "-" where it does not apply."""
+    return "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
 
 
 STATUS_WORDS = {"not_applicable": "n/a"}  # short in a narrow column; the summary says why
@@ -365,8 +374,8 @@ def _checkpoints_html(checkpoints, every_message):
     open, blocked ones too)."""
     parts = ["<table><tr><th>Checkpoint</th><th>Result</th><th>Points</th><th>Summary</th></tr>"]
     for cid, checkpoint in checkpoints.items():
-        points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
-        parts.append(f"<tr><td><code>{_e(cid)}</code></td>{_result_cell(checkpoint)}<td class=num>{points}</td>"
+        parts.append(f"<tr><td><code>{_e(cid)}</code></td>{_result_cell(checkpoint)}"
+                     f"<td class=num>{points_text(checkpoint)}</td>"
                      f"<td class=long>{_e(checkpoint['summary'])}</td></tr>")
     parts.append("</table>")
     for cid, checkpoint in checkpoints.items():

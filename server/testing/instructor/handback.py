@@ -12,7 +12,7 @@ student's repository as FEEDBACK.md.
 import re
 from pathlib import Path
 
-from .cohort_report import page, score_text, student_html
+from .cohort_report import page, points_text, score_text, student_html
 
 TITLE = "Schema migrations with Flask-Migrate"
 FOLDER = "feedback"
@@ -63,9 +63,8 @@ def _checkpoints_markdown(checkpoints, heading):
     """A table of checkpoints, then the full message of each that failed under its own heading."""
     lines = ["", "| Checkpoint | Result | Points | Summary |", "|---|---|---:|---|"]
     for cid, checkpoint in checkpoints.items():
-        points = "-" if checkpoint["status"] == "not_applicable" else f"{checkpoint['points']}/{checkpoint['max_points']}"
         summary = checkpoint["summary"].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{cid}` | {checkpoint['status']} | {points} | {summary} |")
+        lines.append(f"| `{cid}` | {checkpoint['status']} | {points_text(checkpoint)} | {summary} |")
     for cid, checkpoint in checkpoints.items():
         if checkpoint["status"] == "failed":
             fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", checkpoint["message"])), default=0))
