@@ -252,9 +252,10 @@ def add_rows(url, data_sets):
                 if connection.dialect.name == "postgresql":
                     # Rows inserted with their ids leave the id sequence at 1: move it past them,
                     # or the student's next row without an id collides with the first.
+                    quoted = connection.dialect.identifier_preparer.quote(table)
                     connection.execute(sa.text(
-                        "SELECT setval(pg_get_serial_sequence(:table, 'id'), (SELECT max(id) FROM "
-                        + connection.dialect.identifier_preparer.quote(table) + "))"), {"table": table})
+                        f"SELECT setval(pg_get_serial_sequence(:table, 'id'), (SELECT max(id) FROM {quoted}))"),
+                        {"table": quoted})
     finally:
         engine.dispose()
 
