@@ -490,15 +490,9 @@ def _write_env(checkout, url, env_file=".env"):
 
 
 def clone_for_test(request, url):
-    """A copy of the PostgreSQL database at url, the test's own: dropped when the test ends."""
-    stack = contextlib.ExitStack()
-    request.addfinalizer(stack.close)
-    return _clone_postgres(url, stack)
-
-
-def _clone_postgres(source_url, stack):
-    """Copy a PostgreSQL database (CREATE DATABASE ... TEMPLATE); the stack drops it."""
-    return _create_postgres(lambda name: stack.callback(_drop_postgres, name), template=source_url)
+    """A copy of the PostgreSQL database at url (CREATE DATABASE ... TEMPLATE), the test's own:
+    dropped when the test ends."""
+    return _create_postgres(lambda name: request.addfinalizer(lambda: _drop_postgres(name)), template=url)
 
 
 def _create_postgres(keep, template=None):

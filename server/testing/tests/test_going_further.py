@@ -25,7 +25,7 @@ from testing.engine.report_text import further_line
 from testing.lesson.checkpoints import LESSON
 import sqlalchemy as sa
 
-from testing.databases.database import env_file_database_url, normalize_url
+from testing.databases.database import env_file_database_url, normalize_url, postgres_server_url
 from testing.maintainers.walkthrough import flask_environment
 from testing.student.status import render, status_of
 
@@ -35,6 +35,8 @@ from .test_golden_verdicts import compare, normaliser
 OPTIONAL = [checkpoint.id for checkpoint in LESSON.further.checkpoints]
 POINTS = {checkpoint.id: checkpoint.points for checkpoint in LESSON.further.checkpoints}
 LEGACY = LESSON.further.legacy  # step 10: a database made with db.create_all(), then stamped
+# The bonus a checkout can earn as pushed: step 10's database is never committed, so it counts neither way.
+PUSHED_MAX = LESSON.further.max_points - LEGACY.checkpoint.points
 
 
 def checkout_of(request, backend, dest):
@@ -226,14 +228,12 @@ def observed(report, status_text, root):
 def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, tmp_path, mistake):
     root = checkout_of(request, backend, tmp_path / "checkout")
     mistake.change(root)
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     expected = mistake.expected(backend)
     found = {result.id: result.reason for result in report.further.values() if result.status == FAILED}
     assert found == expected, {result.id: result.message for result in report.further.values()}
-    # Graded as pushed: step 10's database is not there, so its points count neither way.
-    pushed_max = LESSON.further.max_points - LEGACY.checkpoint.points
-    assert report.max_score == 95 and report.further_max == pushed_max  # never in the lesson's total
-    assert report.further_score == pushed_max - sum(POINTS[c] for c in expected)
+    assert report.max_score == 95 and report.further_max == PUSHED_MAX  # never in the lesson's total
+    assert report.further_score == PUSHED_MAX - sum(POINTS[c] for c in expected)
     if mistake.says:
         assert mistake.says in "\n".join(report[checkpoint].message for checkpoint in expected)
     if mistake.fix_says:
@@ -246,16 +246,15 @@ def test_each_mistake_fails_exactly_its_optional_checkpoints(request, backend, t
     compare(backend, "further " + mistake.name, observed(report, status, root))
 
 
-def _server_url():
-    from testing.databases.database import postgres_server_url
-
-    return postgres_server_url()
+def graded(root, backend, **options):
+    """The grade of the checkout, replayed on the backend (PostgreSQL: the test server)."""
+    return grade(root, server_url=postgres_server_url() if backend == "postgresql" else None, **options)
 
 
 def test_a_lesson_finished_at_step_5_is_told_the_steps_are_optional(request, backend, tmp_path):
     root = tmp_path / "checkout"
     copy_reference(request, reference_solution(request, backend), root)
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     assert report.full_marks and report.score == report.max_score
     assert not report.further_started and report.further_score == 0
     assert further_line(report) == LESSON.further.words.intro
@@ -404,7 +403,7 @@ LEGACY_MISTAKES = (
 def test_each_legacy_mistake_fails_exactly_the_stamp_checkpoint(request, backend, tmp_path, mistake):
     root, revisions = legacy_checkout(request, backend, tmp_path / "checkout")
     mistake.change(root, revisions)
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     found = {result.id: result.reason for result in report.further.values() if result.status == FAILED}
     expected = {LEGACY.checkpoint.id: mistake.reason} if mistake.reason else {}
     assert found == expected, report[LEGACY.checkpoint.id].message
@@ -420,7 +419,7 @@ def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_
         request, backend, tmp_path):
     root, revisions = legacy_checkout(request, backend, tmp_path / "checkout")
     _tables_of_revision_3(root, revisions)
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     result = report[LEGACY.checkpoint.id]
     assert result.reason == "legacy_not_stamped"
     fix = [line.strip() for line in result.fix.splitlines()]
@@ -430,7 +429,7 @@ def test_tables_of_an_older_revision_are_stamped_there_then_upgraded_with_their_
     assert code == 0 and "Running upgrade" not in output, output
     code, output = legacy_flask(root, "db", "upgrade")
     assert code == 0 and f"Running upgrade {revisions[2]} -> {revisions[3]}" in output, output
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     assert report[LEGACY.checkpoint.id].status == PASSED, report[LEGACY.checkpoint.id].message
     engine = sa.create_engine(normalize_url(legacy_url(root)))
     try:
@@ -445,7 +444,7 @@ def test_the_stamp_waits_for_a_revision_that_fails_before_the_stamped_one(
         request, backend, tmp_path):
     root, _ = legacy_checkout(request, backend, tmp_path / "checkout")
     _not_null_no_default(root)  # revision 5 fails: the replay has no schema at the head to compare with
-    report = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    report = graded(root, backend)
     result = report[LEGACY.checkpoint.id]
     assert (result.reason, result.blocked_by, result.earned) == ("blocked", "add_email", 0)
     head = LESSON.count + len(LESSON.further.revisions)
@@ -463,19 +462,19 @@ def test_upgrading_the_unstamped_database_fails_on_its_first_table(request, back
 
 def test_the_step_counts_nothing_where_its_database_is_not(request, backend, tmp_path):
     root, _ = legacy_checkout(request, backend, tmp_path / "checkout")
-    instructor = grade(root, backend, server_url=None if backend == "sqlite" else _server_url(), local_database=False)
+    instructor = graded(root, backend, local_database=False)
     assert instructor[LEGACY.checkpoint.id].reason == "instructor_grade"
-    assert instructor.further_max == instructor.further_score == LESSON.further.max_points - LEGACY.checkpoint.points
+    assert instructor.further_max == instructor.further_score == PUSHED_MAX
     # As pushed: legacy.env may travel (if forced past .gitignore), the database does not.
     (root / "server" / LEGACY.env_file).write_text(
         "DATABASE_URL=" + ("sqlite:///legacy.db" if backend == "sqlite" else
-                           normalize_url(_server_url()).rsplit("/", 1)[0] + "/no_such_database") + "\n",
+                           normalize_url(postgres_server_url()).rsplit("/", 1)[0] + "/no_such_database") + "\n",
         encoding="utf-8")
     shutil.rmtree(root / "server" / "instance", ignore_errors=True)
-    pushed = grade(root, backend, server_url=None if backend == "sqlite" else _server_url())
+    pushed = graded(root, backend)
     result = pushed[LEGACY.checkpoint.id]
     assert (result.status, result.reason, result.points) == ("not_applicable", "no_legacy_database", 0)
-    assert pushed.further_max == pushed.further_score == LESSON.further.max_points - LEGACY.checkpoint.points
+    assert pushed.further_max == pushed.further_score == PUSHED_MAX
 
 
 CREATE_ALL_MODEL = '''
@@ -500,8 +499,7 @@ def test_a_table_made_with_create_all_in_the_lessons_database_fails_local_databa
                           capture_output=True, text=True, timeout=300)
     assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
     models.write_text(original, encoding="utf-8")
-    report = grade(copied.checkout, backend, server_url=None if backend == "sqlite" else _server_url(),
-                   local_url=copied.database_url)
+    report = graded(copied.checkout, backend, local_url=copied.database_url)
     assert {result.id: result.reason for result in report.failed} == {"local_database": "local_database_unmigrated"}
     fix = report["local_database"].fix
     assert "db.text('DROP TABLE projects')" in fix and "flask db migrate" in fix, fix
@@ -510,7 +508,7 @@ def test_a_table_made_with_create_all_in_the_lessons_database_fails_local_databa
 
 
 def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path):
-    """The real cohort command on a class of three: steps 6-8 done, done with one mistake, and
+    """The real cohort command on a class of three: steps 6-9 done, done with one mistake, and
     stopped at step 5. The lesson's columns, score and mistakes are the same for all three; the
     optional steps have columns, a report section and feedback of their own; Canvas gets the
     lesson's points only."""
@@ -541,8 +539,7 @@ def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path):
     assert not set(OPTIONAL) & set(lesson_columns)  # the optional steps' columns come after the lesson's
     assert header[len(lesson_columns):] == ["further_score", "further_max_score", *OPTIONAL, "further_mistakes"]
     by_name = {line["student"]: line for line in table}
-    pushed_max = LESSON.further.max_points - LEGACY.checkpoint.points  # no step-10 database in a cohort
-    max_bonus = str(pushed_max)
+    max_bonus = str(PUSHED_MAX)  # no step-10 database in a cohort
     assert [by_name["ann"][c] for c in ("score", "further_score", "further_max_score")] == ["95", max_bonus, max_bonus]
     assert by_name["ben"]["add_email"] == "0" and by_name["ben"]["further_mistakes"] == "add_email:not_filled"
     assert {by_name["cy"][c] for c in ("further_score", *OPTIONAL, "further_mistakes")} == {""}
@@ -555,7 +552,7 @@ def test_the_cohorts_files_show_the_optional_steps_apart(request, tmp_path):
     assert "add_email:not_filled" not in report[:report.index('<h2 id="going-further">')]  # not a lesson mistake
     ben = (out / "feedback" / "ben.md").read_text(encoding="utf-8")
     missed = LESSON.further.checkpoints[0].points  # add_email, whose backfill ben left out
-    assert f"## Going further (optional steps, scored apart): {pushed_max - missed}/{max_bonus}" in ben
+    assert f"## Going further (optional steps, scored apart): {PUSHED_MAX - missed}/{max_bonus}" in ben
     assert "### `add_email`" in ben and "does not fill `employees.email`" in ben
     assert "Going further" not in (out / "feedback" / "cy.md").read_text(encoding="utf-8")
     assert "Going further (optional steps, scored apart): 2 submissions began them" in (out / "summary.md").read_text()

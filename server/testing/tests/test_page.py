@@ -146,7 +146,7 @@ def test_the_finished_lesson_is_all_done_at_revision_3(request, backend, tmp_pat
 
 
 def test_the_optional_steps_show_marked_optional_with_their_verdicts_and_fixes(request, tmp_path):
-    from .test_going_further import _empty_default, checkout_of
+    from .test_going_further import PUSHED_MAX, _empty_default, checkout_of
 
     root = checkout_of(request, "sqlite", tmp_path / "c")
     _empty_default(root)  # add_email's backfill replaced by an empty default
@@ -158,7 +158,7 @@ def test_the_optional_steps_show_marked_optional_with_their_verdicts_and_fixes(r
     assert re.findall(r'data-step="(\d+)"[^>]*data-optional="yes"', body) == [str(step) for step in optional]
     further = text(body.split('id="going-further"', 1)[1].split("</section>", 1)[0])
     legacy = LESSON.further.legacy.checkpoint  # no step-10 database here: it counts neither way
-    bonus_max = LESSON.further.max_points - legacy.points
+    bonus_max = PUSHED_MAX
     bonus = bonus_max - LESSON.further.checkpoints[0].points
     assert f"Lesson 95/95 · Going further {bonus}/{bonus_max}" in further
     verdicts = dict(re.findall(r'class="revision optional-checkpoint" data-checkpoint="(\w+)" data-status="(\w+)"', body))

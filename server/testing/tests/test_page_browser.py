@@ -310,7 +310,7 @@ def test_a_students_feedback_page_is_accessible(browser):
 
 
 def test_the_optional_steps_on_the_page_and_in_the_cohort_report(request, browser, tmp_path):
-    """Steps 6-8 done with one mistake: the page's Going further block opens the message and fix
+    """Steps 6-9 done with one mistake: the page's Going further block opens the message and fix
     of the one not right yet; the cohort report's section tells the same in its tables; both accessible."""
     from testing.engine.checks import grade
     from testing.instructor.cohort_gradebook import record_of
