@@ -34,6 +34,7 @@ when it is slower, 2 when something could not run. pytest-alembic is a dev
 package (`pipenv install --dev`).
 """
 import argparse
+import contextlib
 import hashlib
 import os
 import re
@@ -46,6 +47,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from ..isolation.processes import children_of
 
 sys.dont_write_bytecode = True  # nothing compiled into the checkout
 GRADER_ROOT = Path(__file__).resolve().parents[3]
@@ -169,28 +172,31 @@ def timed_run(command, cwd):
     to reap, as its subreaper (Linux), and each one's rusage counts the workers it reaped."""
     env = {k: v for k, v in os.environ.items() if k not in ("LESSON_ROOT", "LESSON_GRADE_DATABASE_URL", "DATABASE_URL")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    ours = set(children_of(os.getpid()))  # e.g. the fork server of this process's own sandbox
     with tempfile.TemporaryFile(mode="w+") as output:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
-        cpu_seconds = usage.ru_utime + usage.ru_stime + _reap_left_processes()
+        cpu_seconds = usage.ru_utime + usage.ru_stime + _reap_left_processes(ours)
         output.seek(0)
         text = output.read()
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     return Run(process.returncode, text, seconds, peak_mb, cpu_seconds)
 
 
-def _reap_left_processes():
-    """Wait for the processes a run left to this one (its subreaper); their CPU seconds."""
+def _reap_left_processes(ours):
+    """Wait for the processes a run left to this one (its subreaper); their CPU seconds.
+    This process's own children from before the run (`ours`) live on: they are not waited for."""
     seconds = 0.0
-    while True:
-        try:
-            _, _, usage = os.wait4(-1, 0)
-        except ChildProcessError:
-            return seconds
-        seconds += usage.ru_utime + usage.ru_stime
+    left = set(children_of(os.getpid())) - ours
+    while left:  # those that end leave their own children to this process in turn
+        for pid in left:
+            with contextlib.suppress(ChildProcessError):
+                seconds += sum(os.wait4(pid, 0)[2][:2])  # ru_utime + ru_stime
+        left = set(children_of(os.getpid())) - ours
+    return seconds
 
 
 def file_hash(path):
