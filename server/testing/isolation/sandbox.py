@@ -9,8 +9,8 @@ local database and .env) and the grader's own engine into a temporary folder
 and starts worker.py there in a new Python process, with an empty
 environment and a memory limit (POSIX). Each request (an import, an upgrade,
 a downgrade) has the time limit; once one has overrun it, the later requests
-of the same sandbox get GRACE_SECONDS each, so hanging code costs a grade
-about one limit. A request that overruns, a process that exits, crashes or
+of the same sandbox get GRACE_SECONDS each (the limit itself when that is
+shorter), so hanging code costs a grade about one limit. A request that overruns, a process that exits, crashes or
 sends what the grader cannot read, ends in ChildFailure with a sentence a
 student can read; the next request starts a fresh process (its start-up is
 not counted). Closing the sandbox kills the process group and deletes the copy.
@@ -188,7 +188,7 @@ class Sandbox:
         return answer
 
     def _wait(self, nonce):
-        allowance = GRACE_SECONDS if self.overran else self.limits.seconds
+        allowance = min(GRACE_SECONDS, self.limits.seconds) if self.overran else self.limits.seconds
         deadline = time.monotonic() + allowance
         while True:
             try:
