@@ -587,52 +587,71 @@ def guards_for(layout):
 
 class FileGuard:
     """The bytes of every file under some folders (and single files), to notice and put
-    back any change; a file too big to keep is known by its size and modification time."""
+    back any change; a file too big to keep is known by its size and modification time.
+
+    After each request a file is read again only when its status may show a change, as git
+    trusts its index: on POSIX, writing, replacing or re-dating a file moves its change time
+    (st_ctime), which nothing can set back. Files changed less than RACY_NS before the guard
+    was made (timestamps may be that coarse), and every file on Windows (where st_ctime is
+    the creation time), are compared byte for byte every time."""
 
     SKIPPED = {".git", "__pycache__", "node_modules", ".venv", ".pytest_cache"}
     MAX_KEPT_BYTES = 64 * 1024 * 1024
+    RACY_NS = 2_000_000_000
 
     def __init__(self, paths, restore=True, remove_added=True, skip=()):
         self.paths = [Path(path).resolve() for path in paths if Path(path).exists()]
         self.restore = restore
         self.remove_added = remove_added
         self.skipped = self.SKIPPED | set(skip)
-        self.saved = dict(self._read_all())
+        self.made = time.time_ns()
+        self.saved = dict(self._read_all())  # path -> (fingerprint, bytes or None, trusted status or None)
 
     def _files(self):
-        """The paths, as text (checked after every request: Path objects would cost more than the check)."""
+        """(path as text, its lstat) of each file (checked after every request: Path objects
+        would cost more than the check)."""
         for top in self.paths:
             if top.is_file():
-                yield str(top)
+                with contextlib.suppress(OSError):
+                    yield str(top), os.stat(top)
                 continue
             for directory, subfolders, names in os.walk(top):
                 subfolders[:] = [name for name in subfolders if name not in self.skipped]
                 for name in names:
                     path = os.path.join(directory, name)
-                    # Regular files only: a link to /dev/zero must not be read forever.
-                    if name not in self.skipped and not name.endswith((".pyc", ".pyo")) and _regular(path):
-                        yield path
+                    if name in self.skipped or name.endswith((".pyc", ".pyo")):
+                        continue
+                    try:
+                        info = os.lstat(path)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(info.st_mode):  # regular files only: a link to /dev/zero must not be read forever
+                        yield path, info
 
     def _read_all(self):
         kept = 0
-        for path in self._files():
+        for path, info in self._files():
             try:
-                data = _read(path) if os.stat(path).st_size <= self.MAX_KEPT_BYTES - kept else None
+                data = _read(path) if info.st_size <= self.MAX_KEPT_BYTES - kept else None
             except OSError:
                 continue
             kept += len(data or b"")
-            yield path, (_fingerprint(path, data), data)
+            trusted = os.name != "nt" and info.st_ctime_ns < self.made - self.RACY_NS
+            yield path, (_fingerprint(path, data), data, _status(info) if trusted else None)
 
     def changes(self):
         """The paths changed, added or removed since the fingerprints, put back when restoring."""
         now = {}
-        for path in self._files():
+        for path, info in self._files():
+            kept = self.saved.get(path)
+            if kept and kept[2] is not None and _status(info) == kept[2]:
+                now[path] = kept[0]  # untouched since the guard was made
+                continue
             try:
-                kept = self.saved.get(path)
                 now[path] = _fingerprint(path, _read(path) if kept and kept[1] is not None else None)
             except OSError:
                 continue
-        changed = [path for path, (print_, _) in self.saved.items() if now.get(path) != print_]
+        changed = [path for path, (print_, *_) in self.saved.items() if now.get(path) != print_]
         added = [path for path in now if path not in self.saved]
         if self.restore:
             for path in changed:
@@ -667,16 +686,14 @@ def _keep_aside(path):
         pass
 
 
-def _regular(path):
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _read(path):
     with open(path, "rb") as file:
         return file.read()
+
+
+def _status(info):
+    """What changes with a file's content: its size, times and identity."""
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev
 
 
 def _fingerprint(path, data):

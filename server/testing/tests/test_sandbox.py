@@ -143,6 +143,26 @@ def test_the_guard_only_reports_in_a_checkout_graded_in_place(tmp_path):
     assert (folder / "models.py").read_text() == "edited by the student meanwhile\n"
 
 
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no change time: every file is compared byte for byte")
+def test_the_guard_reads_again_only_what_may_have_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(FileGuard, "RACY_NS", 0)  # as if every file were older than the guard by far
+    folder = tmp_path / "grader"
+    folder.mkdir()
+    conftest, models = folder / "conftest.py", folder / "models.py"
+    conftest.write_text("original\n")
+    models.write_text("mine\n")
+    time.sleep(0.05)  # past the change times' tick
+    guard = FileGuard([folder])
+    os.utime(models)  # touched: new times, same bytes
+    assert guard.changes() == []
+    # The same size and modification time put back: the change time still moves.
+    before = conftest.stat()
+    conftest.write_text("forged!!\n"[:len("original\n")])
+    os.utime(conftest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert guard.changes() == ["grader/conftest.py"]
+    assert conftest.read_text() == "original\n" and guard.changes() == []
+
+
 def test_types_are_rebuilt_from_their_repr_without_running_anything():
     assert isinstance(type_from_repr("String(length=50)"), sa.String) and type_from_repr("String(length=50)").length == 50
     assert isinstance(type_from_repr("Numeric(precision=10, scale=2)"), sa.Numeric)
