@@ -153,6 +153,7 @@ class _Runner:
         self.lesson = lesson
         self.data_sets = lesson.data_sets
         self.deadline = NO_DEADLINE
+        self.known = None  # (schema, data, row counts) the last step left, when nothing has changed since
 
     def row_counts(self, schema):
         return row_counts(self.connection, tables_read(schema), self.deadline)
@@ -172,16 +173,20 @@ class _Runner:
 
         A data set that lost rows or values in the last step gets them back,
         so that every revision is judged on its own, with all the rows.
+        Whether it wrote anything.
         """
+        wrote = False
         for data_set in self.data_sets:
             rows = data.get(data_set.name)
             if rows is None or rows == data_set.expected_rows():
                 continue
+            wrote = True
             try:
                 restore_rows(self.connection, schema, data_set, rows)
                 self.connection.commit()
             except sa.exc.SQLAlchemyError:
                 self.connection.rollback()  # the schema is wrong; the checks say so
+        return wrote
 
     def run(self, revision, direction, position):
         """One step; reading what it leaves has the time limit too (a Deadline per step)."""
@@ -202,8 +207,13 @@ class _Runner:
 
     def _run(self, step):
         direction, revision = step.direction, step.revision
-        schema, data = self.snapshot()
-        step.before, step.row_counts_before = schema, self.row_counts(schema)
+        known, self.known = self.known, None
+        if known is not None:  # read after the last step, and nothing has written since
+            schema, data, step.row_counts_before = known
+        else:
+            schema, data = self.snapshot()
+            step.row_counts_before = self.row_counts(schema)
+        step.before = schema
         self.connection.commit()  # no lock of ours may stand in the worker's way
         if not revision.loaded:
             step.error = revision.load_error or f"{revision.rel} cannot be loaded."
@@ -232,7 +242,8 @@ class _Runner:
         step.rows_after = data_after
         if direction == "upgrade" and self.lesson.further is not None and step.position > self.lesson.count:
             self.read_further(step)  # only the optional revisions are judged on these
-        self.seed(step.after, data_after)
+        if not self.seed(step.after, data_after):
+            self.known = step.after, data_after, step.row_counts_after
         return step
 
     def read_further(self, step):
