@@ -482,15 +482,23 @@ def _copy_server(source, destination):
 
 
 def folder_size(folder):
-    """Bytes the files below `folder` take on disk (links not followed)."""
-    total = 0
-    for directory, _subfolders, names in os.walk(folder):
-        for name in names:
-            try:
-                info = os.lstat(os.path.join(directory, name))
-            except OSError:
-                continue
-            total += info.st_blocks * 512 if hasattr(info, "st_blocks") else info.st_size  # Windows: no blocks
+    """Bytes the files below `folder` take on disk (links not followed). Checked during and
+    after every request: os.scandir's entries cost less than os.walk and a stat of each name."""
+    total, folders = 0, [folder]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                            continue
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += info.st_blocks * 512 if hasattr(info, "st_blocks") else info.st_size  # Windows: no blocks
+        except OSError:
+            continue
     return total
 
 
@@ -591,9 +599,10 @@ class FileGuard:
 
     After each request a file is read again only when its status may show a change, as git
     trusts its index: on POSIX, writing, replacing or re-dating a file moves its change time
-    (st_ctime), which nothing can set back. Files changed less than RACY_NS before the guard
-    was made (timestamps may be that coarse), and every file on Windows (where st_ctime is
-    the creation time), are compared byte for byte every time."""
+    (st_ctime), which nothing can set back, and adding, removing or renaming an entry moves
+    its folder's. When no status moved, nothing is walked or read. Files and folders changed
+    less than RACY_NS before the guard was made (timestamps may be that coarse), and all on
+    Windows (where st_ctime is the creation time), are walked and compared every time."""
 
     SKIPPED = {".git", "__pycache__", "node_modules", ".venv", ".pytest_cache"}
     MAX_KEPT_BYTES = 64 * 1024 * 1024
@@ -606,6 +615,34 @@ class FileGuard:
         self.skipped = self.SKIPPED | set(skip)
         self.made = time.time_ns()
         self.saved = dict(self._read_all())  # path -> (fingerprint, bytes or None, trusted status or None)
+        self.folders = self._trusted_folders()  # folder -> status, or None: walk every time
+
+    def _trusted(self, info):
+        return os.name != "nt" and info.st_ctime_ns < self.made - self.RACY_NS
+
+    def _trusted_folders(self):
+        folders = {}
+        for top in self.paths:
+            for directory, subfolders, _ in os.walk(top) if top.is_dir() else ():
+                subfolders[:] = [name for name in subfolders if name not in self.skipped]
+                try:
+                    info = os.lstat(directory)
+                except OSError:
+                    return None
+                if not self._trusted(info):
+                    return None
+                folders[directory] = _status(info)
+        return folders
+
+    def _unchanged(self):
+        """A glance at the statuses: True when no file or folder can have changed."""
+        if self.folders is None:
+            return False
+        try:
+            return all(_status(os.lstat(folder)) == status for folder, status in self.folders.items()) and \
+                all(status is not None and _status(os.lstat(path)) == status for path, (_, _, status) in self.saved.items())
+        except OSError:
+            return False
 
     def _files(self):
         """(path as text, its lstat) of each file (checked after every request: Path objects
@@ -636,11 +673,12 @@ class FileGuard:
             except OSError:
                 continue
             kept += len(data or b"")
-            trusted = os.name != "nt" and info.st_ctime_ns < self.made - self.RACY_NS
-            yield path, (_fingerprint(path, data), data, _status(info) if trusted else None)
+            yield path, (_fingerprint(path, data), data, _status(info) if self._trusted(info) else None)
 
     def changes(self):
         """The paths changed, added or removed since the fingerprints, put back when restoring."""
+        if self._unchanged():
+            return []
         now = {}
         for path, info in self._files():
             kept = self.saved.get(path)
