@@ -5,8 +5,9 @@ the grader's files and every `pytest` would compile its modules again: about
 50 ms of each grade. keep_compiled(package) keeps each module's compiled code
 under the user's cache folder instead, known by its source's path, size and
 modification time as Python's own .pyc files are. Libraries keep their own
-__pycache__; only the grading process installs this (the sandbox's workers
-never read outside their own folder).
+__pycache__. The grading process and the workers' fork server install this;
+each worker drops it (stop_keeping_compiled) before it is confined, as it may
+read nothing outside its own folder and Python's.
 """
 import hashlib
 import importlib.machinery
@@ -74,3 +75,8 @@ def keep_compiled(package):
     position = sys.meta_path.index(importlib.machinery.PathFinder) \
         if importlib.machinery.PathFinder in sys.meta_path else len(sys.meta_path)
     sys.meta_path.insert(position, _Finder(package))
+
+
+def stop_keeping_compiled():
+    """Load modules as Python does again, without the cache."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _Finder)]

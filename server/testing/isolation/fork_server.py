@@ -7,12 +7,18 @@
   as multiprocessing means to when "__main__" is preloaded, which it does not
   (CPython gh-126631): else every worker forked from here would run it again, and
   import pytest or Flask, before it could start.
+- Its preloads of the grader's modules come compiled from the user's cache (compiled.py),
+  as in the grading process; each worker drops that finder before it is confined.
 """
 import os
 from multiprocessing import spawn
 
-from .confinement import become_subreaper
-from .sandbox import FORK_SERVER_MAIN
+from ..compiled import keep_compiled
+
+keep_compiled("testing")  # before the modules below and the preloads after this one
+
+from . import FORK_SERVER_MAIN  # noqa: E402
+from .confinement import become_subreaper  # noqa: E402
 
 become_subreaper()
 if os.environ.get(FORK_SERVER_MAIN):

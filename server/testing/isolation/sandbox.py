@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..databases.leftovers import temporary_folder
+from . import FORK_SERVER_MAIN
 from .processes import REAP_SECONDS, Child, children_of, end_process_tree, in_own_group, parent_of
 
 GRADER_PACKAGE = Path(__file__).resolve().parents[1]  # server/testing/
@@ -263,7 +264,6 @@ FORK_SERVER_PRELOAD = [
     "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.isolation.fork_server",
     "testing.isolation.worker", "testing.databases.operations", "testing.databases.schema_data",
 ]
-FORK_SERVER_MAIN = "LESSON_FORK_SERVER_MAIN"  # names the main script for fork_server.py
 _fork_server = None  # (process id, multiprocessing context) of the fork server this process started
 _live_workers = set()  # process ids of the workers this process forked and has not stopped
 _forking = threading.Lock()  # no sweep of the fork server's orphans while a worker is being forked

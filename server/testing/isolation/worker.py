@@ -318,6 +318,9 @@ class _ConnectionLines:
 def serve_forked(connection, root, server, memory_mb, environment, grader_pid, database_port=None, disk_mb=0):
     """The worker in a process forked from a server that has already imported its libraries
     (sandbox.py, on POSIX): the same set-up as main(), without starting Python again."""
+    from ..compiled import stop_keeping_compiled
+
+    stop_keeping_compiled()  # the fork server's: the cache is outside what the worker may read
     os.setsid()  # its own process group, killed whole
     os.environ.clear()
     os.environ.update(environment)
