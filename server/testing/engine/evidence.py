@@ -113,7 +113,7 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
             evidence.history = load_history(layout, revisions_box, Fork.declared_by(lesson))
         if evidence.history.chain:  # models.py is needed only at the end revision: it loads meanwhile
             evidence.replay = replay(
-                evidence.history, revisions_box, lesson, lambda: models.result().metadata,
+                evidence.history, revisions_box, lesson, _Later(models),
                 backend=backend, server_url=server_url,
             )
         evidence.models = models.result()
@@ -132,6 +132,20 @@ def collect(layout, lesson, backend="sqlite", server_url=None, limits=None, befo
     if local_database and evidence.other_database is None and layout.local_database.is_file():
         evidence.local = read_database(f"sqlite:///{layout.local_database.resolve()}", lesson, root=layout.root)
     return evidence
+
+
+class _Later:
+    """models.py's MetaData, loading in another thread: the replay asks for it when it
+    needs it, and may first ask whether it is there yet."""
+
+    def __init__(self, future):
+        self.future = future
+
+    def ready(self):
+        return self.future.done()
+
+    def __call__(self):
+        return self.future.result().metadata
 
 
 def legacy_database(layout, lesson):

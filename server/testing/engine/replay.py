@@ -12,7 +12,9 @@ student's database:
    insert the lesson's rows into tables that just appeared (each data set
    after the revision that creates its table);
 2. right after the lesson's end revision, compare the student's models with
-   the schema (Alembic's autogenerate compare_metadata);
+   the schema (Alembic's autogenerate compare_metadata); on SQLite, when
+   models.py is still loading then, a copy of the database in memory waits
+   for it, and the replay goes on;
 3. if every upgrade ran, downgrade one revision at a time to the base,
    recording the same things.
 
@@ -23,6 +25,7 @@ a data set is still there afterwards but rows or values are missing.
 `replay(history, sandbox, lesson, metadata, backend, server_url) -> Replay`:
 plain evidence for judge.py.
 """
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -143,6 +146,9 @@ def _losses(data_sets, data_before, data_after, schema_before, schema_after):
                 len(before), len(missing), len(changed),
             ))
     return losses
+
+
+MAX_COPIED_BYTES = 4 * 1024 * 1024  # a lesson's database at its end revision takes a few pages
 
 
 class _Runner:
@@ -271,7 +277,8 @@ class _Runner:
 def replay(history, sandbox, lesson, metadata=None, backend="sqlite", server_url=None):
     """Run the chain up and down on a throw-away database with the lesson's rows; see
     the module docstring. `metadata` is the models' MetaData, or a function that
-    returns it when it is needed (at the lesson's end revision)."""
+    returns it when it is needed (at the lesson's end revision); such a function may
+    say whether it would return at once (`metadata.ready()`)."""
     result = Replay()
     chain = history.chain
     if not chain:
@@ -311,23 +318,58 @@ def _fast_sqlite(dbapi_connection, connection_record):
 
 def _replay(runner, chain, end_revision, metadata, result, head=None):
     """`head`: also compare models.py at this position (a chain with a lesson's optional steps)."""
+    kept = {}  # position -> an engine on a copy of the database there, compared once models.py has loaded
+    try:
+        _up_and_down(runner, chain, end_revision, metadata, result, head, kept)
+        for position, copy in kept.items():
+            with copy.connect() as connection:
+                _compare_models(connection, position, metadata, result, end_revision, head)
+    finally:
+        for copy in kept.values():
+            copy.dispose()
+
+
+def _up_and_down(runner, chain, end_revision, metadata, result, head, kept):
     for position, revision in enumerate(chain, start=1):
         step = runner.run(revision, "upgrade", position)
         result.upgrades.append(step)
         if not step.ran:
             return
         if position in (end_revision, head):
-            models = metadata() if callable(metadata) else metadata  # it may have been loading until now
-            if models is None:
-                continue
-            compared = compare_models(runner.connection, models)
-            if position == end_revision:
-                result.models_diff, result.models_code, result.models_error = compared
-            if position == head:
-                result.head_models = compared
+            copy = None if getattr(metadata, "ready", lambda: True)() else _copy_in_memory(runner.connection)
+            if copy is not None:  # models.py is still loading: the replay need not wait for it
+                kept[position] = copy
+            else:
+                _compare_models(runner.connection, position, metadata, result, end_revision, head)
     for position in range(len(chain), 0, -1):
         step = runner.run(chain[position - 1], "downgrade", position)
         result.downgrades.append(step)
         if not step.ran:
             return
+
+
+def _compare_models(connection, position, metadata, result, end_revision, head):
+    models = metadata() if callable(metadata) else metadata  # it may have been loading until now
+    if models is None:
+        return
+    compared = compare_models(connection, models)
+    if position == end_revision:
+        result.models_diff, result.models_code, result.models_error = compared
+    if position == head:
+        result.head_models = compared
+
+
+def _copy_in_memory(connection):
+    """An engine on a copy of a small SQLite database, in this process's memory (where no
+    student code reaches), or None (PostgreSQL, a big database)."""
+    if connection.dialect.name != "sqlite":
+        return None
+    source = connection.connection.driver_connection
+    pages = source.execute("PRAGMA page_count").fetchone()[0] * source.execute("PRAGMA page_size").fetchone()[0]
+    if pages > MAX_COPIED_BYTES:
+        return None
+    copy = sqlite3.connect(":memory:", check_same_thread=False)
+    connection.commit()
+    source.backup(copy)
+    return sa.create_engine("sqlite://", creator=lambda: copy, poolclass=sa.pool.StaticPool)
 
