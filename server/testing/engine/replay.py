@@ -148,7 +148,7 @@ def _losses(data_sets, data_before, data_after, schema_before, schema_after):
     return losses
 
 
-MAX_COPIED_BYTES = 4 * 1024 * 1024  # a lesson's database at its end revision takes a few pages
+MAX_COPIED_BYTES = 4 * 1024 * 1024  # a lesson's database at its end revision: a few kilobytes
 
 
 class _Runner:
@@ -365,8 +365,8 @@ def _copy_in_memory(connection):
     if connection.dialect.name != "sqlite":
         return None
     source = connection.connection.driver_connection
-    pages = source.execute("PRAGMA page_count").fetchone()[0] * source.execute("PRAGMA page_size").fetchone()[0]
-    if pages > MAX_COPIED_BYTES:
+    size = source.execute("PRAGMA page_count").fetchone()[0] * source.execute("PRAGMA page_size").fetchone()[0]
+    if size > MAX_COPIED_BYTES:
         return None
     copy = sqlite3.connect(":memory:", check_same_thread=False)
     connection.commit()
