@@ -104,18 +104,23 @@ def inspect_schema(connection, wanted=(), deadline=NO_DEADLINE):
     """See the module docstring: `wanted` are the tables read first (the lesson's)."""
     inspector = sa.inspect(connection)
     names = [table for table in inspector.get_table_names() if table != VERSION_TABLE]
-    read = tables_to_read(names, wanted)
+    read = [table for table in names if table in tables_to_read(names, wanted)]
+    # All tables' columns in one query and their keys in another (PostgreSQL; SQLite asks
+    # table by table all the same), instead of two queries per table.
+    deadline.check()
+    columns = inspector.get_multi_columns(filter_names=read) if read else {}
+    deadline.check()
+    keys = inspector.get_multi_pk_constraint(filter_names=read) if read else {}
     schema = {}
     for table in names:
-        deadline.check()
         if table not in read:
             schema[table] = {}  # there, but not read: no lesson's table, and one too many to read
             continue
-        primary_key = set(inspector.get_pk_constraint(table).get("constrained_columns") or ())
+        primary_key = set(keys.get((None, table), {}).get("constrained_columns") or ())
         schema[table] = {
             info["name"]: Column(info["name"], _kind(info["type"]), bool(info.get("nullable", True)),
                                  info["name"] in primary_key, repr(info["type"]))
-            for info in inspector.get_columns(table)
+            for info in columns.get((None, table), ())
         }
     return schema
 
