@@ -17,7 +17,7 @@ import pytest
 
 from testing.databases.database import postgres_server_url, postgres_unreachable_reason
 
-from .lesson_builds import drop_shared_databases, prebuild_further, prebuild_reference
+from .lesson_builds import drop_shared_databases, last_worker_out, prebuild_further, prebuild_reference
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -115,5 +115,6 @@ def _usable(backend):
 
 
 def pytest_unconfigure(config):
-    if not hasattr(config, "workerinput"):  # the main process, after every xdist worker has finished
+    worker = getattr(config, "workerinput", None)
+    if worker is None or last_worker_out(config, worker["workercount"]):  # after every test of the run
         drop_shared_databases(config)

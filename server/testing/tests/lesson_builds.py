@@ -26,7 +26,6 @@ import pickle
 import re
 import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -36,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from testing.databases.database import normalize_url, postgres_server_url, sqlite_url
+from testing.databases.leftovers import database_name
 from testing.lesson.checkpoints import LESSON
 
 try:
@@ -344,7 +344,8 @@ def _note_database(folder, name):
 
 
 def drop_shared_databases(config):
-    """Drop the PostgreSQL databases of the run's shared builds (the main process, at the end)."""
+    """Drop the PostgreSQL databases of the run's shared builds (at the end of the run: see
+    last_worker_out)."""
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is None or factory._basetemp is None:  # this run made no temporary folder, so no build
         return
@@ -353,6 +354,19 @@ def drop_shared_databases(config):
         for name in names.read_text(encoding="utf-8").split():
             _drop_postgres(name)
         names.unlink()
+
+
+def last_worker_out(config, workers):
+    """Whether this xdist worker is the last of the run's `workers` to finish (the main process
+    loads no test's conftest.py, so it cannot be the one that cleans up)."""
+    if fcntl is None:
+        return False  # a worker's own builds are dropped with it (_shared_build)
+    with open(run_folder(config) / "workers-finished.txt", "a+", encoding="utf-8") as finished:
+        fcntl.flock(finished, fcntl.LOCK_EX)
+        finished.write(config.workerinput["workerid"] + "\n")
+        finished.flush()
+        finished.seek(0)
+        return len(finished.read().split()) >= workers
 
 
 def _build(root, backend, keep):
@@ -496,8 +510,10 @@ def clone_for_test(request, url):
 
 
 def _create_postgres(keep, template=None):
-    """A new PostgreSQL database, empty or a copy of `template` (a URL); keep(name) drops it later."""
-    name = f"lesson_{uuid.uuid4().hex[:12]}"
+    """A new PostgreSQL database, empty or a copy of `template` (a URL); keep(name) drops it later.
+    It is named as the grader names its own (leftovers.py): one this run leaves behind, a
+    killed worker's say, is dropped by the next grade's sweep once its process is gone."""
+    name = database_name()
     copied = f' TEMPLATE "{make_url(normalize_url(template)).database}"' if template else ""
     admin = sa.create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
     try:

@@ -37,7 +37,7 @@ UPDATE = os.environ.get("LESSON_UPDATE_GOLDEN") == "1"
 CATALOGUE = [*WRONG, *VALID]
 SITE_PACKAGES = str(Path(sysconfig.get_paths()["purelib"]))
 UPDATE_COMMAND = 'LESSON_UPDATE_GOLDEN=1 pipenv run selftest -k "golden or lesson_walk"'
-THROWAWAY_DATABASE = re.compile(r"\blesson_[0-9a-f]{12}\b")
+THROWAWAY_DATABASE = re.compile(r"\blesson_[0-9a-f]{6}_\d+_[0-9a-z]+_[0-9a-f]{8}\b")  # leftovers.database_name()
 
 
 def slug(name):
