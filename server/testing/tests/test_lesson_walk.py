@@ -31,7 +31,7 @@ from testing.maintainers.walkthrough import flask_environment
 from testing.student.review import run_review
 from testing.student.status import fix_of, render, status_of
 
-from .lesson_builds import LessonCopy, copy_reference, copy_snapshot, reference_solution, shared_build, snapshot_of
+from .lesson_builds import LessonCopy, copy_snapshot, reference_solution, shared_build, snapshot_of
 from .test_golden_verdicts import compare as compare_with_golden, observed
 
 
@@ -164,12 +164,32 @@ def first_fix(report):
 def walk_to(request, backend, point, dest):
     """A copy of the reference after the point's step, changed as the point says (a Student).
     The change is made once per run and backend; each test gets its own copy of the result."""
+    build, walked = _walked(request, backend, point)
+    return build, Student(copy_snapshot(request, walked, dest))
+
+
+def walk_graded(request, backend, point):
+    """(checkout, status with its database, grade) at the point, made once per run and backend
+    on a copy kept for the run: this file's test and test_one_voice's read the same."""
+    def make(root, keep):
+        copy = snapshot_of(_walked(request, backend, point)[1], root, keep)
+        return copy.checkout, status_of(copy.checkout, copy.result.database_url), grade(copy.checkout)
+
+    return shared_build(request, f"walk-graded-{backend}-{_slug(point)}",
+                        f"the status and grade at {point.name!r} on {backend}", make)
+
+
+def _walked(request, backend, point):
+    """(the reference, the snapshot of the point): the reference's own, or its change, made once."""
     build = reference_solution(request, backend)
     if point.change is None:
-        return build, Student(copy_reference(request, build, dest, step=point.after_step))
-    walked = shared_build(request, f"walk-{backend}-{re.sub(r'[^a-z0-9]+', '-', point.name)}",
-                          f"walking to {point.name!r} on {backend}", lambda root, keep: _walk(build, point, root, keep))
-    return build, Student(copy_snapshot(request, walked, dest))
+        return build, build.snapshots[point.after_step]
+    return build, shared_build(request, f"walk-{backend}-{_slug(point)}", f"walking to {point.name!r} on {backend}",
+                               lambda root, keep: _walk(build, point, root, keep))
+
+
+def _slug(point):
+    return re.sub(r"[^a-z0-9]+", "-", point.name)
 
 
 def _walk(build, point, root, keep):
@@ -198,13 +218,12 @@ def test_status_and_grader_agree(request, backend, tmp_path, capsys, point):
         for word in point.review_words:
             assert word in review, review
 
-    status = status_of(copy.checkout, copy.database_url)
+    checkout, status, report = walk_graded(request, backend, point)  # the same files and database as the copy's
     shown = render(status)
     assert "Traceback" not in shown
     assert [mark.step for mark in status.steps if mark.done] == list(point.done), shown
     action = f"{status.next.title}\n{status.next.text}"
-    report = grade(copy.checkout)
-    compare_with_golden(backend, "walk " + point.name, observed(copy.checkout, report=report, status=status))
+    compare_with_golden(backend, "walk " + point.name, observed(checkout, report=report, status=status))
     result, fix = first_fix(report)
 
     if point.next_step is None:
