@@ -161,6 +161,11 @@ def test_the_guard_reads_again_only_what_may_have_changed(tmp_path, monkeypatch)
     os.utime(conftest, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert guard.changes() == ["grader/conftest.py"]
     assert conftest.read_text() == "original\n" and guard.changes() == []
+    # An entry added to a folder, or taken away, moves the folder's own change time.
+    (folder / "planted.py").write_text("planted\n")
+    assert guard.changes() == ["grader/planted.py"] and not (folder / "planted.py").exists()
+    models.unlink()
+    assert guard.changes() == ["grader/models.py"] and models.read_text() == "mine\n"
 
 
 def test_types_are_rebuilt_from_their_repr_without_running_anything():
