@@ -361,15 +361,21 @@ def _compare_models(connection, position, metadata, result, end_revision, head):
 
 def _copy_in_memory(connection):
     """An engine on a copy of a small SQLite database, in this process's memory (where no
-    student code reaches), or None (PostgreSQL, a big database)."""
+    student code reaches), or None: PostgreSQL, a big database, or a copy that could not be
+    made (the step's deadline, which stops SQLite's statements, may have passed meanwhile)."""
     if connection.dialect.name != "sqlite":
         return None
     source = connection.connection.driver_connection
-    size = source.execute("PRAGMA page_count").fetchone()[0] * source.execute("PRAGMA page_size").fetchone()[0]
-    if size > MAX_COPIED_BYTES:
-        return None
     copy = sqlite3.connect(":memory:", check_same_thread=False)
-    connection.commit()
-    source.backup(copy)
+    try:
+        size = source.execute("PRAGMA page_count").fetchone()[0] * source.execute("PRAGMA page_size").fetchone()[0]
+        if size > MAX_COPIED_BYTES:
+            copy.close()
+            return None
+        connection.commit()
+        source.backup(copy)
+    except sqlite3.Error:
+        copy.close()
+        return None
     return sa.create_engine("sqlite://", creator=lambda: copy, poolclass=sa.pool.StaticPool)
 

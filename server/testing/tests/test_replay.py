@@ -6,6 +6,7 @@ memory, replays the rest and compares that copy once models.py has loaded:
 the verdict is the one a quick models.py gets.
 """
 import pytest
+import sqlalchemy as sa
 
 from testing.engine import replay
 from testing.engine.checks import grade
@@ -36,3 +37,19 @@ def test_a_slow_models_py_is_compared_at_the_end_revision(request, tmp_path, mon
     if not passes:  # revision 3 has address; models.py says location
         assert "location" in result.message and "address" in result.message, result.message
     assert [step.ran for step in report.evidence.replay.downgrades] == [True] * 4
+
+
+def test_no_copy_when_sqlite_stops_it(tmp_path):
+    """A step's deadline may pass between the step and the copy: then the replay compares
+    the database itself, as it would without the copy."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'scratch.db'}")
+    with engine.connect() as connection:
+        connection.execute(sa.text("CREATE TABLE employees (id INTEGER PRIMARY KEY)"))
+        connection.commit()
+        copy = replay._copy_in_memory(connection)
+        with copy.connect() as copied:
+            assert sa.inspect(copied).get_table_names() == ["employees"]
+        copy.dispose()
+        connection.connection.driver_connection.set_progress_handler(lambda: 1, 1)  # the deadline has passed
+        assert replay._copy_in_memory(connection) is None
+    engine.dispose()
