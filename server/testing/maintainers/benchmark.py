@@ -222,7 +222,7 @@ def main(argv=None):
     become_subreaper()  # the CPU of a grade's fork server and workers counts (Linux)
     scratch = Path(tempfile.mkdtemp(prefix="lesson-benchmark-"))
     try:
-        print("Building a correct submission with the reference walkthrough ...")
+        print("Building a correct submission with the reference walkthrough ...", flush=True)
         checkout = build_correct_submission(scratch)
         app_db = checkout / "server" / "instance" / "app.db"
         app_db_before = file_hash(app_db)
@@ -235,7 +235,7 @@ def main(argv=None):
         floor = []
         timed_pytest(*contenders["our grader (9 checkpoints)"])  # warm the file cache for both
         for number in range(options.runs):
-            print(f"Run {number + 1} of {options.runs} ...")
+            print(f"Run {number + 1} of {options.runs} ...", flush=True)
             for name, (args, cwd) in contenders.items():
                 runs[name].append(timed_pytest(args, cwd))
             floor.append(timed_python(["-c", FLOOR_IMPORTS], GRADER_ROOT).seconds)
