@@ -10,10 +10,11 @@ and starts worker.py there in a new Python process, with an empty
 environment and a memory limit (POSIX). Each request (an import, an upgrade,
 a downgrade) has the time limit; once one has overrun it, the later requests
 of the same sandbox get GRACE_SECONDS each (the limit itself when that is
-shorter), so hanging code costs a grade about one limit. A request that overruns, a process that exits, crashes or
-sends what the grader cannot read, ends in ChildFailure with a sentence a
-student can read; the next request starts a fresh process (its start-up is
-not counted). Closing the sandbox kills the process group and deletes the copy.
+shorter), so hanging code costs a grade about one limit. A request that
+overruns, a process that exits, crashes or sends what the grader cannot
+read, ends in ChildFailure with a sentence a student can read; the next
+request starts a fresh process (its start-up is not counted). Closing the
+sandbox kills the process group and deletes the copy.
 
 The worker confines itself before it loads any student code (confinement.py):
 on Linux it writes only in the sandbox's folder, reads only Python, the packages
@@ -620,11 +621,16 @@ class FileGuard:
     def _trusted(self, info):
         return os.name != "nt" and info.st_ctime_ns < self.made - self.RACY_NS
 
+    def _walk(self, top):
+        """(folder, file names) below a watched folder, the skipped folders left out."""
+        for directory, subfolders, names in os.walk(top):
+            subfolders[:] = [name for name in subfolders if name not in self.skipped]
+            yield directory, names
+
     def _trusted_folders(self):
         folders = {}
         for top in self.paths:
-            for directory, subfolders, _ in os.walk(top) if top.is_dir() else ():
-                subfolders[:] = [name for name in subfolders if name not in self.skipped]
+            for directory, _ in self._walk(top) if top.is_dir() else ():
                 try:
                     info = os.lstat(directory)
                 except OSError:
@@ -652,8 +658,7 @@ class FileGuard:
                 with contextlib.suppress(OSError):
                     yield str(top), os.stat(top)
                 continue
-            for directory, subfolders, names in os.walk(top):
-                subfolders[:] = [name for name in subfolders if name not in self.skipped]
+            for directory, names in self._walk(top):
                 for name in names:
                     path = os.path.join(directory, name)
                     if name in self.skipped or name.endswith((".pyc", ".pyo")):
