@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ..databases import leftovers
+from ..isolation.sandbox import grades_many
 from ..lesson.feedback import plural
 from . import canvas
 from .cohort_cache import Results, TooLarge, default_cache
@@ -65,6 +66,7 @@ def grade_many(entries, cache, backend="sqlite", server_url=None, jobs=None, tim
     statistics["interrupted"] is True.
     """
     jobs = jobs or os.cpu_count() or 1
+    grades_many()  # each grading process's fork server imports models.py's libraries once
     results = Results(cache, backend)
     rows, by_key, cached = {}, {}, 0  # by_key: identical submissions (same content) are graded once
     for entry in entries:

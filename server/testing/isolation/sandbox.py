@@ -265,6 +265,11 @@ FORK_SERVER_PRELOAD = [
     "sqlalchemy", "alembic.operations", "alembic.runtime.migration", "testing.isolation.fork_server",
     "testing.isolation.worker", "testing.databases.operations", "testing.databases.schema_data",
 ]
+# models.py's own libraries. A process that grades once leaves them to models.py's worker,
+# as said above; one that grades many times (the cohort's workers, a test run) has its fork
+# server import them too (grades_many), so that no grade after the first imports them again.
+MODELS_LIBRARIES = ["flask", "flask_sqlalchemy", "flask_migrate"]
+_grades_many = False
 _fork_server = None  # (process id, multiprocessing context) of the fork server this process started
 _live_workers = set()  # process ids of the workers this process forked and has not stopped
 _forking = threading.Lock()  # no sweep of the fork server's orphans while a worker is being forked
@@ -347,9 +352,16 @@ def _fork_context():
         return None
     if _fork_server is None or _fork_server[0] != os.getpid():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
+        context.set_forkserver_preload(FORK_SERVER_PRELOAD + (MODELS_LIBRARIES if _grades_many else []))
         _fork_server = (os.getpid(), context)
     return _fork_server[1]
+
+
+def grades_many():
+    """Say that this process (and the processes it forks) will grade many submissions, before
+    its first sandbox: its fork server then imports models.py's libraries once for all of them."""
+    global _grades_many
+    _grades_many = True
 
 
 @contextlib.contextmanager
