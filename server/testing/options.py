@@ -50,10 +50,8 @@ def pytest_addoption(parser):
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config, args):
+def pytest_load_initial_conftests(early_config):
     _hand_over(early_config)  # before any conftest.py of the wrong checkout loads
-    if _runs_the_project_suite(args):
-        return  # its processes grade many times: their fork servers start as tests/conftest.py says
     from testing.isolation.sandbox import warm_up
 
     # The workers' fork server imports its libraries while pytest collects and the grader imports.
@@ -66,12 +64,6 @@ def pytest_load_initial_conftests(early_config, args):
     finally:
         if capture is not None:
             capture.resume_global_capture()
-
-
-def _runs_the_project_suite(args):
-    """Whether the command runs the project's own tests (`pipenv run selftest`, or
-    `pytest server/testing/tests`) rather than a grade."""
-    return any("testing.tests" in arg or "testing/tests" in arg.replace(os.sep, "/") for arg in args)
 
 
 def joined(args):

@@ -266,7 +266,7 @@ FORK_SERVER_PRELOAD = [
     "testing.isolation.worker", "testing.databases.operations", "testing.databases.schema_data",
 ]
 # models.py's own libraries. A process that grades once leaves them to models.py's worker,
-# as said above; one that grades many times (the cohort's workers, a test run) has its fork
+# as said above; one that grades many times (each of the cohort's workers) has its fork
 # server import them too (grades_many), so that no grade after the first imports them again.
 MODELS_LIBRARIES = ["flask", "flask_sqlalchemy", "flask_migrate"]
 _grades_many = False

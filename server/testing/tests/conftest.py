@@ -26,10 +26,8 @@ def pytest_configure(config):
     # SIGTERM and SIGHUP end the run as Ctrl-C does, so the fixtures remove their
     # throw-away databases and folders (what a SIGKILL leaves, the next run sweeps).
     from testing.databases.leftovers import stop_on_signals
-    from testing.isolation.sandbox import grades_many
 
     stop_on_signals()
-    grades_many()  # each process of the run grades many times, with one fork server
 
 
 def postgres_required():

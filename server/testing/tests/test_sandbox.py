@@ -189,3 +189,33 @@ def test_tables_cross_the_process_boundary_as_data():
     assert table.primary_key.name == "pk_departments"
     assert [index.name for index in table.indexes] == ["ix_departments_name"]
     assert str(table.c.address.server_default.arg) == "unknown"
+
+
+# A process that says it grades many (the cohort's workers): its workers start with models.py's
+# libraries imported, once in the fork server; one that grades once leaves them to models.py.
+GRADES_MANY_PROBE = '''
+import sys
+from pathlib import Path
+
+from testing.engine.submission import Layout
+from testing.isolation import sandbox
+
+if __name__ == "__main__":
+    if sys.argv[2] == "many":
+        sandbox.grades_many()
+    path = Path(sys.argv[1])
+    with sandbox.Sandbox(Layout.of(path.parents[3]), sandbox.Limits(10, 512)) as box:
+        print(box.request("load_revision", path=str(box.private(path)))["result"]["revision"])
+'''
+
+
+@pytest.mark.skipif(os.name != "posix", reason="workers are forked from a fork server on POSIX only")
+@pytest.mark.parametrize("grades, preloaded", [("many", "loaded"), ("once", "not-loaded")])
+def test_a_process_that_grades_many_has_models_libraries_loaded_once_for_its_workers(tmp_path, grades, preloaded):
+    _, path = checkout(tmp_path)
+    path.write_text('import sys\nrevision = "loaded" if "flask_sqlalchemy" in sys.modules else "not-loaded"\n'
+                    "down_revision = None\n", encoding="utf-8")
+    probe = tmp_path / "probe.py"
+    probe.write_text(GRADES_MANY_PROBE, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(probe), str(path), grades], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == [preloaded], run.stdout + run.stderr
