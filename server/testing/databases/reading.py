@@ -104,13 +104,13 @@ def inspect_schema(connection, wanted=(), deadline=NO_DEADLINE):
     """See the module docstring: `wanted` are the tables read first (the lesson's)."""
     inspector = sa.inspect(connection)
     names = [table for table in inspector.get_table_names() if table != VERSION_TABLE]
-    read = [table for table in names if table in tables_to_read(names, wanted)]
+    read = tables_to_read(names, wanted)
     # All tables' columns in one query and their keys in another (PostgreSQL; SQLite asks
     # table by table all the same), instead of two queries per table.
     deadline.check()
-    columns = inspector.get_multi_columns(filter_names=read) if read else {}
+    columns = inspector.get_multi_columns(filter_names=list(read)) if read else {}
     deadline.check()
-    keys = inspector.get_multi_pk_constraint(filter_names=read) if read else {}
+    keys = inspector.get_multi_pk_constraint(filter_names=list(read)) if read else {}
     schema = {}
     for table in names:
         if table not in read:
